@@ -1,0 +1,46 @@
+# The two commands a new user needs: `make demo` and `make test`. Each does all set-up.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: setup demo test test-unit lint typecheck bench postgres serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: 2.13.0 is the local CPU wheel; any other spec may pull CUDA builds.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+postgres:
+	@scripts/ensure-postgres.sh
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+test: setup postgres
+	$(BIN)/pytest -q
+
+test-unit: setup
+	$(BIN)/pytest -q tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy services
+
+bench: setup postgres
+	$(BIN)/python bench/ingest.py
+
+serve: setup
+	$(BIN)/lrlab serve
+
+clean:
+	rm -rf $(VENV) .lrlab .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,45 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routes import health, metrics, projects, registry, sweeps, trials
+from api.version import VERSION
+from services.settings import Settings, get_settings
+from services.store import Store, open_store
+
+DESCRIPTION = """
+lrlab runs learning-rate experiments: submit a sweep or a job, watch every step's metrics,
+and read what went wrong and what to change. Every route but `/health` takes a bearer token
+and sees only that token's project.
+"""
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the app. A given store is used as is (tests); otherwise one is opened from the
+    settings at startup, with the schema upgraded to the latest migration."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        app.state.store = store or open_store(settings.resolved_database_url)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.store.close()
+
+    app = FastAPI(title="lrlab", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    if store is not None:
+        app.state.store = store
+    errors.install(app)
+    for module in (health, registry, projects, sweeps, trials, metrics):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,88 @@
+"""Request dependencies, as Annotated aliases so routes stay one line per need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.domain import ApiToken, Project
+from services.errors import Forbidden, InvalidInput, Unauthorized
+from services.settings import Settings
+from services.store import Store
+
+_bearer = HTTPBearer(auto_error=False, description="An lrlab API token (lrl_...)")
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@dataclass(frozen=True)
+class Auth:
+    project: Project
+    token: ApiToken
+
+
+def authenticate(
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Auth:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    found = store.projects.authenticate(credentials.credentials)
+    if found is None:
+        raise Unauthorized("unknown or revoked token")
+    return Auth(project=found[0], token=found[1])
+
+
+AuthDep = Annotated[Auth, Depends(authenticate)]
+
+
+def current_project(auth: AuthDep) -> Project:
+    return auth.project
+
+
+CurrentProject = Annotated[Project, Depends(current_project)]
+
+
+def require_admin(auth: AuthDep) -> Auth:
+    if not auth.token.is_admin:
+        raise Forbidden("this action needs an admin token")
+    return auth
+
+
+AdminDep = Annotated[Auth, Depends(require_admin)]
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    offset: int
+
+
+def page_params(
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1, description="Items per page.")] = None,
+    offset: Annotated[int, Query(ge=0, le=2**62, description="Items to skip.")] = 0,
+) -> PageParams:
+    if limit is None:
+        limit = settings.default_page_size
+    if limit > settings.max_page_size:
+        raise InvalidInput(f"limit must be at most {settings.max_page_size}", field="limit")
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]

@@ -1,0 +1,91 @@
+"""Metric points in (idempotent batches) and series out (ranges, downsampled)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import CurrentProject, SettingsDep, StoreDep
+from api.schemas import MAX_STEP, METRIC_BATCH, IngestOut, SeriesOut, SeriesSetOut
+from services.errors import InvalidInput, TooLarge
+
+router = APIRouter(tags=["metrics"])
+TrialId = Annotated[int, Path(ge=1, le=MAX_STEP)]
+Step = Annotated[int | None, Query(ge=0, le=MAX_STEP)]
+BYTES_PER_POINT = 512  # generous: a point with a 200-character name is ~260 bytes of JSON
+
+_INGEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": METRIC_BATCH.json_schema()}},
+    }
+}
+
+
+@router.post("/trials/{trial_id}/metrics", response_model=IngestOut, openapi_extra=_INGEST_BODY)
+async def ingest_metrics(
+    trial_id: TrialId,
+    request: Request,
+    project: CurrentProject,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> IngestOut:
+    """Store a batch of points. Re-sending a batch changes nothing; a point sent again for
+    a (name, step) that exists replaces its value (a resumed trial re-running steps)."""
+    limit = settings.max_points_per_request
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit * BYTES_PER_POINT:
+        raise TooLarge(f"body of {declared} bytes is over the limit for {limit} points")
+    await run_in_threadpool(store.sweeps.get_trial, project.id, trial_id)
+    # Validated straight from bytes: the fast path for large batches.
+    batch = METRIC_BATCH.validate_json(await request.body())
+    points = batch["points"]
+    if len(points) > limit:
+        raise TooLarge(f"{len(points)} points in one batch; the limit is {limit}", field="points")
+    rows = [(p["name"], p["step"], p["value"], p.get("time")) for p in points]
+    accepted = await run_in_threadpool(store.metrics.write, trial_id, rows)
+    return IngestOut(accepted=accepted)
+
+
+@router.get("/trials/{trial_id}/metrics", response_model=SeriesSetOut)
+def read_metrics(
+    trial_id: TrialId,
+    project: CurrentProject,
+    store: StoreDep,
+    settings: SettingsDep,
+    name: Annotated[
+        list[str] | None, Query(description="Metric names (repeat the parameter); all if unset.")
+    ] = None,
+    start: Step = None,
+    end: Step = None,
+    max_points: Annotated[
+        int | None, Query(ge=4, description="Downsample each series to at most this many points.")
+    ] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, description="Raw reads: at most this many points per series.")
+    ] = None,
+) -> SeriesSetOut:
+    """Series in step order. With `max_points`, a downsampled view that keeps spikes and the
+    first non-finite point of every NaN/Inf run; without it, raw points up to `limit`,
+    continuing from `next_start`. Non-finite values are the strings "NaN", "Infinity",
+    "-Infinity"."""
+    cap = settings.max_series_points
+    if start is not None and end is not None and start > end:
+        raise InvalidInput(f"start ({start}) must not be after end ({end})", field="start")
+    if max_points is not None and max_points > cap:
+        raise InvalidInput(f"max_points must be at most {cap}", field="max_points")
+    if limit is not None and limit > cap:
+        raise InvalidInput(f"limit must be at most {cap}", field="limit")
+    store.sweeps.get_trial(project.id, trial_id)
+    series = store.metrics.read(
+        trial_id, name, start=start, end=end, max_points=max_points, limit=limit or cap
+    )
+    return SeriesSetOut(trial_id=trial_id, series=[SeriesOut.of(s) for s in series])
+
+
+@router.get("/trials/{trial_id}/metric-names", response_model=list[str])
+def metric_names(trial_id: TrialId, project: CurrentProject, store: StoreDep) -> list[str]:
+    store.sweeps.get_trial(project.id, trial_id)
+    return store.metrics.names(trial_id)

@@ -1,0 +1,68 @@
+"""Sweeps and single jobs: submit, list, inspect, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import CurrentProject, PageDep, SettingsDep, StoreDep
+from api.schemas import PageOut, SweepOut, TrialOut
+from services.domain import SweepStatus, TrialStatus
+from services.specs import SweepSpec, TrialSpec
+from services.sweeps import submit_job, submit_sweep
+
+router = APIRouter(tags=["sweeps"])
+SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.post("/sweeps", response_model=SweepOut, status_code=201)
+def create_sweep(
+    spec: SweepSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep
+) -> SweepOut:
+    """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now."""
+    return SweepOut.of(submit_sweep(store, settings, project.id, spec))
+
+
+@router.post("/jobs", response_model=SweepOut, status_code=201)
+def create_job(
+    spec: TrialSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep
+) -> SweepOut:
+    """Submit one training job (stored as a sweep of one trial)."""
+    return SweepOut.of(submit_job(store, settings, project.id, spec))
+
+
+@router.get("/sweeps", response_model=PageOut[SweepOut])
+def list_sweeps(
+    project: CurrentProject,
+    store: StoreDep,
+    page: PageDep,
+    status: Annotated[SweepStatus | None, Query()] = None,
+) -> PageOut[SweepOut]:
+    result = store.sweeps.list(project.id, limit=page.limit, offset=page.offset, status=status)
+    return PageOut[SweepOut].build(result, [SweepOut.of(s) for s in result.items])
+
+
+@router.get("/sweeps/{sweep_id}", response_model=SweepOut)
+def get_sweep(sweep_id: SweepId, project: CurrentProject, store: StoreDep) -> SweepOut:
+    return SweepOut.of(store.sweeps.get(project.id, sweep_id))
+
+
+@router.post("/sweeps/{sweep_id}/cancel", response_model=SweepOut)
+def cancel_sweep(sweep_id: SweepId, project: CurrentProject, store: StoreDep) -> SweepOut:
+    """Queued trials are cancelled at once; running ones are asked to stop."""
+    return SweepOut.of(store.sweeps.cancel(project.id, sweep_id))
+
+
+@router.get("/sweeps/{sweep_id}/trials", response_model=PageOut[TrialOut])
+def list_trials(
+    sweep_id: SweepId,
+    project: CurrentProject,
+    store: StoreDep,
+    page: PageDep,
+    status: Annotated[TrialStatus | None, Query()] = None,
+) -> PageOut[TrialOut]:
+    result = store.sweeps.list_trials(
+        project.id, sweep_id, limit=page.limit, offset=page.offset, status=status
+    )
+    return PageOut[TrialOut].build(result, [TrialOut.of(t) for t in result.items])

@@ -1,0 +1,224 @@
+"""Request and response bodies. Domain objects go out through these, never ORM rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, NotRequired, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from typing_extensions import TypedDict
+
+from services.domain import Page, Series, Sweep, Trial, TrialEvent
+
+T = TypeVar("T")
+
+MAX_STEP = 2**63 - 1
+MetricName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PageOut(Out, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last.")
+
+    @classmethod
+    def build(cls, page: Page[Any], items: list[T]) -> PageOut[T]:
+        nxt = page.offset + len(page.items)
+        return cls(
+            items=items,
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+            next_offset=nxt if nxt < page.total else None,
+        )
+
+
+class ProjectOut(Out):
+    id: int
+    name: str
+    created_at: datetime
+
+
+class TokenOut(Out):
+    id: int
+    project_id: int
+    name: str
+    prefix: str
+    is_admin: bool
+    created_at: datetime
+
+
+class IssuedTokenOut(BaseModel):
+    token: TokenOut
+    secret: str = Field(description="The bearer token. Shown once: lrlab stores only its hash.")
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: MetricName = "token"
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][\w.-]*$")
+    ]
+
+
+class ProjectCreated(BaseModel):
+    project: ProjectOut
+    token: IssuedTokenOut
+
+
+class MetricSpecOut(BaseModel):
+    name: str
+    goal: str
+
+
+class SweepOut(Out):
+    id: int
+    project_id: int
+    name: str
+    method: str
+    status: str
+    metric: MetricSpecOut
+    max_trials: int | None
+    max_concurrent: int
+    trial_counts: dict[str, int]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    spec: dict[str, Any]
+
+    @classmethod
+    def of(cls, s: Sweep) -> SweepOut:
+        return cls(
+            id=s.id,
+            project_id=s.project_id,
+            name=s.name,
+            method=s.method,
+            status=s.status.value,
+            metric=MetricSpecOut(name=s.metric_name, goal=s.metric_goal),
+            max_trials=s.max_trials,
+            max_concurrent=s.max_concurrent,
+            trial_counts=s.trial_counts,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+            finished_at=s.finished_at,
+            spec=s.spec,
+        )
+
+
+class TrialOut(Out):
+    id: int
+    sweep_id: int
+    project_id: int
+    number: int
+    status: str
+    params: dict[str, Any]
+    spec: dict[str, Any]
+    attempt: int
+    max_restarts: int
+    cancel_requested: bool
+    error: str | None
+    traceback: str | None
+    worker: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, t: Trial) -> TrialOut:
+        return cls.model_validate(t)
+
+
+class TrialEventOut(Out):
+    status: str
+    at: datetime
+    detail: str | None
+
+    @classmethod
+    def of(cls, e: TrialEvent) -> TrialEventOut:
+        return cls(status=e.status.value, at=e.at, detail=e.detail)
+
+
+class PointIn(TypedDict):
+    # A TypedDict, not a model: a 5,000-point batch validates without building objects.
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    name: MetricName
+    step: Annotated[int, Field(ge=0, le=MAX_STEP)]
+    value: Annotated[
+        float,
+        Field(description='A number, or "NaN", "Infinity", "-Infinity" (stored as such).'),
+    ]
+    time: NotRequired[
+        Annotated[float | None, Field(ge=0, le=1e11, description="Unix seconds; default now.")]
+    ]
+
+
+class MetricBatch(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    points: list[PointIn]
+
+
+METRIC_BATCH = TypeAdapter(MetricBatch)
+
+
+class IngestOut(BaseModel):
+    accepted: int = Field(description="Distinct (name, step) points in the batch.")
+
+
+class SeriesOut(BaseModel):
+    # Non-finite values travel as the strings "NaN", "Infinity" and "-Infinity".
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    name: str
+    steps: list[int]
+    values: list[float]
+    times: list[float]
+    total: int = Field(
+        description="Points in the requested range (downsampled reads) or returned (raw reads)."
+    )
+    downsampled: bool
+    next_start: int | None = Field(description="Raw reads cut at `limit` continue from here.")
+
+    @classmethod
+    def of(cls, s: Series) -> SeriesOut:
+        return cls(
+            name=s.name,
+            steps=s.steps,
+            values=s.values,
+            times=s.times,
+            total=s.total,
+            downsampled=s.downsampled,
+            next_start=s.next_start,
+        )
+
+
+class SeriesSetOut(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+    trial_id: int
+    series: list[SeriesOut]
+
+
+class RegistryEntryOut(BaseModel):
+    name: str
+    description: str
+    params: dict[str, Any]
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: str
+    version: str

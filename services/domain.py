@@ -1,0 +1,126 @@
+"""Frozen domain objects the store hands out: never ORM rows, never sessions."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class TrialStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PRUNED = "pruned"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_TRIAL_STATES
+
+
+TERMINAL_TRIAL_STATES = frozenset(
+    {TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.PRUNED, TrialStatus.CANCELLED}
+)
+
+
+class SweepStatus(enum.StrEnum):
+    RUNNING = "running"  # has trials that are queued or running
+    FINISHED = "finished"  # every trial reached a terminal state
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: int
+    project_id: int
+    name: str
+    prefix: str  # first characters of the secret, to tell tokens apart in listings
+    is_admin: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token at creation time: the only moment its secret exists outside the hash."""
+
+    token: ApiToken
+    secret: str
+
+
+@dataclass(frozen=True)
+class Sweep:
+    id: int
+    project_id: int
+    name: str
+    method: str
+    spec: dict[str, Any]
+    status: SweepStatus
+    metric_name: str
+    metric_goal: str
+    max_trials: int | None
+    max_concurrent: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    trial_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Trial:
+    id: int
+    sweep_id: int
+    project_id: int
+    number: int
+    status: TrialStatus
+    params: dict[str, Any]
+    spec: dict[str, Any]
+    attempt: int
+    max_restarts: int
+    cancel_requested: bool
+    error: str | None
+    traceback: str | None
+    worker: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TrialEvent:
+    trial_id: int
+    status: TrialStatus
+    at: datetime
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric of one trial, in step order. Non-finite values are kept as floats."""
+
+    name: str
+    steps: list[int]
+    values: list[float]
+    times: list[float]
+    total: int  # points in the requested step range before downsampling or truncation
+    downsampled: bool = False
+    next_start: int | None = None  # raw reads cut at a limit continue from here
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int

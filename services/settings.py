@@ -1,0 +1,55 @@
+"""Server settings: one class, read from LRLAB_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LRLAB_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".lrlab"),
+        description="Where the embedded database, the admin token and checkpoints live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means an embedded SQLite file in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/dbname",
+    )
+    ray_address: str | None = Field(
+        default=None, description="An existing Ray cluster ('auto' or host:port); unset = local."
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8765, ge=1, le=65535)
+
+    max_trials_per_sweep: int = Field(default=10_000, ge=1)
+    max_points_per_request: int = Field(default=50_000, ge=1)
+    max_series_points: int = Field(
+        default=100_000, ge=10, description="Most points one series read returns."
+    )
+    default_page_size: int = Field(default=50, ge=1)
+    max_page_size: int = Field(default=500, ge=1)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'lrlab.db').resolve()}"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

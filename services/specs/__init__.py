@@ -1,0 +1,131 @@
+"""Spec models: what a user may ask for, validated before anything is stored or run.
+
+Registries (OPTIMIZERS, SCHEDULES, TASKS) map a name to its params model. A TrialSpec is
+one training run; a SweepSpec is a base TrialSpec plus a search space. Nothing here
+imports torch, ray, fastapi or sqlalchemy.
+"""
+
+from services.specs.common import (
+    SpecError,
+    StrictModel,
+    Text,
+    describe_error,
+    field_path,
+    spec_errors,
+)
+from services.specs.grid import apply_params, expand_grid, grid_size
+from services.specs.optimizers import (
+    OPTIMIZERS,
+    AdagradParams,
+    AdamParams,
+    AdamWParams,
+    LBFGSParams,
+    Optimizer,
+    OptimizerParams,
+    RMSpropParams,
+    SGDParams,
+)
+from services.specs.params import (
+    DISTRIBUTIONS,
+    ConstantParam,
+    DistributionParam,
+    ParamSpec,
+    ValuesParam,
+    param_choices,
+)
+from services.specs.registry import RegistryParams, describe_registry
+from services.specs.schedules import (
+    SCHEDULES,
+    ConstantSchedule,
+    CosineRestartsSchedule,
+    CosineSchedule,
+    CyclicSchedule,
+    ExponentialSchedule,
+    MultiStepSchedule,
+    OneCycleSchedule,
+    PlateauSchedule,
+    Schedule,
+    ScheduleParams,
+    StepSchedule,
+)
+from services.specs.sweep import Metric, SweepMethod, SweepSpec
+from services.specs.tasks import (
+    TASKS,
+    CartpoleTask,
+    DigitsTask,
+    RegressionTask,
+    Task,
+    TaskParams,
+    TextTask,
+)
+from services.specs.trial import (
+    SWA,
+    BatchSize,
+    Budget,
+    LrScaling,
+    Regularization,
+    Resources,
+    TrialSpec,
+    effective_weight_decay,
+    scaled_lr,
+)
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SWA",
+    "TASKS",
+    "AdagradParams",
+    "AdamParams",
+    "AdamWParams",
+    "BatchSize",
+    "Budget",
+    "CartpoleTask",
+    "ConstantParam",
+    "ConstantSchedule",
+    "CosineRestartsSchedule",
+    "CosineSchedule",
+    "CyclicSchedule",
+    "DigitsTask",
+    "DistributionParam",
+    "ExponentialSchedule",
+    "LBFGSParams",
+    "LrScaling",
+    "Metric",
+    "MultiStepSchedule",
+    "OneCycleSchedule",
+    "Optimizer",
+    "OptimizerParams",
+    "ParamSpec",
+    "PlateauSchedule",
+    "RMSpropParams",
+    "RegistryParams",
+    "RegressionTask",
+    "Regularization",
+    "Resources",
+    "SGDParams",
+    "Schedule",
+    "ScheduleParams",
+    "SpecError",
+    "StepSchedule",
+    "StrictModel",
+    "SweepMethod",
+    "SweepSpec",
+    "Task",
+    "TaskParams",
+    "Text",
+    "TextTask",
+    "TrialSpec",
+    "ValuesParam",
+    "apply_params",
+    "describe_error",
+    "describe_registry",
+    "effective_weight_decay",
+    "expand_grid",
+    "field_path",
+    "grid_size",
+    "param_choices",
+    "scaled_lr",
+    "spec_errors",
+]

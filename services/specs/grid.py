@@ -1,0 +1,95 @@
+"""Turning a sweep into trial specs: setting params on the base, and expanding a grid."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import JsonValue, ValidationError
+
+from services.specs.common import SpecError, describe_error
+from services.specs.params import param_choices
+from services.specs.registry import RegistryParams
+from services.specs.sweep import SweepSpec
+from services.specs.trial import REGISTRY_FIELDS, TrialSpec
+
+__all__ = ["apply_params", "expand_grid", "grid_size"]
+
+
+def _base_dump(base: TrialSpec) -> dict[str, Any]:
+    data = base.model_dump()
+    # A registry entry keeps only its name and what was set explicitly, so that changing
+    # "optimizer.name" from sgd to adam does not carry sgd's defaults (momentum, ...) into
+    # adam, where they are unknown keys; unset params take the new entry's defaults.
+    for field in REGISTRY_FIELDS:
+        entry = getattr(base, field)
+        assert isinstance(entry, RegistryParams)
+        data[field] = {"name": entry.name, **entry.model_dump(exclude_unset=True)}
+    return data
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if isinstance(child, str):
+            child = {"name": child}  # a bare registry name set by a shorter path
+        elif not isinstance(child, dict):
+            child = {}  # e.g. regularization.swa while swa is still null
+        node[part] = child
+        node = child
+    node[leaf] = copy.deepcopy(value)
+
+
+def apply_params(base: TrialSpec, params: Mapping[str, Any]) -> TrialSpec:
+    """`base` with each value set at its dotted path; raises ValidationError if invalid.
+
+    Shorter paths are set first, so {"optimizer.lr": ..., "optimizer": ...} sets the whole
+    optimizer and then its lr, whatever the order of the keys.
+    """
+    data = _base_dump(base)
+    for path in sorted(params, key=lambda p: p.count(".")):
+        _set_path(data, path, params[path])
+    return TrialSpec.model_validate(data)
+
+
+def grid_size(spec: SweepSpec) -> int:
+    """How many combinations the grid of `spec` has (1 for method single)."""
+    if spec.method == "single":
+        return 1
+    return math.prod(len(param_choices(param)) for param in spec.space.values())
+
+
+def expand_grid(spec: SweepSpec, limit: int) -> list[tuple[dict[str, JsonValue], TrialSpec]]:
+    """The trials of a grid (or single) sweep, as (params, trial spec) pairs.
+
+    Order is deterministic: the cartesian product with the first parameter varying
+    slowest, values in the order given; max_trials keeps the first ones. The whole grid
+    must fit `limit` (even when max_trials cuts it), so a typo cannot queue millions.
+    """
+    if spec.method == "single":
+        return [({}, spec.base)]
+    if spec.method != "grid":
+        raise SpecError("method", f"method {spec.method!r} samples its trials; it has no grid")
+    size = grid_size(spec)
+    if size > limit:
+        raise SpecError("space", f"grid has {size} combinations; the limit is {limit}")
+    paths = list(spec.space)
+    choices = [param_choices(spec.space[path]) for path in paths]
+    # islice with stop=None takes everything.
+    combinations = itertools.islice(itertools.product(*choices), spec.max_trials)
+    out = []
+    for values in combinations:
+        params = dict(zip(paths, values, strict=True))
+        try:
+            trial = apply_params(spec.base, params)
+        except ValidationError as exc:
+            raise SpecError(
+                "space", f"combination {params} gives an invalid trial: {describe_error(exc)}"
+            ) from exc
+        out.append((params, trial))
+    return out

@@ -1,0 +1,137 @@
+"""The sweep spec: a base trial spec and a search space of dotted paths into it.
+
+`space` keys are paths such as "optimizer.lr", "batch_size", "schedule.name" or a whole
+sub-spec ("optimizer" with a list of optimizer objects). Each trial is the base with the
+space's values set at those paths (see `grid.apply_params`).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, Field, model_validator
+
+from services.specs.common import StrictModel, Text, fail
+from services.specs.params import DistributionParam, ParamSpec
+from services.specs.registry import RegistryParams
+from services.specs.trial import TrialSpec
+
+__all__ = ["Metric", "SweepMethod", "SweepSpec", "check_path"]
+
+SweepMethod = Literal["grid", "random", "bayes", "single"]
+
+
+class Metric(StrictModel):
+    """The series a sweep ranks trials by (its last evaluated value)."""
+
+    spec_label: ClassVar[str] = "metric"
+
+    name: Text = "val_loss"
+    goal: Literal["minimize", "maximize"] = "minimize"
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """The spec models a field can hold: one, several (a registry), or none (a value)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _nested_models(arg)]
+    return []
+
+
+def check_path(path: str, base: TrialSpec, swept: set[str]) -> None:
+    """Raise ValueError unless `path` names a field of the trial spec.
+
+    Below a registry field (optimizer, schedule, task) the base's own entry decides which
+    keys exist, unless the sweep also changes that entry (sweeps it whole or its name):
+    then a key of any entry is accepted and each combination is checked when built.
+    """
+    parts = path.split(".")
+    models: list[type[BaseModel]] = [TrialSpec]
+    current: Any = base
+    for depth, part in enumerate(parts):
+        prefix = ".".join(parts[:depth])
+        if not models:
+            raise ValueError(f"unknown path {path!r}: {prefix} is a value, not a nested spec")
+        entry_swept = any(p in swept for p in _ancestors(prefix)) or f"{prefix}.name" in swept
+        if len(models) > 1 and isinstance(current, RegistryParams) and not entry_swept:
+            models = [type(current)]
+        fields = sorted({name for model in models for name in model.model_fields})
+        if part not in fields:
+            if depth == 0:
+                where = "valid top-level fields"
+            elif len(models) == 1 and issubclass(models[0], StrictModel):
+                where = f"valid keys of {prefix} ({models[0].label()})"
+            else:
+                where = f"valid keys of {prefix}"
+            raise ValueError(f"unknown path {path!r}; {where}: {', '.join(fields)}")
+        models = [
+            nested
+            for model in models
+            if part in model.model_fields
+            for nested in _nested_models(model.model_fields[part].annotation)
+        ]
+        current = getattr(current, part, None) if isinstance(current, BaseModel) else None
+
+
+def _ancestors(prefix: str) -> list[str]:
+    """'a.b' -> ['a', 'a.b']: the paths whose sweeping replaces what is under prefix."""
+    parts = prefix.split(".") if prefix else []
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+class SweepSpec(StrictModel):
+    """A sweep: trials made from `base` by the values of `space`, run by `method`.
+
+    method defaults to "grid" when space has parameters and "single" when it is empty.
+    `seed` drives the sampler (random/bayes); each trial's own seed is base.seed unless
+    "seed" is in the space. max_trials null: the grid's size for a grid, otherwise until
+    the server's per-sweep cap."""
+
+    spec_label: ClassVar[str] = "sweep spec"
+
+    name: Text = "sweep"
+    description: Text | None = None
+    base: TrialSpec
+    method: SweepMethod = "single"
+    space: dict[str, ParamSpec] = Field(default_factory=dict, max_length=64)
+    max_trials: int | None = Field(default=None, ge=1)
+    max_concurrent: int = Field(default=4, ge=1, le=10_000)
+    metric: Metric = Field(default_factory=Metric)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_method(cls, data: Any) -> Any:
+        # The default depends on another field, so it is filled in before validation.
+        if isinstance(data, dict) and data.get("method") is None:
+            data = {**data, "method": "grid" if data.get("space") else "single"}
+        return data
+
+    @model_validator(mode="after")
+    def _space_fits_method(self) -> SweepSpec:
+        swept = set(self.space)
+        for path, param in self.space.items():
+            try:
+                check_path(path, self.base, swept)
+            except ValueError as exc:
+                fail(("space", path), str(exc), path, "unknown_path")
+            if self.method == "grid" and isinstance(param, DistributionParam):
+                fail(
+                    ("space", path),
+                    f"{path} is a {param.distribution} distribution, which method 'grid' "
+                    "cannot enumerate; give values (a list, {values: [...]}) or use method "
+                    "random or bayes",
+                    path,
+                )
+        if self.method == "single" and self.space:
+            fail(
+                ("method",),
+                "method 'single' runs the base alone and takes no space "
+                f"(it has {', '.join(self.space)}); use grid, random or bayes",
+                self.method,
+            )
+        if self.method in ("random", "bayes") and not self.space:
+            fail(("space",), f"method {self.method!r} needs at least one parameter in space")
+        return self

@@ -1,0 +1,90 @@
+"""Task params: what a trial trains on. All data is offline or generated on the worker
+(scikit-learn's bundled digits, synthetic regression and sequences, a simulated cart-pole),
+so a trial never downloads anything. Here are only the params; workers build the tasks.
+
+Sizes are capped so that one request cannot ask a worker for an absurd model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, get_args
+
+from pydantic import BeforeValidator, Field
+
+from services.specs.registry import RegistryParams, check_registry, registry_parser
+
+__all__ = [
+    "TASKS",
+    "CartpoleTask",
+    "DigitsTask",
+    "RegressionTask",
+    "Task",
+    "TaskParams",
+    "TextTask",
+]
+
+Width = Annotated[int, Field(ge=1, le=4096)]
+# Hidden layer widths, input to output; an empty list is a linear model.
+Widths = Annotated[list[Width], Field(max_length=16)]
+
+
+class TaskParams(RegistryParams):
+    spec_kind: ClassVar[str] = "task"
+
+
+class DigitsTask(TaskParams):
+    """Classify 8x8 handwritten digits (scikit-learn's bundled set, 1797 images)."""
+
+    name: Literal["digits"] = "digits"
+    model: Literal["mlp", "cnn"] = "mlp"
+    hidden: Widths = Field(default_factory=lambda: [128])
+    val_fraction: float = Field(default=0.2, gt=0, le=0.5)
+
+
+class RegressionTask(TaskParams):
+    """Fit generated regression data (n_samples x n_features, Gaussian noise) with an MLP."""
+
+    name: Literal["regression"] = "regression"
+    n_samples: int = Field(default=2000, ge=100, le=1_000_000)
+    n_features: int = Field(default=8, ge=1, le=1000)
+    noise: float = Field(default=0.1, ge=0)
+    hidden: Widths = Field(default_factory=lambda: [64, 64])
+
+
+class TextTask(TaskParams):
+    """Next-token prediction on generated sequences with an LSTM or a small transformer."""
+
+    name: Literal["text"] = "text"
+    model: Literal["lstm", "transformer"] = "lstm"
+    seq_len: int = Field(default=32, ge=4, le=512)
+    vocab_size: int = Field(default=16, ge=4, le=1000)
+    n_samples: int = Field(default=4000, ge=100, le=1_000_000)
+    hidden: Width = 64
+
+
+class CartpoleTask(TaskParams):
+    """Balance a simulated cart-pole with a policy-gradient learner (no gym needed)."""
+
+    name: Literal["cartpole"] = "cartpole"
+    hidden: Width = 64
+    gamma: float = Field(default=0.99, gt=0, le=1, description="Reward discount.")
+    episodes_per_update: int = Field(default=4, ge=1, le=1000)
+    max_episode_steps: int = Field(default=500, ge=1, le=100_000)
+
+
+TASKS: dict[str, type[TaskParams]] = {
+    "digits": DigitsTask,
+    "regression": RegressionTask,
+    "text": TextTask,
+    "cartpole": CartpoleTask,
+}
+
+_TaskUnion = DigitsTask | RegressionTask | TextTask | CartpoleTask
+check_registry(TASKS, get_args(_TaskUnion))
+
+# A field of this type takes {"name": "digits", ...} or the bare name "digits".
+Task = Annotated[
+    _TaskUnion,
+    Field(discriminator="name"),
+    BeforeValidator(registry_parser("task", TASKS)),
+]

@@ -1,0 +1,40 @@
+"""One object that bundles the repositories over a database."""
+
+from __future__ import annotations
+
+from services.store.db import Database
+from services.store.metrics import MetricRepository
+from services.store.projects import ProjectRepository
+from services.store.sweeps import SweepRepository
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.projects = ProjectRepository(db)
+        self.sweeps = SweepRepository(db)
+        self.metrics = MetricRepository(db)
+
+    def ping(self) -> bool:
+        from sqlalchemy import text
+
+        try:
+            with self.db.session() as s:
+                s.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_store(url: str, *, upgrade: bool = True) -> Store:
+    """Connect, and bring the schema to the latest migration unless told not to."""
+    if upgrade:
+        from services.store.db import ensure_sqlite_dir
+        from services.store.migrate import upgrade_to_head
+
+        ensure_sqlite_dir(url)
+        upgrade_to_head(url)
+    return Store(Database(url))

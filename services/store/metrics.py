@@ -1,0 +1,241 @@
+"""Metric points: idempotent bulk writes and series reads.
+
+Writes are at-least-once safe: (trial, name, step) is unique, a re-sent batch changes
+nothing, and a resumed trial overwrites the steps it re-runs. On PostgreSQL a batch of
+new steps goes straight in with binary COPY; only a batch that collides with stored
+steps (a retry, a resume) takes the slower staging-table upsert.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, text
+
+from services.domain import Series
+from services.downsample import downsample_indices
+from services.store.db import Database
+from services.store.models import MetricPointRow
+
+# (name, step, value, recorded_at or None for "now")
+PointIn = tuple[str, int, float, float | None]
+
+_COLUMNS = "trial_id, name, step, value, recorded_at"
+_PG_TYPES = ["int8", "text", "int8", "float8", "float8"]
+_UPSERT_SET = (
+    "SET value = EXCLUDED.value, recorded_at = EXCLUDED.recorded_at "
+    "WHERE metric_points.value IS DISTINCT FROM EXCLUDED.value"
+)
+
+_NAMES_SQL = text(
+    # A skip scan over the primary key: one index probe per distinct name, not per point.
+    """
+    WITH RECURSIVE names(name) AS (
+        SELECT MIN(name) FROM metric_points WHERE trial_id = :trial_id
+        UNION ALL
+        SELECT (SELECT MIN(m.name) FROM metric_points m
+                WHERE m.trial_id = :trial_id AND m.name > names.name)
+        FROM names WHERE names.name IS NOT NULL
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+    """
+)
+
+
+def _dedupe(trial_id: int, points: Iterable[PointIn]) -> list[tuple[int, str, int, float, float]]:
+    """Last write wins within a batch, as it would across batches."""
+    now = time.time()
+    latest: dict[tuple[str, int], tuple[float, float]] = {}
+    for name, step, value, at in points:
+        latest[(name, step)] = (value, now if at is None else at)
+    return [(trial_id, name, step, v, t) for (name, step), (v, t) in latest.items()]
+
+
+class MetricRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- writes -------------------------------------------------------------------------
+    def write(self, trial_id: int, points: Iterable[PointIn]) -> int:
+        """Store a batch in one transaction; returns the number of distinct points."""
+        rows = _dedupe(trial_id, points)
+        if not rows:
+            return 0
+        if self._db.is_postgres:
+            self._write_postgres(rows)
+        else:
+            self._write_sqlite(rows)
+        return len(rows)
+
+    def _write_postgres(self, rows: Sequence[tuple[int, str, int, float, float]]) -> None:
+        import psycopg  # the PostgreSQL driver; imported here so SQLite users never need it
+
+        raw = self._db.engine.raw_connection()
+        try:
+            conn: Any = raw.driver_connection
+            try:
+                with conn.cursor() as cur:
+                    self._copy(cur, f"COPY metric_points ({_COLUMNS}) FROM STDIN BINARY", rows)
+                conn.commit()
+                return
+            except psycopg.errors.UniqueViolation:
+                conn.rollback()
+            with conn.cursor() as cur:
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS metric_staging "
+                    "(LIKE metric_points INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                self._copy(cur, f"COPY metric_staging ({_COLUMNS}) FROM STDIN BINARY", rows)
+                cur.execute(
+                    f"INSERT INTO metric_points ({_COLUMNS}) SELECT {_COLUMNS} FROM metric_staging "
+                    f"ON CONFLICT (trial_id, name, step) DO UPDATE {_UPSERT_SET}"
+                )
+            conn.commit()
+        except BaseException:
+            raw.driver_connection.rollback()  # type: ignore[union-attr]
+            raise
+        finally:
+            raw.close()
+
+    @staticmethod
+    def _copy(cur: Any, sql: str, rows: Sequence[tuple[int, str, int, float, float]]) -> None:
+        with cur.copy(sql) as copy:
+            copy.set_types(_PG_TYPES)
+            for row in rows:
+                copy.write_row(row)
+
+    def _write_sqlite(self, rows: Sequence[tuple[int, str, int, float, float]]) -> None:
+        raw = self._db.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.executemany(
+                f"INSERT INTO metric_points ({_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (trial_id, name, step) DO UPDATE SET value = excluded.value, "
+                "recorded_at = excluded.recorded_at "
+                "WHERE metric_points.value IS NOT excluded.value",
+                rows,
+            )
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()
+
+    def delete_trial(self, trial_id: int) -> None:
+        with self._db.session() as s:
+            s.execute(delete(MetricPointRow).where(MetricPointRow.trial_id == trial_id))
+
+    # -- reads --------------------------------------------------------------------------
+    def names(self, trial_id: int) -> list[str]:
+        with self._db.session() as s:
+            return [r[0] for r in s.execute(_NAMES_SQL, {"trial_id": trial_id})]
+
+    def read(
+        self,
+        trial_id: int,
+        names: Sequence[str] | None = None,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        max_points: int | None = None,
+        limit: int = 100_000,
+    ) -> list[Series]:
+        """Series in step order. ``max_points`` downsamples; otherwise at most ``limit``
+        raw points per series come back, with ``next_start`` saying where to continue."""
+        wanted = list(names) if names else self.names(trial_id)
+        lo = -(2**63) if start is None else start
+        hi = 2**63 - 1 if end is None else end
+        fetch_limit = None if max_points is not None else limit + 1
+        out = []
+        for name in wanted:
+            steps, values, times = self._fetch(trial_id, name, lo, hi, fetch_limit)
+            if max_points is not None:
+                out.append(_downsampled(name, steps, values, times, max_points))
+            else:
+                out.append(_raw(name, steps, values, times, limit))
+        return out
+
+    def _fetch(
+        self, trial_id: int, name: str, lo: int, hi: int, fetch_limit: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(steps, values, times) in step order."""
+        if self._db.is_postgres:
+            return self._fetch_postgres(trial_id, name, lo, hi, fetch_limit)
+        limit_sql = f" LIMIT {int(fetch_limit)}" if fetch_limit is not None else ""
+        with self._db.session() as s:
+            rows = s.execute(
+                text(
+                    "SELECT step, value, recorded_at FROM metric_points "
+                    "WHERE trial_id = :t AND name = :n AND step >= :lo AND step <= :hi "
+                    f"ORDER BY step{limit_sql}"
+                ),
+                {"t": trial_id, "n": name, "lo": lo, "hi": hi},
+            ).all()
+        steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        # SQLite stores NaN as NULL; NULL never means anything else in this column.
+        values = np.fromiter(
+            (math.nan if r[1] is None else r[1] for r in rows), dtype=np.float64, count=len(rows)
+        )
+        times = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
+        return steps, values, times
+
+    def _fetch_postgres(
+        self, trial_id: int, name: str, lo: int, hi: int, fetch_limit: int | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # One row of packed big-endian columns instead of one Python tuple per point:
+        # a 200k-point series arrives ~4x faster and numpy reads it without a loop.
+        where = "trial_id = %s AND name = %s AND step >= %s AND step <= %s"
+        args = (trial_id, name, lo, hi)
+        cols = (
+            "string_agg(int8send(step), ''::bytea), string_agg(float8send(v), ''::bytea), "
+            "string_agg(float8send(recorded_at), ''::bytea)"
+        )
+        source = (
+            "SELECT step, COALESCE(value, 'NaN'::float8) AS v, recorded_at "
+            f"FROM metric_points WHERE {where}"
+        )
+        if fetch_limit is not None:
+            source += f" ORDER BY step LIMIT {int(fetch_limit)}"
+        with self._db.session() as s:
+            conn: Any = s.connection().connection.driver_connection
+            with conn.cursor(binary=True) as cur:
+                cur.execute(f"SELECT {cols} FROM ({source}) p", args)
+                row = cur.fetchone()
+        steps = np.frombuffer(row[0] or b"", dtype=">i8").astype(np.int64)
+        values = np.frombuffer(row[1] or b"", dtype=">f8").astype(np.float64)
+        times = np.frombuffer(row[2] or b"", dtype=">f8").astype(np.float64)
+        # An aggregate does not promise input order; sorting sorted data is cheap.
+        order = np.argsort(steps, kind="stable")
+        return steps[order], values[order], times[order]
+
+
+def _downsampled(
+    name: str, steps: np.ndarray, values: np.ndarray, times: np.ndarray, max_points: int
+) -> Series:
+    keep = downsample_indices(values, max_points)
+    return Series(
+        name=name,
+        steps=steps[keep].tolist(),
+        values=values[keep].tolist(),
+        times=times[keep].tolist(),
+        total=int(steps.size),
+        downsampled=bool(keep.size < steps.size),
+    )
+
+
+def _raw(name: str, steps: np.ndarray, values: np.ndarray, times: np.ndarray, limit: int) -> Series:
+    more = steps.size > limit
+    n = limit if more else int(steps.size)
+    return Series(
+        name=name,
+        steps=steps[:n].tolist(),
+        values=values[:n].tolist(),
+        times=times[:n].tolist(),
+        total=n,
+        next_start=int(steps[limit]) if more else None,
+    )

@@ -1,0 +1,54 @@
+"""Submitting work: a sweep (or a single job) becomes stored, queued trials."""
+
+from __future__ import annotations
+
+from services.domain import Sweep
+from services.errors import InvalidInput
+from services.settings import Settings
+from services.specs import SpecError, SweepSpec, TrialSpec, expand_grid
+from services.store import Store
+from services.store.sweeps import NewSweep, NewTrial
+
+# Methods whose trials are all known at submission. random/bayes ask their sampler for
+# trials as capacity frees; until that search engine lands they are not accepted.
+EAGER_METHODS = ("grid", "single")
+
+
+def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepSpec) -> Sweep:
+    if spec.method not in EAGER_METHODS:
+        raise InvalidInput(
+            f"search method {spec.method!r} is not available in this version; "
+            f"use one of: {', '.join(EAGER_METHODS)}",
+            field="method",
+        )
+    try:
+        combos = expand_grid(spec, settings.max_trials_per_sweep)
+    except SpecError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from exc
+    trials = [
+        NewTrial(
+            params=dict(params), spec=trial.model_dump(mode="json"), max_restarts=trial.max_restarts
+        )
+        for params, trial in combos
+    ]
+    return store.sweeps.create(
+        project_id,
+        NewSweep(
+            name=spec.name,
+            method=spec.method,
+            spec=spec.model_dump(mode="json"),
+            metric_name=spec.metric.name,
+            metric_goal=spec.metric.goal,
+            max_trials=spec.max_trials,
+            max_concurrent=spec.max_concurrent,
+        ),
+        trials,
+    )
+
+
+def submit_job(
+    store: Store, settings: Settings, project_id: int, trial: TrialSpec, name: str = "job"
+) -> Sweep:
+    """A single training job is a sweep of one trial: one code path, one set of views."""
+    spec = SweepSpec(name=name, base=trial, method="single", max_concurrent=1)
+    return submit_sweep(store, settings, project_id, spec)
