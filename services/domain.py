@@ -113,7 +113,7 @@ class Series:
     steps: list[int]
     values: list[float]
     times: list[float]
-    total: int  # points in the requested step range before downsampling or truncation
+    total: int  # downsampled reads: points in the range; raw reads: points returned
     downsampled: bool = False
     next_start: int | None = None  # raw reads cut at a limit continue from here
 

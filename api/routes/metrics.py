@@ -16,10 +16,29 @@ TrialId = Annotated[int, Path(ge=1, le=MAX_STEP)]
 Step = Annotated[int | None, Query(ge=0, le=MAX_STEP)]
 BYTES_PER_POINT = 512  # generous: a point with a 200-character name is ~260 bytes of JSON
 
+
+def _inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Resolve local $defs: a hand-declared request body cannot point into OpenAPI's own."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = walk(schema)
+    return resolved
+
+
 _INGEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": METRIC_BATCH.json_schema()}},
+        "content": {"application/json": {"schema": _inline_schema(METRIC_BATCH.json_schema())}},
     }
 }
 

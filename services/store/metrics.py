@@ -47,12 +47,13 @@ _NAMES_SQL = text(
 
 
 def _dedupe(trial_id: int, points: Iterable[PointIn]) -> list[tuple[int, str, int, float, float]]:
-    """Last write wins within a batch, as it would across batches."""
+    """Last write wins within a batch, as it would across batches. Rows come out in key
+    order so that concurrent writers take index locks in the same order (no deadlock)."""
     now = time.time()
     latest: dict[tuple[str, int], tuple[float, float]] = {}
     for name, step, value, at in points:
         latest[(name, step)] = (value, now if at is None else at)
-    return [(trial_id, name, step, v, t) for (name, step), (v, t) in latest.items()]
+    return [(trial_id, name, step, v, t) for (name, step), (v, t) in sorted(latest.items())]
 
 
 class MetricRepository:
@@ -92,6 +93,7 @@ class MetricRepository:
                 self._copy(cur, f"COPY metric_staging ({_COLUMNS}) FROM STDIN BINARY", rows)
                 cur.execute(
                     f"INSERT INTO metric_points ({_COLUMNS}) SELECT {_COLUMNS} FROM metric_staging "
+                    "ORDER BY name, step "
                     f"ON CONFLICT (trial_id, name, step) DO UPDATE {_UPSERT_SET}"
                 )
             conn.commit()
@@ -133,7 +135,8 @@ class MetricRepository:
     # -- reads --------------------------------------------------------------------------
     def names(self, trial_id: int) -> list[str]:
         with self._db.session() as s:
-            return [r[0] for r in s.execute(_NAMES_SQL, {"trial_id": trial_id})]
+            # Sorted here, not by the database, so the order never depends on its collation.
+            return sorted(r[0] for r in s.execute(_NAMES_SQL, {"trial_id": trial_id}))
 
     def read(
         self,

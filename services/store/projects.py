@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 
@@ -90,7 +91,7 @@ class ProjectRepository:
                 return None
             return _project(project), _token(row)
 
-    def list_tokens(self, project_id: int) -> list[ApiToken]:
+    def list_tokens(self, project_id: int) -> builtins.list[ApiToken]:
         with self._db.session() as s:
             rows = s.scalars(
                 select(TokenRow)

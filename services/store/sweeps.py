@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.domain import Page, Sweep, SweepStatus, Trial, TrialEvent, TrialStatus
@@ -114,7 +115,9 @@ class SweepRepository:
             s.flush()
             return _sweep(row, _counts(s, [row.id])[row.id])
 
-    def add_trials(self, project_id: int, sweep_id: int, trials: Sequence[NewTrial]) -> list[Trial]:
+    def add_trials(
+        self, project_id: int, sweep_id: int, trials: Sequence[NewTrial]
+    ) -> builtins.list[Trial]:
         """Append trials to a sweep (searches that ask for trials lazily use this)."""
         with self._db.session() as s:
             row = self._get_row(s, project_id, sweep_id)
@@ -239,7 +242,7 @@ class SweepRepository:
             s.flush()
             return trial_from_row(row)
 
-    def trial_events(self, project_id: int, trial_id: int) -> list[TrialEvent]:
+    def trial_events(self, project_id: int, trial_id: int) -> builtins.list[TrialEvent]:
         with self._db.session() as s:
             self._get_trial_row(s, project_id, trial_id)
             rows = s.scalars(
@@ -253,10 +256,6 @@ class SweepRepository:
                 )
                 for r in rows
             ]
-
-    def touch(self, sweep_id: int) -> None:
-        with self._db.session() as s:
-            s.execute(update(SweepRow).where(SweepRow.id == sweep_id).values(updated_at=utcnow()))
 
 
 def _cancel_trial_row(s: Session, row: TrialRow) -> None:

@@ -1,0 +1,269 @@
+"""No request a client can send makes the server answer 5xx.
+
+Hypothesis throws arbitrary JSON (and spec-shaped JSON, so that values get past the first
+check and reach the deeper rules and the store) at every route that takes a body, random
+query strings at the list and read routes, and random ids at every route that takes one.
+Each answer must be below 500, and a 4xx must carry the usual `detail` list.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+import services.specs as specs
+
+FUZZ = hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    database=None,  # no .hypothesis/ directory in the working tree
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# -- what a client can send ----------------------------------------------------------------
+
+SPEC_MODELS = [
+    specs.TrialSpec, specs.SweepSpec, specs.Regularization, specs.Budget, specs.Resources,
+    specs.LrScaling, specs.SWA, specs.Metric, specs.DistributionParam,
+    *specs.OPTIMIZERS.values(), *specs.SCHEDULES.values(), *specs.TASKS.values(),
+]  # fmt: skip
+REAL_KEYS = sorted({key for model in SPEC_MODELS for key in model.model_fields} | {"points"})
+REGISTRY_NAMES = sorted({*specs.OPTIMIZERS, *specs.SCHEDULES, *specs.TASKS})
+SPACE_PATHS = [
+    "optimizer", "optimizer.lr", "optimizer.name", "optimizer.momentum", "schedule",
+    "schedule.name", "schedule.max_lr", "batch_size", "seed", "task", "task.hidden",
+    "budget.epochs", "regularization.swa.swa_lr", "", ".", "optimizer..lr",
+]  # fmt: skip
+EDGE_INTS = [0, -1, 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 2**70, -(2**70)]
+EDGE_TEXT = ["", "\x00", "a\x00b", "NaN", "Infinity", "-Infinity", "full", " ", "\u2028", "é"]
+
+ints = st.integers() | st.sampled_from(EDGE_INTS)
+floats = st.floats(allow_nan=True, allow_infinity=True)
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12) | st.sampled_from(
+    EDGE_TEXT + REGISTRY_NAMES + ["grid", "random", "bayes", "single", "minimize"]
+)
+scalars = st.none() | st.booleans() | ints | floats | text
+keys = st.sampled_from(REAL_KEYS) | text
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5),
+    max_leaves=20,
+)
+numbers = ints | floats | scalars
+
+
+def shaped(fields: list[str], values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Objects made of some of `fields` (and now and then a stray key)."""
+    return st.dictionaries(st.sampled_from(fields) | text, values, max_size=4)
+
+
+def registry_entry(registry: dict[str, Any]) -> st.SearchStrategy[Any]:
+    params = sorted({key for model in registry.values() for key in model.model_fields})
+    with_name = st.builds(
+        lambda name, rest: {**rest, "name": name},
+        st.sampled_from(sorted(registry)) | text,
+        shaped(params, numbers),
+    )
+    return st.sampled_from(sorted(registry)) | with_name
+
+
+trial_specs = st.fixed_dictionaries(
+    {"task": registry_entry(specs.TASKS)},
+    optional={
+        "optimizer": registry_entry(specs.OPTIMIZERS),
+        "schedule": registry_entry(specs.SCHEDULES),
+        "batch_size": numbers,
+        "budget": shaped(["epochs", "max_steps"], ints),
+        "regularization": shaped(sorted(specs.Regularization.model_fields), numbers),
+        "resources": shaped(["cpus", "gpus"], numbers),
+        "seed": ints,
+        "eval_every": ints,
+        "max_restarts": ints,
+    },
+)
+space_params = (
+    st.lists(scalars, max_size=3)
+    | st.fixed_dictionaries({"values": st.lists(json_values, max_size=3)})
+    | st.fixed_dictionaries({"value": json_values})
+    | st.builds(
+        lambda name, rest: {**rest, "distribution": name},
+        st.sampled_from(sorted(specs.DISTRIBUTIONS)) | text,
+        shaped(["low", "high", "q", "mu", "sigma"], numbers),
+    )
+)
+sweep_specs = st.fixed_dictionaries(
+    {"base": st.just({"task": "digits"}) | trial_specs},
+    optional={
+        "space": st.dictionaries(st.sampled_from(SPACE_PATHS) | text, space_params, max_size=3),
+        "method": st.sampled_from(["grid", "random", "bayes", "single"]) | text,
+        "name": text,
+        "max_trials": ints,
+        "max_concurrent": ints,
+        "seed": ints,
+        "metric": shaped(["name", "goal"], text),
+    },
+)
+points = st.fixed_dictionaries(
+    {"name": text, "step": ints, "value": numbers},
+    optional={"time": numbers, "epoch": scalars},
+)
+batches = st.fixed_dictionaries({"points": st.lists(points, max_size=5)})
+named = shaped(["name"], json_values)
+query = st.lists(st.tuples(keys, scalars.map(str)), max_size=4)
+ids = ints | st.sampled_from([0, -5, 2**63 - 1, 2**63, 2**70]) | text
+
+ID_ROUTES = [
+    ("GET", "/sweeps/{}"),
+    ("GET", "/sweeps/{}/trials"),
+    ("POST", "/sweeps/{}/cancel"),
+    ("GET", "/trials/{}"),
+    ("GET", "/trials/{}/events"),
+    ("POST", "/trials/{}/cancel"),
+    ("GET", "/trials/{}/metrics"),
+    ("POST", "/trials/{}/metrics"),
+    ("GET", "/trials/{}/metric-names"),
+    ("DELETE", "/tokens/{}"),
+]
+
+
+def dumps(value: Any) -> bytes:
+    # Python's encoder writes NaN/Infinity literals, as many clients do.
+    return json.dumps(value, allow_nan=True).encode()
+
+
+def assert_handled(response: Any) -> None:
+    """Below 500; a client error carries the detail list of the error format."""
+    request = response.request
+    where = f"{request.method} {request.url} -> {response.status_code}: {response.text[:300]}"
+    assert response.status_code < 500, where
+    if response.status_code >= 400:
+        detail = response.json()["detail"]
+        assert isinstance(detail, list) and detail, where
+        for item in detail:
+            assert isinstance(item["field"], str) and item["message"] and item["type"], where
+
+
+def post_json(client: TestClient, path: str, value: Any) -> Any:
+    response = client.post(path, content=dumps(value), headers={"content-type": "application/json"})
+    assert_handled(response)
+    return response
+
+
+@pytest.fixture
+def trial(client: TestClient) -> int:
+    """A trial of the client's project, with a few points to read back."""
+    sweep = client.post("/jobs", json={"task": "digits"})
+    assert sweep.status_code == 201, sweep.text
+    trial_id: int = client.get(f"/sweeps/{sweep.json()['id']}/trials").json()["items"][0]["id"]
+    batch = {"points": [{"name": "train_loss", "step": s, "value": 1.0} for s in range(20)]}
+    assert client.post(f"/trials/{trial_id}/metrics", json=batch).status_code == 200
+    return trial_id
+
+
+# -- bodies --------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(body=sweep_specs | json_values)
+@example(body={"base": {"task": "digits"}, "max_trials": 2**64})
+@example(body={"base": {"task": "digits"}, "max_trials": 2**40})
+def test_sweeps_body(client: TestClient, body: Any) -> None:
+    response = post_json(client, "/sweeps", body)
+    if response.status_code == 201:
+        assert response.json()["trial_counts"]
+
+
+@FUZZ
+@given(body=trial_specs | json_values)
+def test_jobs_body(client: TestClient, body: Any) -> None:
+    response = post_json(client, "/jobs", body)
+    if response.status_code == 201:
+        assert response.json()["trial_counts"] == {"queued": 1}
+
+
+@FUZZ
+@given(body=batches | json_values)
+def test_metrics_body(client: TestClient, trial: int, body: Any) -> None:
+    response = post_json(client, f"/trials/{trial}/metrics", body)
+    if response.status_code == 200:
+        assert response.json()["accepted"] <= len(body["points"])
+
+
+@FUZZ
+@given(body=named | json_values)
+def test_tokens_body(client: TestClient, body: Any) -> None:
+    response = post_json(client, "/tokens", body)
+    if response.status_code == 201:
+        assert response.json()["secret"].startswith("lrl_")
+
+
+@FUZZ
+@given(body=named | json_values)
+def test_projects_body(client: TestClient, body: Any) -> None:
+    response = post_json(client, "/projects", body)
+    if response.status_code == 201:
+        assert response.json()["project"]["name"] == body["name"]
+
+
+# -- query strings and ids -----------------------------------------------------------------
+
+
+@FUZZ
+@given(params=query | st.lists(st.tuples(st.sampled_from(["limit", "offset", "status"]), text)))
+def test_sweeps_query(client: TestClient, params: list[tuple[str, str]]) -> None:
+    assert_handled(client.get(f"/sweeps?{urlencode(params)}"))
+
+
+READ_KEYS = st.sampled_from(["name", "start", "end", "max_points", "limit"])
+
+
+@FUZZ
+@given(params=query | st.lists(st.tuples(READ_KEYS, (ints | text).map(str)), max_size=5))
+@example(params=[("name", "\x00")])
+@example(params=[("start", str(2**63)), ("end", "-1")])
+def test_metrics_query(client: TestClient, trial: int, params: list[tuple[str, str]]) -> None:
+    assert_handled(client.get(f"/trials/{trial}/metrics?{urlencode(params)}"))
+
+
+@FUZZ
+@given(route=st.sampled_from(ID_ROUTES), raw_id=ids)
+def test_path_ids(client: TestClient, trial: int, route: tuple[str, str], raw_id: Any) -> None:
+    method, template = route
+    path = template.format(quote(str(raw_id), safe=""))
+    response = client.request(method, path)
+    assert response.status_code < 500, f"{method} {path} -> {response.text[:300]}"
+    if response.status_code not in (404, 405):  # a route-level miss is Starlette's answer
+        assert_handled(response)
+
+
+# -- bodies no JSON parser takes -----------------------------------------------------------
+
+UNPARSEABLE = {
+    "invalid utf-8": b'{"name": "\xff\xfe"}',
+    "nested 100k deep": b"[" * 100_000 + b"]" * 100_000,
+    "5000-digit integer": b'{"name": "x", "seed": ' + b"9" * 5000 + b"}",
+    "truncated": b'{"name": ',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("path", ["/sweeps", "/jobs", "/tokens", "/projects", "/trials/{}/metrics"])
+def test_unparseable_body_is_a_4xx_in_the_error_format(
+    client: TestClient, trial: int, path: str
+) -> None:
+    wrong = {}
+    for name, body in UNPARSEABLE.items():
+        response = client.post(
+            path.format(trial), content=body, headers={"content-type": "application/json"}
+        )
+        detail = response.json().get("detail")
+        if not (400 <= response.status_code < 500 and isinstance(detail, list)):
+            wrong[name] = (response.status_code, detail)
+    assert not wrong, wrong

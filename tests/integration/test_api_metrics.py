@@ -1,0 +1,374 @@
+"""Metric points through the HTTP API: idempotent ingest, non-finite values, series reads."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from services.settings import Settings
+from services.store import Store
+
+JSON = {"content-type": "application/json"}
+
+
+def make_trial(client: TestClient) -> int:
+    sweep = client.post("/jobs", json={"task": "digits"})
+    assert sweep.status_code == 201, sweep.text
+    trials = client.get(f"/sweeps/{sweep.json()['id']}/trials").json()["items"]
+    trial_id: int = trials[0]["id"]
+    return trial_id
+
+
+@pytest.fixture
+def trial(client: TestClient) -> int:
+    return make_trial(client)
+
+
+def point(name: str, step: int, value: Any, time: float | None = None) -> dict[str, Any]:
+    out = {"name": name, "step": step, "value": value}
+    if time is not None:
+        out["time"] = time
+    return out
+
+
+def ingest(client: TestClient, trial_id: int, points: list[dict[str, Any]]) -> int:
+    response = client.post(f"/trials/{trial_id}/metrics", json={"points": points})
+    assert response.status_code == 200, response.text
+    accepted: int = response.json()["accepted"]
+    return accepted
+
+
+def read(client: TestClient, trial_id: int, **params: Any) -> dict[str, dict[str, Any]]:
+    """Series by name."""
+    response = client.get(f"/trials/{trial_id}/metrics", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["trial_id"] == trial_id
+    return {s["name"]: s for s in body["series"]}
+
+
+def assert_invalid(response: Any, field: str, message: str, status: int = 422) -> None:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    matching = [e for e in detail if e["field"] == field]
+    assert matching, f"no error at field {field!r}: {detail}"
+    assert any(message in e["message"] for e in matching), detail
+
+
+def assert_nothing_stored(client: TestClient, trial_id: int) -> None:
+    assert client.get(f"/trials/{trial_id}/metric-names").json() == []
+    assert read(client, trial_id) == {}
+
+
+# -- round trips --------------------------------------------------------------------------
+
+
+def test_round_trip_keeps_values_times_and_non_finite_points(
+    client: TestClient, trial: int
+) -> None:
+    values = [1.5, "NaN", "Infinity", "-Infinity", 0.25]
+    points = [point("train_loss", i, v, time=1000.0 + i) for i, v in enumerate(values)]
+    assert ingest(client, trial, points) == 5
+
+    response = client.get(f"/trials/{trial}/metrics")
+    series = response.json()["series"]
+    assert len(series) == 1
+    loss = series[0]
+    assert loss["name"] == "train_loss"
+    assert loss["steps"] == [0, 1, 2, 3, 4]
+    assert loss["values"] == values
+    assert loss["times"] == [1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
+    assert (loss["total"], loss["downsampled"], loss["next_start"]) == (5, False, None)
+    # Strict JSON on the wire: quoted strings, never bare NaN/Infinity literals.
+    assert '"values":[1.5,"NaN","Infinity","-Infinity",0.25]' in response.text
+    json.loads(response.text, parse_constant=lambda c: pytest.fail(f"bare {c} in response"))
+
+
+def test_bare_json_nan_and_infinity_literals_are_accepted(client: TestClient, trial: int) -> None:
+    body = (
+        b'{"points": [{"name": "lr", "step": 0, "value": NaN},'
+        b' {"name": "lr", "step": 1, "value": Infinity},'
+        b' {"name": "lr", "step": 2, "value": -Infinity}]}'
+    )
+    response = client.post(f"/trials/{trial}/metrics", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"accepted": 3}
+    assert read(client, trial)["lr"]["values"] == ["NaN", "Infinity", "-Infinity"]
+
+
+def test_points_without_time_get_the_server_time(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point("val_loss", 0, 1.0)])
+    [recorded] = read(client, trial)["val_loss"]["times"]
+    assert recorded > 1_600_000_000
+
+
+def test_resending_a_batch_changes_nothing(client: TestClient, trial: int) -> None:
+    # No explicit times: a re-sent point must not even move its recorded time.
+    batch = [point("train_loss", s, v) for s, v in enumerate([3.0, "NaN", 2.0, "Infinity"])]
+    assert ingest(client, trial, batch) == 4
+    first = client.get(f"/trials/{trial}/metrics").json()
+    assert ingest(client, trial, batch) == 4
+    assert client.get(f"/trials/{trial}/metrics").json() == first
+
+
+def test_duplicate_steps_in_one_batch_count_once_and_last_wins(
+    client: TestClient, trial: int
+) -> None:
+    batch = [point("train_loss", 0, 1.0), point("train_loss", 0, 2.0)]
+    assert ingest(client, trial, batch) == 1
+    assert read(client, trial)["train_loss"]["values"] == [2.0]
+
+
+def test_resumed_trial_overwrites_the_steps_it_reruns(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point("train_loss", s, 1.0, time=10.0) for s in range(5)])
+    ingest(client, trial, [point("train_loss", s, 2.0, time=20.0) for s in range(3, 6)])
+    loss = read(client, trial)["train_loss"]
+    assert loss["steps"] == [0, 1, 2, 3, 4, 5]
+    assert loss["values"] == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+    assert loss["times"] == [10.0, 10.0, 10.0, 20.0, 20.0, 20.0]
+
+
+def test_overwrite_with_nan_and_back(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point("grad_norm", 7, 1.0)])
+    ingest(client, trial, [point("grad_norm", 7, "NaN")])
+    assert read(client, trial)["grad_norm"]["values"] == ["NaN"]
+    ingest(client, trial, [point("grad_norm", 7, 4.0)])
+    assert read(client, trial)["grad_norm"]["values"] == [4.0]
+
+
+def test_metric_names_lists_every_name_once(client: TestClient, trial: int) -> None:
+    names = ["val_loss", "lr", "train_loss", "lr/1"]
+    ingest(client, trial, [point(n, s, 1.0) for n in names for s in range(3)])
+    response = client.get(f"/trials/{trial}/metric-names")
+    assert response.status_code == 200
+    assert sorted(response.json()) == sorted(names)
+
+
+def test_metrics_of_one_trial_stay_with_it(client: TestClient, trial: int) -> None:
+    other = make_trial(client)
+    ingest(client, trial, [point("train_loss", 0, 1.0)])
+    assert_nothing_stored(client, other)
+
+
+# -- reads --------------------------------------------------------------------------------
+
+
+def test_downsampled_read_keeps_ends_spike_and_nan(client: TestClient, trial: int) -> None:
+    values: list[Any] = [math.sin(s / 50) for s in range(1000)]
+    values[500] = 100.0
+    values[700] = "NaN"
+    ingest(client, trial, [point("train_loss", s, v) for s, v in enumerate(values)])
+
+    loss = read(client, trial, max_points=50)["train_loss"]
+    assert loss["downsampled"] is True
+    assert loss["total"] == 1000
+    assert 4 <= len(loss["steps"]) <= 50
+    assert len(loss["values"]) == len(loss["times"]) == len(loss["steps"])
+    assert loss["steps"] == sorted(set(loss["steps"]))
+    assert loss["steps"][0] == 0 and loss["steps"][-1] == 999
+    kept = dict(zip(loss["steps"], loss["values"], strict=True))
+    assert kept.get(500) == 100.0
+    assert kept.get(700) == "NaN"
+
+
+def test_downsampled_read_of_a_short_series_is_whole(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point("lr", s, 0.1) for s in range(10)])
+    lr = read(client, trial, max_points=50)["lr"]
+    assert (lr["downsampled"], lr["total"], lr["steps"]) == (False, 10, list(range(10)))
+
+
+def test_downsampled_read_within_a_step_range(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point("lr", s, float(s)) for s in range(200)])
+    lr = read(client, trial, max_points=10, start=100, end=149)["lr"]
+    assert lr["total"] == 50
+    assert lr["steps"][0] == 100 and lr["steps"][-1] == 149
+    assert all(100 <= s <= 149 for s in lr["steps"])
+
+
+def test_raw_read_pages_with_limit_and_next_start(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point("train_loss", s * 10, float(s)) for s in range(10)])
+    seen: list[int] = []
+    start: int | None = 0
+    pages = 0
+    while start is not None:
+        loss = read(client, trial, limit=4, start=start)["train_loss"]
+        assert loss["downsampled"] is False
+        assert len(loss["steps"]) <= 4
+        assert loss["total"] == len(loss["steps"])
+        seen += loss["steps"]
+        start = loss["next_start"]
+        pages += 1
+    assert pages == 3
+    assert seen == [s * 10 for s in range(10)]
+
+
+def test_raw_read_within_a_step_range(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point("lr", s, float(s)) for s in range(20)])
+    lr = read(client, trial, start=5, end=8)["lr"]
+    assert lr["steps"] == [5, 6, 7, 8]
+    assert lr["values"] == [5.0, 6.0, 7.0, 8.0]
+    assert lr["next_start"] is None
+
+
+def test_names_filter_takes_repeated_parameters(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point(n, 0, 1.0) for n in ("a", "b", "c")])
+    response = client.get(f"/trials/{trial}/metrics?name=a&name=c")
+    assert response.status_code == 200
+    assert [s["name"] for s in response.json()["series"]] == ["a", "c"]
+    assert list(read(client, trial)) == ["a", "b", "c"]
+
+
+def test_read_of_a_trial_without_points_is_empty(client: TestClient, trial: int) -> None:
+    assert_nothing_stored(client, trial)
+
+
+# -- invalid reads ------------------------------------------------------------------------
+
+
+def test_start_after_end_is_422(client: TestClient, trial: int) -> None:
+    response = client.get(f"/trials/{trial}/metrics", params={"start": 10, "end": 5})
+    assert_invalid(response, "start", "must not be after end")
+
+
+def test_max_points_below_four_is_422(client: TestClient, trial: int) -> None:
+    response = client.get(f"/trials/{trial}/metrics", params={"max_points": 3})
+    assert_invalid(response, "max_points", "greater than or equal to 4")
+    assert response.json()["detail"][0]["in"] == "query"
+
+
+def test_max_points_over_the_series_cap_is_422(
+    client: TestClient, trial: int, settings: Settings
+) -> None:
+    cap = settings.max_series_points
+    response = client.get(f"/trials/{trial}/metrics", params={"max_points": cap + 1})
+    assert_invalid(response, "max_points", f"at most {cap}")
+
+
+def test_raw_limit_over_the_series_cap_is_422(
+    client: TestClient, trial: int, settings: Settings
+) -> None:
+    cap = settings.max_series_points
+    response = client.get(f"/trials/{trial}/metrics", params={"limit": cap + 1})
+    assert_invalid(response, "limit", f"at most {cap}")
+
+
+@pytest.mark.parametrize("param", ["start", "end"])
+def test_negative_step_bound_is_422(client: TestClient, trial: int, param: str) -> None:
+    response = client.get(f"/trials/{trial}/metrics", params={param: -1})
+    assert_invalid(response, param, "greater than or equal to 0")
+
+
+def test_name_filter_with_nul_is_422(client: TestClient, trial: int) -> None:
+    ingest(client, trial, [point("a", 0, 1.0)])
+    response = client.get(f"/trials/{trial}/metrics", params={"name": "a\x00"})
+    assert_invalid(response, "name", "control")
+
+
+# -- invalid batches ----------------------------------------------------------------------
+
+
+def test_batch_over_the_point_limit_is_413_and_stores_nothing(
+    client: TestClient, trial: int, settings: Settings
+) -> None:
+    limit = settings.max_points_per_request
+    points = [point("train_loss", s, 1.0) for s in range(limit + 1)]
+    response = client.post(f"/trials/{trial}/metrics", json={"points": points})
+    assert_invalid(response, "points", f"the limit is {limit}", status=413)
+    assert_nothing_stored(client, trial)
+
+
+def test_batch_at_the_point_limit_is_accepted(
+    client: TestClient, trial: int, settings: Settings
+) -> None:
+    limit = settings.max_points_per_request
+    assert ingest(client, trial, [point("lr", s, 1.0) for s in range(limit)]) == limit
+    assert read(client, trial, max_points=10)["lr"]["total"] == limit
+
+
+def test_body_over_the_byte_limit_is_413_and_stores_nothing(
+    store: Store, client: TestClient, trial: int, tmp_path: Path
+) -> None:
+    # Two points allowed, so the byte cap is 2 * 512: one small point padded past it.
+    small = create_app(Settings(data_dir=tmp_path, max_points_per_request=2), store)
+    body = json.dumps({"points": [point("lr", 0, 1.0)]}).encode() + b" " * 2000
+    with TestClient(small, raise_server_exceptions=False) as limited:
+        limited.headers["Authorization"] = client.headers["Authorization"]
+        response = limited.post(f"/trials/{trial}/metrics", content=body, headers=JSON)
+        assert response.status_code == 413, response.text
+        assert "bytes" in response.json()["detail"][0]["message"]
+    assert_nothing_stored(client, trial)
+
+
+BAD_POINTS = [
+    pytest.param({"step": -1}, "points[0].step", "greater than or equal to 0", id="step-negative"),
+    pytest.param({"step": 2**63}, "points[0].step", "less than or equal to 9223372036854775807", id="step-2**63"),
+    pytest.param({"step": 1.5}, "points[0].step", "integer", id="step-fraction"),
+    pytest.param({"step": "one"}, "points[0].step", "integer", id="step-text"),
+    pytest.param({"name": ""}, "points[0].name", "at least 1 character", id="name-empty"),
+    pytest.param({"name": "loss\x00"}, "points[0].name", "pattern", id="name-nul"),
+    pytest.param({"name": "x" * 201}, "points[0].name", "at most 200", id="name-long"),
+    pytest.param({"value": "lots"}, "points[0].value", "number", id="value-text"),
+    pytest.param({"value": None}, "points[0].value", "number", id="value-null"),
+    pytest.param({"time": -1.0}, "points[0].time", "greater than or equal to 0", id="time-negative"),
+    pytest.param({"epoch": 3}, "points[0].epoch", "not permitted", id="unknown-key"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "field", "message"), BAD_POINTS)
+def test_invalid_point_is_422_naming_the_field(
+    client: TestClient, trial: int, change: dict[str, Any], field: str, message: str
+) -> None:
+    good = point("train_loss", 1, 1.0)
+    response = client.post(f"/trials/{trial}/metrics", json={"points": [{**good, **change}]})
+    assert_invalid(response, field, message)
+    assert_nothing_stored(client, trial)
+
+
+def test_one_bad_point_rejects_the_whole_batch(client: TestClient, trial: int) -> None:
+    points = [point("lr", 0, 1.0), point("lr", -1, 1.0)]
+    response = client.post(f"/trials/{trial}/metrics", json={"points": points})
+    assert_invalid(response, "points[1].step", "greater than or equal to 0")
+    assert_nothing_stored(client, trial)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (b"[]", "", "object"),
+        (b"{}", "points", "required"),
+        (b'{"points": {}}', "points", "array"),
+        (b'{"points": [], "trial": 1}', "trial", "not permitted"),
+        (b'{"points": [', "", "JSON"),
+    ],
+)
+def test_invalid_batch_shape_is_422(
+    client: TestClient, trial: int, body: bytes, field: str, message: str
+) -> None:
+    response = client.post(f"/trials/{trial}/metrics", content=body, headers=JSON)
+    assert_invalid(response, field, message)
+
+
+def test_batch_errors_say_they_are_in_the_body(client: TestClient, trial: int) -> None:
+    # The same shape as every other body error (POST /sweeps says "in": "body").
+    response = client.post(f"/trials/{trial}/metrics", json={"points": [point("lr", -1, 1.0)]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0].get("in") == "body", response.text
+
+
+def test_empty_batch_is_accepted_as_nothing(client: TestClient, trial: int) -> None:
+    assert ingest(client, trial, []) == 0
+    assert_nothing_stored(client, trial)
+
+
+def test_ingest_to_a_missing_trial_is_404(client: TestClient) -> None:
+    response = client.post("/trials/987654/metrics", json={"points": [point("lr", 0, 1.0)]})
+    assert response.status_code == 404, response.text
+    assert "trial 987654 not found" in response.json()["detail"][0]["message"]
+    assert client.get("/trials/987654/metrics").status_code == 404
+    assert client.get("/trials/987654/metric-names").status_code == 404
