@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.errors import (
     Conflict,
@@ -44,6 +45,11 @@ def _detail(errors: list[Any]) -> list[dict[str, Any]]:
         source = loc.pop(0) if loc and loc[0] in _SOURCES else None
         message = str(err.get("msg", "invalid"))
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if err.get("type") == "json_invalid":
+            # FastAPI puts the character offset where a field path would be.
+            reason = (err.get("ctx") or {}).get("error", "")
+            message = f"invalid JSON at character {loc[0] if loc else 0}: {reason}".rstrip(": ")
+            loc = []
         item: dict[str, Any] = {
             "field": field_path(loc),
             "message": message,
@@ -77,6 +83,23 @@ def install(app: FastAPI) -> None:
             status_code=status,
             content=error_body(exc.message, exc.field, type(exc).__name__),
             headers=headers,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routing errors (404, 405) and bodies that cannot be parsed at all: same shape.
+        return JSONResponse(
+            status_code=exc.status_code,
+            content=error_body(str(exc.detail), kind="http"),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        log.warning("a number too large for the store: %s", exc)
+        return JSONResponse(
+            status_code=422,
+            content=error_body("a number is too large for the store", kind="overflow"),
         )
 
     @app.exception_handler(DataError)

@@ -15,7 +15,7 @@ T = TypeVar("T")
 MAX_STEP = 2**63 - 1
 MetricName = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"),
 ]
 
 

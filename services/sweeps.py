@@ -21,8 +21,14 @@ def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepS
             f"use one of: {', '.join(EAGER_METHODS)}",
             field="method",
         )
+    limit = settings.max_trials_per_sweep
+    if spec.max_trials is not None and spec.max_trials > limit:
+        raise InvalidInput(
+            f"max_trials ({spec.max_trials}) is over this server's limit of {limit}",
+            field="max_trials",
+        )
     try:
-        combos = expand_grid(spec, settings.max_trials_per_sweep)
+        combos = expand_grid(spec, limit)
     except SpecError as exc:
         raise InvalidInput(exc.message, field=exc.field) from exc
     trials = [

@@ -6,9 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from api.deps import CurrentProject, SettingsDep, StoreDep
-from api.schemas import MAX_STEP, METRIC_BATCH, IngestOut, SeriesOut, SeriesSetOut
+from api.schemas import (
+    MAX_STEP,
+    METRIC_BATCH,
+    IngestOut,
+    MetricName,
+    SeriesOut,
+    SeriesSetOut,
+)
 from services.errors import InvalidInput, TooLarge
 
 router = APIRouter(tags=["metrics"])
@@ -59,7 +68,11 @@ async def ingest_metrics(
         raise TooLarge(f"body of {declared} bytes is over the limit for {limit} points")
     await run_in_threadpool(store.sweeps.get_trial, project.id, trial_id)
     # Validated straight from bytes: the fast path for large batches.
-    batch = METRIC_BATCH.validate_json(await request.body())
+    try:
+        batch = METRIC_BATCH.validate_json(await request.body())
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
     points = batch["points"]
     if len(points) > limit:
         raise TooLarge(f"{len(points)} points in one batch; the limit is {limit}", field="points")
@@ -75,7 +88,8 @@ def read_metrics(
     store: StoreDep,
     settings: SettingsDep,
     name: Annotated[
-        list[str] | None, Query(description="Metric names (repeat the parameter); all if unset.")
+        list[MetricName] | None,
+        Query(description="Metric names (repeat the parameter); all if unset."),
     ] = None,
     start: Step = None,
     end: Step = None,

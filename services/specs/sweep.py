@@ -96,7 +96,7 @@ class SweepSpec(StrictModel):
     base: TrialSpec
     method: SweepMethod = "single"
     space: dict[str, ParamSpec] = Field(default_factory=dict, max_length=64)
-    max_trials: int | None = Field(default=None, ge=1)
+    max_trials: int | None = Field(default=None, ge=1, le=2**31 - 1)
     max_concurrent: int = Field(default=4, ge=1, le=10_000)
     metric: Metric = Field(default_factory=Metric)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

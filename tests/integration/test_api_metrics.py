@@ -267,7 +267,8 @@ def test_negative_step_bound_is_422(client: TestClient, trial: int, param: str) 
 def test_name_filter_with_nul_is_422(client: TestClient, trial: int) -> None:
     ingest(client, trial, [point("a", 0, 1.0)])
     response = client.get(f"/trials/{trial}/metrics", params={"name": "a\x00"})
-    assert_invalid(response, "name", "control")
+    # Names that can never have been stored (see the ingest rules) are the caller's error.
+    assert_invalid(response, "name[0]", "pattern")
 
 
 # -- invalid batches ----------------------------------------------------------------------
@@ -307,7 +308,12 @@ def test_body_over_the_byte_limit_is_413_and_stores_nothing(
 
 BAD_POINTS = [
     pytest.param({"step": -1}, "points[0].step", "greater than or equal to 0", id="step-negative"),
-    pytest.param({"step": 2**63}, "points[0].step", "less than or equal to 9223372036854775807", id="step-2**63"),
+    pytest.param(
+        {"step": 2**63},
+        "points[0].step",
+        "less than or equal to 9223372036854775807",
+        id="step-2**63",
+    ),
     pytest.param({"step": 1.5}, "points[0].step", "integer", id="step-fraction"),
     pytest.param({"step": "one"}, "points[0].step", "integer", id="step-text"),
     pytest.param({"name": ""}, "points[0].name", "at least 1 character", id="name-empty"),
@@ -315,9 +321,11 @@ BAD_POINTS = [
     pytest.param({"name": "x" * 201}, "points[0].name", "at most 200", id="name-long"),
     pytest.param({"value": "lots"}, "points[0].value", "number", id="value-text"),
     pytest.param({"value": None}, "points[0].value", "number", id="value-null"),
-    pytest.param({"time": -1.0}, "points[0].time", "greater than or equal to 0", id="time-negative"),
+    pytest.param(
+        {"time": -1.0}, "points[0].time", "greater than or equal to 0", id="time-negative"
+    ),
     pytest.param({"epoch": 3}, "points[0].epoch", "not permitted", id="unknown-key"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("change", "field", "message"), BAD_POINTS)

@@ -205,6 +205,21 @@ def test_cancel_one_trial_leaves_the_others(client: TestClient) -> None:
     }
 
 
+def test_max_trials_beyond_int64_is_422_naming_it(client: TestClient) -> None:
+    response = client.post("/sweeps", json=sweep(max_trials=2**64))
+    assert_invalid(response, "max_trials", "")
+    assert sweep_total(client) == 0
+
+
+def test_max_trials_over_int32_is_kept_or_rejected_by_name(client: TestClient) -> None:
+    # Either answer is fine, on both backends alike; an anonymous store error is not.
+    response = client.post("/sweeps", json=sweep(max_trials=2**31))
+    if response.status_code == 201:
+        assert response.json()["max_trials"] == 2**31
+    else:
+        assert_invalid(response, "max_trials", "")
+
+
 # -- methods and registries ---------------------------------------------------------------
 
 
@@ -244,48 +259,147 @@ def test_optimizer_schemas_describe_the_learning_rate(client: TestClient) -> Non
 
 # -- invalid specs ------------------------------------------------------------------------
 
-DIGITS_CYCLIC = {"name": "cyclic", "max_lr": 0.005}
 LOG_UNIFORM = {"distribution": "log_uniform", "low": 0, "high": 0.1}
+UNIFORM_EMPTY = {"distribution": "uniform", "low": 0.1, "high": 0.1}
 
-# (path, body, field, message substring); bodies are JSON values, sent as JSON.
+
+def bad(case_id: str, path: str, body: Any, field: str, message: str) -> Any:
+    return pytest.param(path, body, field, message, id=case_id)
+
+
+def bad_job(case_id: str, field: str, message: str, **overrides: Any) -> Any:
+    return bad(case_id, "/jobs", job(**overrides), field, message)
+
+
+def bad_sweep(case_id: str, field: str, message: str, **overrides: Any) -> Any:
+    return bad(case_id, "/sweeps", sweep(**overrides), field, message)
+
+
+def sgd(**params: Any) -> dict[str, Any]:
+    return {"name": "sgd", **params}
+
+
+# (path, body, exact field, message substring)
 INVALID_SPECS = [
-    pytest.param("/jobs", job(optimizer={"name": "sgd", "lr": 0}), "optimizer.lr", "greater than 0", id="lr-zero"),
-    pytest.param("/jobs", job(optimizer={"name": "sgd", "lr": -0.1}), "optimizer.lr", "greater than 0", id="lr-negative"),
-    pytest.param("/jobs", job(optimizer={"name": "sgd", "lr": "NaN"}), "optimizer.lr", "finite", id="lr-nan-string"),
-    pytest.param("/jobs", job(optimizer={"name": "sgd", "lr": "Infinity"}), "optimizer.lr", "finite", id="lr-inf-string"),
-    pytest.param("/jobs", job(optimizer={"name": "adamax"}), "optimizer.name", "adagrad, adam, adamw, lbfgs, rmsprop, sgd", id="unknown-optimizer"),
-    pytest.param("/jobs", job(optimizer="adamax"), "optimizer.name", "unknown optimizer 'adamax'", id="unknown-optimizer-bare"),
-    pytest.param("/jobs", job(optimizer={"name": "adam", "momentum": 0.9}), "optimizer.momentum", "unknown key 'momentum' for optimizer 'adam'", id="momentum-with-adam"),
-    pytest.param("/jobs", job(learning_rate=0.1), "learning_rate", "valid keys: batch_size", id="unknown-top-level-key"),
-    pytest.param("/sweeps", sweep(spaces={}), "spaces", "unknown key 'spaces' for sweep spec", id="unknown-sweep-key"),
-    pytest.param("/jobs", job(regularization={"l3": 0.1}), "regularization.l3", "valid keys: dropout", id="unknown-nested-key"),
-    pytest.param("/jobs", job(task={"name": "digits", "layers": 3}), "task.layers", "unknown key 'layers' for task 'digits'", id="unknown-task-key"),
-    pytest.param("/jobs", job(batch_size=0), "batch_size", "integer >= 1", id="batch-size-zero"),
-    pytest.param("/jobs", job(batch_size="half"), "batch_size", "'half'", id="batch-size-half"),
-    pytest.param("/jobs", job(batch_size=True), "batch_size", "integer >= 1", id="batch-size-bool"),
-    pytest.param("/jobs", job(schedule={"name": "cyclic", "base_lr": 0.1, "max_lr": 0.1}), "schedule.max_lr", "must be greater than base_lr (0.1)", id="cyclic-max-le-base"),
-    pytest.param("/jobs", job(schedule=DIGITS_CYCLIC), "schedule.max_lr", "the optimizer.lr since schedule.base_lr is unset", id="cyclic-max-below-optimizer-lr"),
-    pytest.param("/jobs", job(optimizer={"name": "sgd", "nesterov": True}), "optimizer.nesterov", "nesterov requires momentum > 0", id="nesterov-without-momentum"),
-    pytest.param("/jobs", job(schedule={"name": "multistep", "milestones": [100, 50]}), "schedule.milestones", "strictly increasing", id="multistep-decreasing"),
-    pytest.param("/jobs", job(schedule={"name": "multistep", "milestones": [50, 50]}), "schedule.milestones", "strictly increasing", id="multistep-repeated"),
-    pytest.param("/jobs", job(regularization={"grad_clip_norm": 1.0, "grad_clip_value": 0.5}), "regularization.grad_clip_value", "mutually exclusive", id="both-grad-clips"),
-    pytest.param("/jobs", job(regularization={"l2": 1e-4}, optimizer={"name": "sgd", "weight_decay": 1e-4}), "regularization.l2", "set weight decay once", id="l2-and-weight-decay"),
-    pytest.param("/jobs", job(budget={"epochs": 3, "max_steps": 100}), "budget", "exactly one of epochs or max_steps (got both)", id="budget-both"),
-    pytest.param("/jobs", job(budget={}), "budget", "(got neither)", id="budget-neither"),
-    pytest.param("/jobs", job(resources={"gpus": 1.5}), "resources.gpus", "whole number", id="gpus-1.5"),
-    pytest.param("/sweeps", sweep(space={"optimizer.learning_rate": [0.1]}), "space['optimizer.learning_rate']", "unknown path 'optimizer.learning_rate'", id="unknown-space-path"),
-    pytest.param("/sweeps", sweep(space={"epochs": [1, 2]}), "space.epochs", "valid top-level fields", id="unknown-space-top-level"),
-    pytest.param("/sweeps", sweep(method="random", space={"optimizer.lr": {"distribution": "uniform", "low": 0.1, "high": 0.1}}), "space['optimizer.lr'].low", "low (0.1) must be less than high (0.1)", id="distribution-low-ge-high"),
-    pytest.param("/sweeps", sweep(method="random", space={"optimizer.lr": LOG_UNIFORM}), "space['optimizer.lr'].low", "log_uniform needs low > 0", id="log-uniform-low-zero"),
-    pytest.param("/sweeps", sweep(space={"optimizer.lr": {**LOG_UNIFORM, "low": 1e-4}}), "space['optimizer.lr']", "method 'grid' cannot enumerate", id="distribution-under-grid"),
-    pytest.param("/sweeps", sweep(space={"optimizer.lr": [0.1, -1]}), "space", "combination {'optimizer.lr': -1} gives an invalid trial", id="invalid-combination"),
-    pytest.param("/sweeps", sweep(method="single", space={"seed": [1]}), "method", "takes no space", id="single-with-space"),
-    pytest.param("/sweeps", sweep(name="lr\x00sweep"), "name", "control characters", id="nul-in-name"),
-    pytest.param("/sweeps", sweep(space={"seed": ["a\x00"]}), "space.seed.values", "control characters", id="nul-in-space-value"),
-    pytest.param("/jobs", [job()], "", "object", id="array-not-object"),
-    pytest.param("/sweeps", [sweep()], "", "object", id="sweep-array-not-object"),
-    pytest.param("/jobs", {}, "task", "Field required", id="missing-task"),
-]  # fmt: skip
+    bad_job("lr-zero", "optimizer.lr", "greater than 0", optimizer=sgd(lr=0)),
+    bad_job("lr-negative", "optimizer.lr", "greater than 0", optimizer=sgd(lr=-0.1)),
+    bad_job("lr-nan-string", "optimizer.lr", "finite", optimizer=sgd(lr="NaN")),
+    bad_job("lr-inf-string", "optimizer.lr", "finite", optimizer=sgd(lr="Infinity")),
+    bad_job(
+        "unknown-optimizer",
+        "optimizer.name",
+        "unknown optimizer 'adamax'; valid names: adagrad, adam, adamw, lbfgs, rmsprop, sgd",
+        optimizer={"name": "adamax"},
+    ),
+    bad_job("unknown-optimizer-bare", "optimizer.name", "valid names: ada", optimizer="adamax"),
+    bad_job(
+        "momentum-with-adam",
+        "optimizer.momentum",
+        "unknown key 'momentum' for optimizer 'adam'; valid keys: amsgrad, betas",
+        optimizer={"name": "adam", "momentum": 0.9},
+    ),
+    bad_job("unknown-top-level-key", "learning_rate", "valid keys: batch_size", learning_rate=0.1),
+    bad_sweep("unknown-sweep-key", "spaces", "unknown key 'spaces' for sweep spec", spaces={}),
+    bad_job(
+        "unknown-nested-key", "regularization.l3", "valid keys: dropout", regularization={"l3": 1}
+    ),
+    bad_job("unknown-task-key", "task.layers", "for task 'digits'", task={**TASK, "layers": 3}),
+    bad_job("batch-size-zero", "batch_size", 'integer >= 1 or "full" (got 0)', batch_size=0),
+    bad_job("batch-size-half", "batch_size", "(got 'half')", batch_size="half"),
+    bad_job("batch-size-bool", "batch_size", "integer >= 1", batch_size=True),
+    bad_job(
+        "cyclic-max-le-base",
+        "schedule.max_lr",
+        "max_lr (0.1) must be greater than base_lr (0.1)",
+        schedule={"name": "cyclic", "base_lr": 0.1, "max_lr": 0.1},
+    ),
+    bad_job(
+        "cyclic-max-below-optimizer-lr",
+        "schedule.max_lr",
+        "greater than base_lr (0.01, the optimizer.lr since schedule.base_lr is unset)",
+        schedule={"name": "cyclic", "max_lr": 0.005},
+    ),
+    bad_job(
+        "nesterov-without-momentum",
+        "optimizer.nesterov",
+        "nesterov requires momentum > 0",
+        optimizer=sgd(nesterov=True),
+    ),
+    bad_job(
+        "multistep-decreasing",
+        "schedule.milestones",
+        "strictly increasing (got 50 after 100)",
+        schedule={"name": "multistep", "milestones": [100, 50]},
+    ),
+    bad_job(
+        "multistep-repeated",
+        "schedule.milestones",
+        "strictly increasing",
+        schedule={"name": "multistep", "milestones": [50, 50]},
+    ),
+    bad_job(
+        "both-grad-clips",
+        "regularization.grad_clip_value",
+        "grad_clip_norm and grad_clip_value are mutually exclusive",
+        regularization={"grad_clip_norm": 1.0, "grad_clip_value": 0.5},
+    ),
+    bad_job(
+        "l2-and-weight-decay",
+        "regularization.l2",
+        "set weight decay once",
+        regularization={"l2": 1e-4},
+        optimizer=sgd(weight_decay=1e-4),
+    ),
+    bad_job(
+        "budget-both",
+        "budget",
+        "exactly one of epochs or max_steps (got both)",
+        budget={"epochs": 3, "max_steps": 100},
+    ),
+    bad_job("budget-neither", "budget", "(got neither)", budget={}),
+    bad_job("gpus-1.5", "resources.gpus", "whole number (got 1.5)", resources={"gpus": 1.5}),
+    bad_sweep(
+        "unknown-space-path",
+        "space['optimizer.learning_rate']",
+        "unknown path 'optimizer.learning_rate'; valid keys of optimizer",
+        space={"optimizer.learning_rate": [0.1]},
+    ),
+    bad_sweep("unknown-space-root", "space.epochs", "valid top-level", space={"epochs": [1]}),
+    bad_sweep(
+        "distribution-low-ge-high",
+        "space['optimizer.lr'].low",
+        "low (0.1) must be less than high (0.1)",
+        method="random",
+        space={"optimizer.lr": UNIFORM_EMPTY},
+    ),
+    bad_sweep(
+        "log-uniform-low-zero",
+        "space['optimizer.lr'].low",
+        "log_uniform needs low > 0",
+        method="random",
+        space={"optimizer.lr": LOG_UNIFORM},
+    ),
+    bad_sweep(
+        "distribution-under-grid",
+        "space['optimizer.lr']",
+        "method 'grid' cannot enumerate",
+        space={"optimizer.lr": {**LOG_UNIFORM, "low": 1e-4}},
+    ),
+    bad_sweep(
+        "invalid-combination",
+        "space",
+        "combination {'optimizer.lr': -1} gives an invalid trial",
+        space={"optimizer.lr": [0.1, -1]},
+    ),
+    bad_sweep(
+        "single-with-space", "method", "takes no space", method="single", space={"seed": [1]}
+    ),
+    bad_sweep("nul-in-name", "name", "control characters", name="lr\x00sweep"),
+    bad_sweep("nul-in-value", "space.seed.values", "control characters", space={"seed": ["a\x00"]}),
+    bad("array-not-object", "/jobs", [job()], "", "object"),
+    bad("sweep-array-not-object", "/sweeps", [sweep()], "", "object"),
+    bad("missing-task", "/jobs", {}, "task", "Field required"),
+]
 
 
 @pytest.mark.parametrize(("path", "body", "field", "message"), INVALID_SPECS)
@@ -328,6 +442,7 @@ def test_grid_over_the_configured_limit_is_422(
 
 
 def test_many_bad_requests_store_nothing(client: TestClient) -> None:
+    created(client.post("/sweeps", json=sweep(space={"seed": [1, 2]})))
     before = client.get("/sweeps").json()
     for param in INVALID_SPECS:
         path, body, _, _ = param.values
