@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -20,9 +20,14 @@ and sees only that token's project.
 """
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    wake: Callable[[], None] | None = None,
+) -> FastAPI:
     """Build the app. A given store is used as is (tests); otherwise one is opened from the
-    settings at startup, with the schema upgraded to the latest migration."""
+    settings at startup, with the schema upgraded to the latest migration. `wake` is called
+    after new work is stored (the scheduler's wake-up, so it need not wait for its tick)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -37,6 +42,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app = FastAPI(title="lrlab", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.wake = wake or (lambda: None)
     if store is not None:
         app.state.store = store
     errors.install(app)

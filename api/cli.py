@@ -25,8 +25,19 @@ def main() -> None:
 @click.option("--port", type=int, help="Port (LRLAB_API_PORT).")
 @click.option("--database-url", help="SQLAlchemy URL (LRLAB_DATABASE_URL); default: SQLite.")
 @click.option("--data-dir", type=click.Path(), help="Data directory (LRLAB_DATA_DIR).")
+@click.option("--ray-address", help="An existing Ray cluster (LRLAB_RAY_ADDRESS).")
+@click.option("--num-cpus", type=float, help="CPUs for a local Ray (LRLAB_RAY_NUM_CPUS).")
+@click.option(
+    "--scheduler/--no-scheduler", default=None, help="Run trials here (default) or API only."
+)
 def serve(
-    host: str | None, port: int | None, database_url: str | None, data_dir: str | None
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    data_dir: str | None,
+    ray_address: str | None,
+    num_cpus: float | None,
+    scheduler: bool | None,
 ) -> None:
     """Run the API server with an embedded store, creating a local admin token."""
     import uvicorn
@@ -35,20 +46,50 @@ def serve(
     from services.bootstrap import ensure_local_admin
     from services.store import open_store
 
-    settings = _settings(api_host=host, api_port=port, database_url=database_url, data_dir=data_dir)
+    settings = _settings(
+        api_host=host,
+        api_port=port,
+        database_url=database_url,
+        data_dir=data_dir,
+        ray_address=ray_address,
+        ray_num_cpus=num_cpus,
+        run_scheduler=scheduler,
+    )
     store = open_store(settings.resolved_database_url)
     ensure_local_admin(store, settings)
+    runner = _start_scheduler(store, settings) if settings.run_scheduler else None
+    wake = runner[0].wake if runner else None
     click.echo(f"lrlab serving http://{settings.api_host}:{settings.api_port}", err=True)
     click.echo(f"admin token in {settings.admin_token_file.resolve()}", err=True)
     try:
         uvicorn.run(
-            create_app(settings, store),
+            create_app(settings, store, wake=wake),
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
         )
     finally:
+        if runner is not None:
+            runner[0].stop()
+            runner[1].close()
         store.close()
+
+
+def _start_scheduler(store: Any, settings: Settings) -> tuple[Any, Any]:
+    """The scheduler over a Ray launcher: local Ray unless LRLAB_RAY_ADDRESS names one."""
+    from services.scheduler import Scheduler
+    from workers.ray_launcher import RayLauncher
+
+    launcher = RayLauncher(settings.ray_address, settings.ray_num_cpus)
+    scheduler = Scheduler(
+        store,
+        launcher,
+        database_url=settings.resolved_database_url,
+        checkpoint_root=settings.checkpoint_dir.resolve(),
+        lease_seconds=settings.lease_seconds,
+    )
+    scheduler.start()
+    return scheduler, launcher
 
 
 @main.group()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -26,7 +27,13 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_wake(request: Request) -> Callable[[], None]:
+    wake: Callable[[], None] = request.app.state.wake
+    return wake
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+WakeDep = Annotated[Callable[[], None], Depends(get_wake)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

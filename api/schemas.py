@@ -135,6 +135,7 @@ class TrialOut(Out):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    stop_reason: str | None = None
 
     @classmethod
     def of(cls, t: Trial) -> TrialOut:

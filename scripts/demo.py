@@ -6,13 +6,13 @@ start) and talks to the server over real HTTP, the way the SDK and the dashboard
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,7 +26,8 @@ SWEEP = {
         "task": {"name": "digits", "model": "mlp"},
         "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
         "batch_size": 32,
-        "budget": {"epochs": 5},
+        "budget": {"epochs": 4},
+        "eval_every": 15,
     },
     "space": {
         "optimizer": {
@@ -61,6 +62,54 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
     sys.exit("lrlab serve did not become ready in time")
 
 
+def trials_of(api: httpx.Client, sweep_id: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api.get(f"/sweeps/{sweep_id}/trials").json()["items"]
+    return items
+
+
+def watch(api: httpx.Client, sweep_id: int, timeout: float = 600.0) -> dict[str, Any]:
+    """Print progress until every trial has ended."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        sweep: dict[str, Any] = api.get(f"/sweeps/{sweep_id}").json()
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(sweep["trial_counts"].items()))
+        if counts != last:
+            print(f"  [{time.strftime('%H:%M:%S')}] {counts}", flush=True)
+            last = counts
+        if sweep["status"] != "running":
+            return sweep
+        time.sleep(0.5)  # a progress display: poll twice a second
+    sys.exit("the sweep did not finish in time")
+
+
+def last_value(api: httpx.Client, trial_id: int, name: str) -> float | str | None:
+    found = api.get(f"/trials/{trial_id}/metrics", params={"name": name, "max_points": 4})
+    series = found.json()["series"]
+    return series[0]["values"][-1] if series and series[0]["values"] else None
+
+
+def fmt(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else f"{value:.4g}"
+
+
+def print_table(api: httpx.Client, trials: list[dict[str, Any]]) -> None:
+    print(
+        f"  {'#':>2}  {'optimizer':<9} {'lr':>7}  {'status':<9} {'train_loss':>10} "
+        f"{'val_loss':>9} {'val_acc':>8}  note"
+    )
+    for t in trials:
+        opt = t["spec"]["optimizer"]
+        print(
+            f"  {t['number']:>2}  {opt['name']:<9} {opt['lr']:>7g}  {t['status']:<9} "
+            f"{fmt(last_value(api, t['id'], 'train_loss')):>10} "
+            f"{fmt(last_value(api, t['id'], 'val_loss')):>9} "
+            f"{fmt(last_value(api, t['id'], 'val_accuracy')):>8}  {t['stop_reason'] or ''}"
+        )
+
+
 def show(title: str) -> None:
     print(f"\n== {title}")
 
@@ -70,7 +119,9 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LRLAB_DATA_DIR": str(DATA_DIR)}
     lrlab = Path(sys.executable).with_name("lrlab")
-    server = subprocess.Popen([str(lrlab), "serve", "--port", str(port)], env=env)
+    server = subprocess.Popen(
+        [str(lrlab), "serve", "--port", str(port), "--num-cpus", "2"], env=env
+    )
     try:
         wait_ready(url, server)
         token = (DATA_DIR / "admin-token").read_text().strip()
@@ -85,32 +136,12 @@ def main() -> None:
         for err in bad.json()["detail"]:
             print(f"  {bad.status_code} {err['field']}: {err['message']}")
 
-        show("submitting the learning-rate sweep")
+        show("a learning-rate sweep on scikit-learn digits, trained on local Ray")
         sweep = api.post("/sweeps", json=SWEEP).raise_for_status().json()
-        print(f"sweep {sweep['id']} '{sweep['name']}': {sweep['trial_counts']}")
-        trials = api.get(f"/sweeps/{sweep['id']}/trials").json()["items"]
-        print(f"  {'trial':>5}  {'optimizer':<9} {'lr':>8}  status")
-        for t in trials:
-            opt = t["spec"]["optimizer"]
-            print(f"  {t['number']:>5}  {opt['name']:<9} {opt['lr']:>8g}  {t['status']}")
-
-        show("metric points in, downsampled series out")
-        trial = trials[0]["id"]
-        points = [
-            {"name": "train_loss", "step": s, "value": 2.3 * math.exp(-s / 3000) + 0.05}
-            for s in range(20_000)
-        ] + [{"name": "train_loss", "step": 20_000, "value": "NaN"}]
-        for i in range(0, len(points), 5000):
-            api.post(f"/trials/{trial}/metrics", json={"points": points[i : i + 5000]})
-        series = api.get(
-            f"/trials/{trial}/metrics", params={"name": "train_loss", "max_points": 200}
-        ).json()["series"][0]
-        print(
-            f"  {series['total']} points stored, {len(series['steps'])} returned; "
-            f"last value {series['values'][-1]!r} at step {series['steps'][-1]}"
-        )
-        print("  (synthetic points exercise the store; real training runs on Ray workers)")
-        api.post(f"/sweeps/{sweep['id']}/cancel").raise_for_status()
+        print(f"sweep {sweep['id']} '{sweep['name']}': {len(trials_of(api, sweep['id']))} trials")
+        sweep = watch(api, sweep["id"])
+        show("results")
+        print_table(api, trials_of(api, sweep["id"]))
         print(f"\nAPI docs: {url}/docs   token file: {DATA_DIR / 'admin-token'}")
     finally:
         server.terminate()

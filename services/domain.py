@@ -95,6 +95,9 @@ class Trial:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    owner: str | None = None  # the scheduler that launched the current attempt
+    stop_reason: str | None = None
+    last_step: int | None = None  # the last step a heartbeat or the final report named
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,15 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         default=None, description="An existing Ray cluster ('auto' or host:port); unset = local."
     )
+    ray_num_cpus: float | None = Field(
+        default=None, gt=0, description="CPUs of the local Ray instance; unset = all of them."
+    )
+    run_scheduler: bool = Field(
+        default=True, description="Run the scheduler in `lrlab serve` (off: API only)."
+    )
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="A running trial without a heartbeat this long is requeued."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8765, ge=1, le=65535)
 

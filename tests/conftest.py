@@ -26,6 +26,14 @@ PG_ADMIN_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # One intra-op thread, as each trial gets on a worker: on 2 shared cores more threads
+    # only spin against each other (a digits step goes from ~1 ms to ~60 ms).
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _sa_url(conninfo: str, dbname: str) -> str:
     base = conninfo.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     return f"{base}/{dbname}"
@@ -145,3 +153,14 @@ def other_client(app: FastAPI, store: Store) -> Iterator[TestClient]:
     """A client of a second project, 'beta', to check that projects never see each other."""
     with _client_for(app, store, "beta") as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One local Ray instance for the whole test session (starting Ray takes seconds)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import CurrentProject, PageDep, SettingsDep, StoreDep
+from api.deps import CurrentProject, PageDep, SettingsDep, StoreDep, WakeDep
 from api.schemas import PageOut, SweepOut, TrialOut
 from services.domain import SweepStatus, TrialStatus
 from services.specs import SweepSpec, TrialSpec
@@ -18,18 +18,22 @@ SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.post("/sweeps", response_model=SweepOut, status_code=201)
 def create_sweep(
-    spec: SweepSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep
+    spec: SweepSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep, wake: WakeDep
 ) -> SweepOut:
     """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now."""
-    return SweepOut.of(submit_sweep(store, settings, project.id, spec))
+    sweep = submit_sweep(store, settings, project.id, spec)
+    wake()
+    return SweepOut.of(sweep)
 
 
 @router.post("/jobs", response_model=SweepOut, status_code=201)
 def create_job(
-    spec: TrialSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep
+    spec: TrialSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep, wake: WakeDep
 ) -> SweepOut:
     """Submit one training job (stored as a sweep of one trial)."""
-    return SweepOut.of(submit_job(store, settings, project.id, spec))
+    sweep = submit_job(store, settings, project.id, spec)
+    wake()
+    return SweepOut.of(sweep)
 
 
 @router.get("/sweeps", response_model=PageOut[SweepOut])

@@ -6,6 +6,7 @@ from services.store.db import Database
 from services.store.metrics import MetricRepository
 from services.store.projects import ProjectRepository
 from services.store.sweeps import SweepRepository
+from services.store.trial_states import TrialStateRepository
 
 
 class Store:
@@ -14,6 +15,7 @@ class Store:
         self.projects = ProjectRepository(db)
         self.sweeps = SweepRepository(db)
         self.metrics = MetricRepository(db)
+        self.trial_states = TrialStateRepository(db)
 
     def ping(self) -> bool:
         from sqlalchemy import text

@@ -126,6 +126,11 @@ class TrialRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The scheduler that launched the current attempt (cleared when the trial is requeued).
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Why it stopped, in words: "diverged: train_loss is nan at step 412", ...
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TrialEventRow(Base):

@@ -71,6 +71,9 @@ def trial_from_row(row: TrialRow) -> Trial:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        owner=row.owner,
+        stop_reason=row.stop_reason,
+        last_step=row.last_step,
     )
 
 

@@ -89,7 +89,9 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert "database at head 0001" in out.stdout
+    from services.store.migrate import heads
+
+    assert f"database at head {heads()[0]}" in out.stdout
     import sqlite3
 
     with sqlite3.connect(db) as conn:

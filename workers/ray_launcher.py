@@ -1,0 +1,117 @@
+"""The Ray implementation of the scheduler's launcher port.
+
+Each trial attempt is one Ray task with the trial's num_cpus / num_gpus. Ray keeps worker
+processes alive between tasks, so a new trial costs a task submission, not a process
+start. Tasks are never retried by Ray (max_retries=0): the scheduler decides about
+restarts, from the store, and the trial resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import (
+    GetTimeoutError,
+    NodeDiedError,
+    OwnerDiedError,
+    RayActorError,
+    RayTaskError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
+
+from services.launcher import Assignment, Launcher, RunOutcome, RunReport
+
+log = logging.getLogger("lrlab.ray")
+
+# Exceptions that mean "the process or node running the attempt went away".
+_LOST = (WorkerCrashedError, NodeDiedError, OwnerDiedError, RayActorError)
+
+
+@ray.remote(max_retries=0)
+def _run_attempt(assignment: Assignment) -> RunReport:
+    from workers.attempt import run_attempt
+
+    return run_attempt(assignment)
+
+
+@dataclass
+class _InFlight:
+    assignment: Assignment
+    ref: Any
+    cancelled: bool = False
+
+
+class RayLauncher(Launcher):
+    def __init__(self, address: str | None = None, num_cpus: float | None = None) -> None:
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                cpus = None if num_cpus is None else max(1, int(num_cpus))
+                ray.init(num_cpus=cpus, log_to_driver=False, include_dashboard=False)
+        self._inflight: dict[int, _InFlight] = {}
+
+    # -- capacity ------------------------------------------------------------------------
+    def _used(self) -> tuple[float, float]:
+        cpus = sum(f.assignment.cpus for f in self._inflight.values())
+        gpus = sum(f.assignment.gpus for f in self._inflight.values())
+        return cpus, gpus
+
+    def can_start(self, cpus: float, gpus: float) -> bool:
+        total = ray.cluster_resources()
+        used_cpus, used_gpus = self._used()
+        fits_cpu = used_cpus + cpus <= total.get("CPU", 0.0) + 1e-9
+        fits_gpu = gpus == 0 or used_gpus + gpus <= total.get("GPU", 0.0) + 1e-9
+        return fits_cpu and fits_gpu
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def launch(self, assignment: Assignment) -> None:
+        ref = _run_attempt.options(
+            num_cpus=assignment.cpus,
+            num_gpus=assignment.gpus,
+            name=f"trial-{assignment.trial_id}-attempt-{assignment.attempt}",
+        ).remote(assignment)
+        self._inflight[assignment.trial_id] = _InFlight(assignment, ref)
+
+    def cancel(self, trial_id: int) -> None:
+        flight = self._inflight.get(trial_id)
+        if flight is not None and not flight.cancelled:
+            flight.cancelled = True
+            ray.cancel(flight.ref, force=True)
+
+    def running(self) -> set[int]:
+        return set(self._inflight)
+
+    def poll(self) -> list[RunReport]:
+        if not self._inflight:
+            return []
+        refs = {f.ref: tid for tid, f in self._inflight.items()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        reports = []
+        for ref in ready:
+            flight = self._inflight.pop(refs[ref])
+            reports.append(self._report(flight))
+        return reports
+
+    @staticmethod
+    def _report(flight: _InFlight) -> RunReport:
+        a = flight.assignment
+        try:
+            report: RunReport = ray.get(flight.ref, timeout=0)
+            return report
+        except TaskCancelledError:
+            outcome = RunOutcome.CANCELLED if flight.cancelled else RunOutcome.LOST
+            return RunReport(a.trial_id, a.attempt, outcome, error="the attempt was cancelled")
+        except _LOST as exc:
+            return RunReport(a.trial_id, a.attempt, RunOutcome.LOST, error=str(exc)[:2000])
+        except (RayTaskError, GetTimeoutError) as exc:
+            # run_attempt catches training errors itself; reaching here is infrastructure.
+            return RunReport(a.trial_id, a.attempt, RunOutcome.LOST, error=str(exc)[:2000])
+
+    def close(self) -> None:
+        for trial_id in list(self._inflight):
+            self.cancel(trial_id)
