@@ -3,17 +3,38 @@
 so a trial never downloads anything. Here are only the params; workers build the tasks.
 
 Sizes are capped so that one request cannot ask a worker for an absurd model.
+
+Plug-ins: an installed package adds a task by declaring two entry points, one per side, so
+that the API process never imports torch through a plug-in:
+
+    [project.entry-points."lrlab.task_specs"]   # read here, by the API and the scheduler
+    quadratic = "my_pkg.specs:QuadraticTask"     # a TaskParams subclass, torch-free,
+                                                 # with name: Literal["quadratic"] = "quadratic"
+    [project.entry-points."lrlab.tasks"]         # read by workers (see workers.tasks)
+    quadratic = "my_pkg.task:build_quadratic"    # (params, seed, dropout) -> workers.tasks.Task
+
+They are loaded once, at import. A plug-in that fails to import, is not such a model, or
+takes a built-in name is logged and skipped. Plug-in tasks validate, are listed by
+GET /tasks, and are chosen by name like the built-ins; no code is accepted over HTTP.
+A params module is imported while `services.specs` itself is still being imported, so it
+takes `TaskParams` from this module (`services.specs.tasks`), not from the package.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, TypeAlias, Union, get_args
 
 from pydantic import BeforeValidator, Field
 
-from services.specs.registry import RegistryParams, check_registry, registry_parser
+from services.specs.registry import (
+    RegistryParams,
+    check_registry,
+    plugin_params,
+    registry_parser,
+)
 
 __all__ = [
+    "PLUGIN_GROUP",
     "TASKS",
     "CartpoleTask",
     "DigitsTask",
@@ -22,6 +43,9 @@ __all__ = [
     "TaskParams",
     "TextTask",
 ]
+
+# The entry point group of plug-in task params (see the module docstring).
+PLUGIN_GROUP = "lrlab.task_specs"
 
 Width = Annotated[int, Field(ge=1, le=4096)]
 # Hidden layer widths, input to output; an empty list is a linear model.
@@ -78,8 +102,13 @@ TASKS: dict[str, type[TaskParams]] = {
     "text": TextTask,
     "cartpole": CartpoleTask,
 }
+TASKS.update(plugin_params(PLUGIN_GROUP, TaskParams, TASKS))
 
-_TaskUnion = DigitsTask | RegressionTask | TextTask | CartpoleTask
+if TYPE_CHECKING:
+    # Plug-ins are known only at run time, so statically a task is any TaskParams.
+    _TaskUnion: TypeAlias = TaskParams
+else:
+    _TaskUnion = Union[tuple(TASKS.values())]  # noqa: UP007  (X | Y cannot take a tuple)
 check_registry(TASKS, get_args(_TaskUnion))
 
 # A field of this type takes {"name": "digits", ...} or the bare name "digits".

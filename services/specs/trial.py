@@ -198,6 +198,12 @@ class TrialSpec(StrictModel):
                 f"(got l2={reg.l2}, weight_decay={self.optimizer.weight_decay})",
                 reg.l2,
             )
+        if reg.layer_decay is not None and self.optimizer.name == "lbfgs":
+            fail(
+                ("regularization", "layer_decay"),
+                "layer_decay needs one param group per layer, and lbfgs takes a single group",
+                reg.layer_decay,
+            )
         # A start at or past the end never happens: most likely steps and epochs mixed up.
         swa = reg.swa
         limits: list[tuple[tuple[str, ...], int, str, int]] = []

@@ -247,3 +247,17 @@ def test_scaled_lr() -> None:
     assert math.isclose(scaled_lr(0.1, 16, LrScaling(rule="linear")), 0.05)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         scaled_lr(0.1, 0, LrScaling(rule="linear"))
+
+
+def test_layer_decay_with_lbfgs_is_rejected_at_submission() -> None:
+    import pydantic
+
+    from services.specs import TrialSpec
+
+    with pytest.raises(pydantic.ValidationError) as err:
+        TrialSpec.model_validate(
+            {"task": "digits", "optimizer": "lbfgs", "regularization": {"layer_decay": 0.5}}
+        )
+    (error,) = err.value.errors()
+    assert error["loc"] == ("regularization", "layer_decay")
+    assert "lbfgs takes a single group" in error["msg"]

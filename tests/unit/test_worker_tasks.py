@@ -23,8 +23,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "digits-mlp": {"name": "digits"},
     "digits-cnn": {"name": "digits", "model": "cnn", "hidden": [32]},
     "regression": {"name": "regression"},
-    "text-lstm": {"name": "text", "model": "lstm"},
-    "text-transformer": {"name": "text", "model": "transformer"},
+    # Short sequences: determinism and metrics do not need the default sizes (learning does).
+    "text-lstm": {"name": "text", "model": "lstm", "seq_len": 12, "n_samples": 500},
+    "text-transformer": {"name": "text", "model": "transformer", "seq_len": 12, "n_samples": 500},
     "cartpole": {"name": "cartpole"},
 }
 METRICS = {

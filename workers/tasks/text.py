@@ -2,9 +2,9 @@
 
 Each sequence is seq_len tokens drawn uniformly from vocab_size, except that the last token
 repeats the first. The model reads the first seq_len - 1 tokens and predicts the last, so
-it has to carry one token across seq_len - 2 random distractors: a long-range dependency
-that the learning rate visibly decides (too low: stuck at chance, 1/vocab_size, for a long
-time; too high: never leaves it). The last 20% of the sequences are held out.
+it has to carry one token across seq_len - 2 random distractors: a long-range dependency.
+Chance accuracy is 1/vocab_size; at the default sizes Adam at 1e-3..3e-3 gets past 90%
+within 200-300 steps with either model. The last 20% of the sequences are held out.
 """
 
 from __future__ import annotations
