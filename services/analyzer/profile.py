@@ -1,0 +1,202 @@
+"""A loss curve summarised once for all rules: working scale, bins, noise, design windows.
+
+- Working scale: log when the loss is positive and spans a decade or more (so noise that
+  scales with the loss is even along the curve and a late rise is not dwarfed by the early
+  drop), linear otherwise. Every threshold is then stated in units of the curve itself.
+- Bins: up to 100 equal-count bins; each holds the median (robust to spikes) and the
+  per-step noise from neighbour differences; the noise of a bin median follows from it.
+- Design: bins where the lr rose (warmup, cyclic, warm restarts, an SWA anneal upward),
+  and a short lag after, are "by design": a loss rise there is expected. The window drops
+  the warmup and the SWA phase, whose lr follows the schedule, not the optimization.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from services.analyzer.context import RunContext
+from services.analyzer.series import Track
+from services.analyzer.stats import (
+    MEDIAN_EFFICIENCY,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    diff_sigma,
+    global_diff_sigma,
+    group_medians,
+    isotonic_decreasing,
+)
+
+__all__ = ["Bins", "LossProfile", "build_profile", "lr_rising", "make_bins", "use_log"]
+
+TARGET_BINS = 100
+MIN_PER_BIN = 5
+# A relative lr change below this is float noise or a rounding of the schedule.
+LR_TOL = 0.01
+# The loss answers an lr rise within a few percent of a run; this many bins (of 100) after
+# a rise are still treated as by design.
+LAG_FRACTION = 0.02
+
+
+@dataclass(frozen=True)
+class Bins:
+    lo: IntArray  # first and last step of each bin
+    hi: IntArray
+    count: IntArray
+    med: FloatArray  # median value (working scale)
+    sigma: FloatArray  # per-step noise sigma within the bin
+
+    @property
+    def size(self) -> int:
+        return int(self.med.size)
+
+    @property
+    def center(self) -> FloatArray:
+        return np.asarray(0.5 * (self.lo + self.hi), dtype=np.float64)
+
+    @property
+    def sigma_m(self) -> FloatArray:
+        """Noise of each bin's median."""
+        return np.asarray(MEDIAN_EFFICIENCY * self.sigma / np.sqrt(self.count), dtype=np.float64)
+
+
+def make_bins(steps: IntArray, y: FloatArray) -> Bins:
+    n = int(y.size)
+    nb = max(1, min(TARGET_BINS, n // MIN_PER_BIN)) if n else 0
+    if nb == 0:
+        empty_i = np.zeros(0, dtype=np.int64)
+        return Bins(empty_i, empty_i, empty_i, np.zeros(0), np.zeros(0))
+    groups = (np.arange(n, dtype=np.int64) * nb) // n
+    count = np.bincount(groups, minlength=nb).astype(np.int64)
+    starts = np.concatenate(([0], np.cumsum(count)[:-1])).astype(np.int64)
+    med = group_medians(y, groups, nb)
+    sigma = diff_sigma(y, groups, nb)
+    fallback = global_diff_sigma(y)
+    sigma = np.where(np.isfinite(sigma), sigma, fallback)
+    # A noiseless curve would make every change "significant"; a floor far below any real
+    # noise, relative to the curve's own range, keeps ratios finite.
+    span = float(np.max(med) - np.min(med)) if nb else 0.0
+    floor = 1e-6 * span + 1e-12 * float(np.max(np.abs(med))) + 1e-300
+    sigma = np.maximum(sigma, floor)
+    return Bins(steps[starts], steps[starts + count - 1], count, med, sigma)
+
+
+def lr_rising(lr: Track, bins: Bins) -> BoolArray:
+    """Bins in which the lr rose above its value at the bin start, or jumped up into it."""
+    n = lr.size
+    if n == 0 or bins.size == 0:
+        return np.zeros(bins.size, dtype=np.bool_)
+    a = np.searchsorted(lr.steps, bins.lo, side="left")
+    b = np.searchsorted(lr.steps, bins.hi, side="right")
+    present = b > a
+    vals = np.where(np.isfinite(lr.values), lr.values, 0.0)
+    first = vals[np.minimum(a, n - 1)]
+    last = vals[np.maximum(b - 1, 0)]
+    peak = np.maximum.reduceat(vals, np.minimum(a, n - 1))
+    rising = present & (peak > first * (1 + LR_TOL) + 1e-300)
+    prev_last = np.concatenate(([np.inf], last[:-1]))
+    rising |= present & (first > prev_last * (1 + LR_TOL) + 1e-300)
+    return np.asarray(rising, dtype=np.bool_)
+
+
+def _dilate(mask: BoolArray, lag: int) -> BoolArray:
+    """True where `mask` was true in this bin or any of the `lag` bins before."""
+    c = np.concatenate(([0], np.cumsum(mask)))
+    idx = np.arange(mask.size)
+    return np.asarray(c[idx + 1] - c[np.maximum(idx - lag, 0)] > 0, dtype=np.bool_)
+
+
+@dataclass(frozen=True)
+class LossProfile:
+    steps: IntArray  # the finite prefix (up to the first NaN/Inf)
+    y: FloatArray  # ... in the working scale
+    log: bool
+    bins: Bins
+    window: BoolArray  # per bin: after the warmup, before SWA
+    by_design: BoolArray  # per bin: the lr rose here or just before
+    start: float  # level at the start (working scale)
+    nonfinite: tuple[int, float] | None  # step and value of the first NaN/Inf
+
+    @property
+    def usable(self) -> BoolArray:
+        return np.asarray(self.window & ~self.by_design, dtype=np.bool_)
+
+    def raw(self, value: float) -> float:
+        """A working-scale value back in the metric's own units."""
+        return math.exp(value) if self.log else value
+
+    def noise_m(self, mask: BoolArray | None = None) -> float:
+        """Typical noise of a bin median over `mask` (all bins if None or empty)."""
+        sm = self.bins.sigma_m
+        picked = sm[mask] if mask is not None and bool(mask.any()) else sm
+        return float(np.median(picked)) if picked.size else 0.0
+
+    def noise(self, mask: BoolArray | None = None) -> float:
+        """Typical per-step noise over `mask`."""
+        s = self.bins.sigma
+        picked = s[mask] if mask is not None and bool(mask.any()) else s
+        return float(np.median(picked)) if picked.size else 0.0
+
+    def iso(self, mask: BoolArray) -> FloatArray:
+        """Non-increasing fit of the bin medians in `mask` (one value per selected bin)."""
+        return isotonic_decreasing(self.bins.med[mask], self.bins.count[mask].astype(float))
+
+    def segment_residuals(self, mask: BoolArray) -> FloatArray:
+        """Bin median minus a non-increasing fit made separately on each run of `mask`.
+
+        Runs are split where the lr rose, so a loss that resets with each warm restart
+        is fitted cycle by cycle. NaN outside `mask` and on runs under 3 bins."""
+        out = np.full(self.bins.size, np.nan)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+        for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+            if hi - lo >= 3:
+                fit = isotonic_decreasing(
+                    self.bins.med[lo:hi], self.bins.count[lo:hi].astype(float)
+                )
+                out[lo:hi] = self.bins.med[lo:hi] - fit
+        return out
+
+
+def use_log(values: FloatArray) -> bool:
+    """A positive series spanning a decade or more (5th to 95th percentile)."""
+    if values.size < 2 or not bool(np.all(values > 0)):
+        return False
+    # A thousand evenly spaced points settle the percentiles as well as all of them.
+    sample = values[:: max(1, values.size // 1000)]
+    lo, hi = np.quantile(sample, [0.05, 0.95])
+    return bool(hi >= 10.0 * lo)
+
+
+def build_profile(
+    track: Track,
+    ctx: RunContext,
+    lr: Track | None,
+    scale: Literal["auto", "linear"] = "auto",
+) -> LossProfile:
+    bad = track.first_nonfinite()
+    finite = track.head(bad) if bad is not None else track
+    nonfinite = None if bad is None else (int(track.steps[bad]), float(track.values[bad]))
+    log = scale == "auto" and use_log(finite.values)
+    y = np.log(finite.values) if log else finite.values
+    bins = make_bins(finite.steps, y)
+    head = y[: max(1, min(20, y.size // 100))]
+    start = float(np.median(head)) if y.size else math.nan
+
+    window = np.ones(bins.size, dtype=np.bool_)
+    if ctx.warmup_steps > 0:
+        window &= bins.lo >= ctx.warmup_steps
+    if ctx.swa_start_step is not None:
+        window &= bins.hi < ctx.swa_start_step
+    if lr is not None and lr.size:
+        lag = max(1, round(LAG_FRACTION * bins.size))
+        by_design = _dilate(lr_rising(lr, bins), lag)
+    elif ctx.cyclical:
+        # The schedule raises the lr but we cannot see when: nothing can be ruled out.
+        by_design = np.ones(bins.size, dtype=np.bool_)
+    else:
+        by_design = np.zeros(bins.size, dtype=np.bool_)
+    return LossProfile(finite.steps, y, log, bins, window, by_design, start, nonfinite)

@@ -1,0 +1,198 @@
+"""Concrete values for recommendations, taken from the series where they support one.
+
+Lr advice is a factor on the lr that was in effect (the lr series, which already includes
+warmup, schedule and batch-size scaling); `lr_changes` maps that factor onto the spec's
+own lr fields, so the same relative cut applies whatever the schedule does to the base.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.analyzer.context import RunContext
+from services.analyzer.findings import Value
+from services.analyzer.profile import LossProfile
+from services.analyzer.series import Track
+
+__all__ = [
+    "LrAdvice",
+    "clip_threshold",
+    "fmt",
+    "lower_lr_advice",
+    "lr_changes",
+    "nice",
+    "sig",
+    "warmup_steps_for",
+    "weight_decay_change",
+]
+
+_NICE = (1.0, 2.0, 3.0, 5.0, 10.0)
+_LR_GRID = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+
+
+def fmt(x: float) -> str:
+    """A number for a sentence: 3 significant digits, inf/nan spelled out."""
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.3g}"
+
+
+def sig(x: float, digits: int = 2) -> float:
+    """`x` rounded to `digits` significant digits."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.{digits - 1}e}")
+
+
+def nice(x: float, *, below: float | None = None, above: float | None = None) -> float:
+    """The 1-2-3-5 value nearest to `x` in log terms, strictly below/above a bound if given
+    (so a "lower the lr" never rounds back to the lr it lowers)."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    exp = math.floor(math.log10(x))
+    candidates = [m * 10.0 ** (exp + d) for d in (-1, 0, 1) for m in _NICE]
+    if below is not None:
+        candidates = [c for c in candidates if c < below * (1 - 1e-9)] or [x]
+    if above is not None:
+        candidates = [c for c in candidates if c > above * (1 + 1e-9)] or [x]
+    best = min(candidates, key=lambda c: abs(math.log(c / x)))
+    return float(f"{best:.6g}")
+
+
+def _lr_value(lr: float, factor: float) -> float:
+    """`lr * factor` on a readable grid, rounded toward the old lr by at most 5%, and
+    never back onto the old lr."""
+    target = lr * factor
+    exp = math.floor(math.log10(target))
+    grid = [m * 10.0 ** (exp + d) for d in (-1, 0, 1) for m in _LR_GRID]
+    if factor < 1:
+        picked = max((g for g in grid if g <= target * 1.05 and g < lr), default=target)
+    else:
+        picked = min((g for g in grid if g >= target / 1.05 and g > lr), default=target)
+    return float(f"{picked:.6g}")
+
+
+def lr_changes(ctx: RunContext, factor: float, observed: float | None) -> dict[str, Value]:
+    """Spec changes that multiply the run's lr by `factor` ({} when no lr is known)."""
+    changes: dict[str, Value] = {}
+    if ctx.schedule in ("cyclic", "one_cycle") and ctx.max_lr is not None:
+        # The peak is what hurts (or helps); a cyclic base moves with it to keep the range.
+        changes["schedule.max_lr"] = _lr_value(ctx.max_lr, factor)
+        if ctx.schedule == "cyclic" and ctx.lr is not None:
+            changes["optimizer.lr"] = _lr_value(ctx.lr, factor)
+        return changes
+    base = ctx.lr if ctx.lr is not None else observed
+    if base is not None and base > 0:
+        changes["optimizer.lr"] = _lr_value(base, factor)
+    return changes
+
+
+@dataclass(frozen=True)
+class LrAdvice:
+    factor: float  # the suggested lr over the lr in effect where the problem began
+    observed: float | None  # that lr (from the lr series, else the spec's)
+    peak: float | None  # the highest lr of the run: what the spec's base lr produced
+    reason: str
+
+    @property
+    def target(self) -> float | None:
+        return None if self.observed is None else self.observed * self.factor
+
+    def changes(self, ctx: RunContext) -> dict[str, Value]:
+        """The spec change: the base lr scaled so that the schedule's peak lands on the
+        target (a warmup ramp or a decay keeps its shape around the new base)."""
+        target, peak = self.target, self.peak
+        if target is None or not peak:
+            return lr_changes(ctx, self.factor, self.observed)
+        return lr_changes(ctx, min(target / peak, 1.0 if self.factor < 1 else np.inf), peak)
+
+
+def _bin_lrs(lr: Track, centers: np.ndarray) -> np.ndarray:
+    idx = np.searchsorted(lr.steps, centers, side="right") - 1
+    return np.asarray(lr.values[np.clip(idx, 0, lr.size - 1)], dtype=np.float64)
+
+
+def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunContext) -> LrAdvice:
+    """How far to lower the lr, from where the loss was still falling before `onset_bin`.
+
+    - The loss kept making new lows at a lower lr than at the onset: use that lr (at
+      most half the onset lr).
+    - It fell at the same lr and then turned: the lr sits at the edge of stability; a 3x
+      cut leaves a margin.
+    - It never fell: an order of magnitude, the standard first step.
+    """
+    b = p.bins
+    onset_bin = max(0, min(onset_bin, b.size - 1)) if b.size else 0
+    observed, peak = ctx.lr, ctx.lr
+    if lr is not None and lr.size and b.size:
+        observed = lr.value_at(float(b.lo[onset_bin]))
+        finite = lr.values[np.isfinite(lr.values)]
+        peak = float(np.max(finite)) if finite.size else observed
+    made_progress = False
+    if b.size and onset_bin >= 2:
+        before = b.med[:onset_bin]
+        lows = np.flatnonzero(before[1:] < np.minimum.accumulate(before)[:-1]) + 1
+        drop = float(p.start - np.min(before))
+        made_progress = drop > 4 * p.noise_m() and lows.size > 0
+        if lr is not None and lr.size and lows.size and observed:
+            falling_lrs = _bin_lrs(lr, b.center[lows])
+            ok = float(np.max(falling_lrs))
+            if 0 < ok < 0.8 * observed:
+                factor = min(ok / observed, 0.5)
+                step = int(b.lo[lows[int(np.argmax(falling_lrs))]])
+                return LrAdvice(
+                    factor,
+                    observed,
+                    peak,
+                    f"the loss was still falling at lr {fmt(ok)} (step {step}) and turned "
+                    f"up at lr {fmt(observed)}",
+                )
+    at = f" at lr {fmt(observed)}" if observed else ""
+    if made_progress:
+        return LrAdvice(
+            1 / 3,
+            observed,
+            peak,
+            f"the loss fell{at} and then turned up at the same lr: it sits at the edge of "
+            "stability, and a 3x cut leaves a margin",
+        )
+    return LrAdvice(
+        0.1,
+        observed,
+        peak,
+        f"the loss never made progress{at}: an order of magnitude lower is the standard first step",
+    )
+
+
+def clip_threshold(grad: Track | None, before_step: float, quantile: float = 95) -> float | None:
+    """A clipping threshold: a high percentile of the norms in the healthy part."""
+    if grad is None:
+        return None
+    healthy = grad.values[(grad.steps < before_step) & np.isfinite(grad.values)]
+    healthy = healthy[healthy > 0]
+    if healthy.size < 10:
+        return None
+    return sig(float(np.percentile(healthy, quantile)))
+
+
+def warmup_steps_for(onset_step: int, ctx: RunContext, span: int) -> int | None:
+    """A warmup long enough to cover an early blow-up (None if the blow-up came late)."""
+    budget = ctx.total_steps or span
+    if budget <= 0 or onset_step > 0.25 * budget:
+        return None
+    steps = max(2 * onset_step, round(0.02 * budget), 2 * ctx.warmup_steps, 10)
+    return int(sig(min(steps, max(round(0.2 * budget), 1)), 2))
+
+
+def weight_decay_change(ctx: RunContext) -> tuple[str, float]:
+    """Where and what weight decay to set: 5x the current, or a common default."""
+    if ctx.weight_decay:
+        return ctx.weight_decay_path, nice(5 * ctx.weight_decay, above=ctx.weight_decay)
+    if ctx.weight_decay_path == "optimizer.weight_decay":
+        return ctx.weight_decay_path, 0.05
+    return ctx.weight_decay_path, 5e-4 if ctx.optimizer in (None, "sgd") else 1e-4

@@ -1,0 +1,37 @@
+"""The registry of analyzer rules: one rule per finding kind, keyed by its stable id.
+
+A rule reads the run's curves (the series, cleaned and summarised once: `Curves`) and the
+run's context, and returns one Finding of its kind or None. `healthy` has no rule of its
+own: it is what `diagnose` reports when no rule fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from services.analyzer.context import RunContext
+from services.analyzer.curves import Curves
+from services.analyzer.findings import KINDS, Finding
+from services.analyzer.rules_generalization import overfitting
+from services.analyzer.rules_gradients import exploding_gradients, vanishing_gradients
+from services.analyzer.rules_progress import plateau, slow_convergence, underfitting
+from services.analyzer.rules_stability import divergence, oscillation
+
+__all__ = ["RULES", "Rule"]
+
+Rule = Callable[[Curves, RunContext], Finding | None]
+
+RULES: dict[str, Rule] = {
+    "divergence": divergence,
+    "oscillation": oscillation,
+    "slow_convergence": slow_convergence,
+    "plateau": plateau,
+    "overfitting": overfitting,
+    "underfitting": underfitting,
+    "exploding_gradients": exploding_gradients,
+    "vanishing_gradients": vanishing_gradients,
+}
+
+# Fail at import if the registry and the stable kind ids drift apart.
+if set(RULES) | {"healthy"} != set(KINDS):
+    raise RuntimeError(f"analyzer rules {sorted(RULES)} do not match KINDS {KINDS}")

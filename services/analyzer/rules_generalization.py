@@ -1,0 +1,131 @@
+"""Overfitting: val_loss climbs from its minimum while train_loss keeps falling.
+
+val_loss is sparse (one point per evaluation), so it is smoothed with a short running
+median and its noise taken from neighbour differences; the rise must beat both that
+noise and a tenth of val's own drop, and train_loss must keep falling meanwhile (a rise of
+both is instability, not overfitting). The SWA phase is left out: its lr is the
+schedule's choice, and its own averaged result is reported separately.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.analyzer.context import RunContext
+from services.analyzer.curves import Curves
+from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
+from services.analyzer.recommend import fmt, lr_changes, nice, weight_decay_change
+
+__all__ = ["overfitting"]
+
+RISE_NOISE = 4.0
+RISE_OF_DROP = 0.05
+# Below this share of val's drop the rise is mild: worth knowing, not yet a warning.
+MILD_OF_DROP = 0.1
+TRAIN_FALL_NOISE = 3.0
+TRAIN_FALL_OF_DROP = 0.02
+MIN_EVALS = 6
+# The minimum must leave room for a trend after it: this share of the evaluated span.
+MIN_TAIL_SHARE = 0.1
+
+
+def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
+    v, p = curves.val, curves.train
+    if v is None or p is None or p.bins.size < 6:
+        return None
+    if ctx.swa_start_step is not None:
+        v = v.before(ctx.swa_start_step)
+    m = ctx.margin
+    if v.size < MIN_EVALS * m:
+        return None
+    i_min = int(np.argmin(v.smooth))
+    v_min = float(v.smooth[i_min])
+    step_min = int(v.steps[i_min])
+    span = float(v.steps[-1] - v.steps[0])
+    if v.size - 1 - i_min < 2 or (v.steps[-1] - step_min) < MIN_TAIL_SHARE * span:
+        return None
+    k = max(2, (v.size - i_min) // 4)
+    v_late = float(np.median(v.y[-k:]))
+    v_drop = v.start - v_min
+    if v_drop <= 3 * v.sigma:
+        return None  # val never improved: nothing learned to overfit
+    rise = v_late - v_min
+    need = max(RISE_NOISE * v.sigma, RISE_OF_DROP * v_drop)
+    if rise < m * need:
+        return None
+
+    b = p.bins
+    centers = b.center
+    t_at_min = float(np.interp(step_min, centers, b.med))
+    kt = max(2, b.size // 20)
+    t_late = float(np.median(b.med[-kt:]))
+    t_drop = max(p.start - float(np.min(b.med)), 0.0)
+    t_need = max(TRAIN_FALL_NOISE * p.noise_m(), TRAIN_FALL_OF_DROP * t_drop)
+    if t_at_min - t_late < m * t_need:
+        return None
+    if curves.lr is not None:
+        lr = curves.lr
+        after = lr.values[lr.steps > step_min]
+        if after.size and float(np.max(after)) > 1.1 * lr.value_at(step_min):
+            return None  # the lr rose after the minimum: the rise may be by design
+
+    rv, rt = v.raw, p.raw
+    gap_min = rv(v_min) - rt(t_at_min)
+    gap_late = rv(v_late) - rt(t_late)
+    last_step = int(v.steps[-1])
+    summary = (
+        f"val_loss {fmt(rv(v_min))} at step {step_min} -> {fmt(rv(v_late))} at {last_step} "
+        f"while train_loss {fmt(rt(t_at_min))} -> {fmt(rt(t_late))}: the gap grew from "
+        f"{fmt(gap_min)} to {fmt(gap_late)}."
+    )
+    evidence: dict[str, Value] = {
+        "val_min": rv(v_min),
+        "val_min_step": step_min,
+        "val_last": rv(v_late),
+        "last_step": last_step,
+        "train_at_val_min": rt(t_at_min),
+        "train_last": rt(t_late),
+        "gap_at_val_min": gap_min,
+        "gap_last": gap_late,
+        "log_scale": v.log,
+    }
+    acc = curves.track("val_accuracy")
+    if acc is not None:
+        evidence["val_accuracy_at_val_min"] = acc.value_at(step_min)
+        evidence["val_accuracy_last"] = float(acc.values[-1])
+    severity: Severity = "warning"
+    if v_late > v.start:
+        severity = "critical"  # worse than the untrained model
+    elif rise < MILD_OF_DROP * v_drop:
+        severity = "info"
+    path, decay = weight_decay_change(ctx)
+    alternatives = [
+        Alternative(
+            f"Regularize more: weight decay {fmt(decay)}.",
+            {path: decay},
+        ),
+        Alternative(
+            "Add dropout (where the model has dropout layers).",
+            {"regularization.dropout": nice(min(0.5, (ctx.dropout or 0.0) + 0.2))},
+        ),
+    ]
+    observed = None if curves.lr is None else curves.lr.value_at(step_min)
+    lower = lr_changes(ctx, 0.5, observed)
+    if lower:
+        alternatives.append(
+            Alternative("Lower the lr 2x: smaller steps fit the noise of the data less.", lower)
+        )
+    return Finding(
+        kind="overfitting",
+        severity=severity,
+        confidence=confidence_from(rise / need, running=ctx.running),
+        step=step_min,
+        summary=summary,
+        evidence=evidence,
+        recommendation=(
+            f"Stop at step {step_min}, where val_loss was lowest (the best the run reached); "
+            "to go further, regularize more (weight decay, dropout) or lower the lr."
+        ),
+        changes={"budget.max_steps": step_min + 1},
+        alternatives=tuple(alternatives),
+    )

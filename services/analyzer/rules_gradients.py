@@ -1,0 +1,239 @@
+"""Exploding and vanishing gradients, from grad_norm (global L2 norm before clipping).
+
+Norms are read in decades (log10): an explosion is a rise of an order of magnitude or
+more above the lowest level the run had reached so far; a collapse is two orders below
+the early level while the loss does not move. Ratios do not depend on the loss scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.analyzer.context import RunContext
+from services.analyzer.curves import Curves
+from services.analyzer.findings import Alternative, Finding, Value, confidence_from
+from services.analyzer.recommend import (
+    clip_threshold,
+    fmt,
+    lower_lr_advice,
+    lr_changes,
+    warmup_steps_for,
+)
+
+__all__ = ["exploding_gradients", "vanishing_gradients"]
+
+MIN_BINS = 10
+SUSTAINED_DECADES = 1.0
+PEAK_DECADES = 1.5
+SPIKE_DECADES = 1.0
+MIN_SPIKES = 5
+SPIKE_RATE = 0.002
+COLLAPSE_DECADES = 2.0
+COLLAPSE_ALONE_DECADES = 3.0
+ZERO_SHARE = 0.5
+STUCK_OF_DROP = 0.1
+HIGH_SHARE = 0.5
+
+
+def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
+    g = curves.grad
+    if g is None:
+        return None
+    m = ctx.margin
+    b = g.bins
+    onset: int | None = None
+    kind_text = ""
+    ratio = 1.0
+    evidence: dict[str, Value] = {"metric": "grad_norm"}
+    if b.size >= MIN_BINS:
+        # Height above the lowest level reached so far: the usual early fall is not growth.
+        excess = b.med - np.minimum.accumulate(b.med)
+        k = max(2, b.size // 10)
+        late = float(np.median(excess[-k:]))
+        peak_i = int(np.argmax(excess))
+        peak = float(excess[peak_i])
+        groups = np.repeat(np.arange(b.size), b.count)
+        logs = np.log10(g.track.values[g.track.values > 0])
+        steps = g.track.steps[g.track.values > 0]
+        floor = np.minimum.accumulate(b.med)[groups]
+        hit = (logs - b.med[groups] >= SPIKE_DECADES) & (logs - floor >= SPIKE_DECADES)
+        spike_onsets = np.flatnonzero(hit & ~np.concatenate(([False], hit[:-1])))
+        spikes = int(spike_onsets.size)
+        evidence.update({"growth_decades_last": late, "growth_decades_peak": peak})
+        evidence["spikes"] = spikes
+        if late >= m * SUSTAINED_DECADES or peak >= m * PEAK_DECADES:
+            below = np.flatnonzero(excess[: peak_i + 1] < 0.3)
+            onset_bin = int(below[-1]) + 1 if below.size else 0
+            onset = int(b.lo[min(onset_bin, b.size - 1)])
+            base = float(b.med[max(onset_bin - 1, 0)])
+            kind_text = (
+                f"grad_norm rose from ~{fmt(10**base)} before step {onset} to "
+                f"{fmt(10 ** float(b.med[peak_i]))} around step {int(b.lo[peak_i])} "
+                f"({fmt(10**peak)}x)"
+            )
+            if late >= SUSTAINED_DECADES:
+                kind_text += f" and stays {fmt(10**late)}x up at the end"
+            ratio = max(late / SUSTAINED_DECADES, peak / PEAK_DECADES) / m
+        elif spikes >= m * max(MIN_SPIKES, SPIKE_RATE * logs.size):
+            onset = int(steps[spike_onsets[0]])
+            kind_text = (
+                f"grad_norm spiked {spikes} times to 10x or more its local median, first at "
+                f"step {onset}"
+            )
+            ratio = spikes / (m * max(MIN_SPIKES, SPIKE_RATE * logs.size))
+    if g.nonfinite is not None:
+        step, value = g.nonfinite
+        evidence.update({"nonfinite_step": step, "nonfinite_value": value})
+        note = f"grad_norm became {fmt(value)} at step {step}"
+        kind_text = f"{kind_text}; {note}" if kind_text else note
+        onset = step if onset is None else min(onset, step)
+        ratio = 10.0
+    if onset is None:
+        return None
+
+    clip = clip_threshold(g.track, onset)
+    healthy = g.track.values[g.track.steps < onset]
+    if healthy.size:
+        evidence["healthy_median"] = float(np.median(healthy))
+    evidence["onset_step"] = onset
+    changes: dict[str, Value] = {}
+    alternatives: list[Alternative] = []
+    p = curves.train
+    advice_bin = 0
+    if p is not None and p.bins.size:
+        advice_bin = int(np.searchsorted(p.bins.lo, onset, side="right")) - 1
+    lower = None
+    if p is not None and p.bins.size:
+        advice = lower_lr_advice(p, curves.lr, max(advice_bin, 0), ctx)
+        lower = (advice, advice.changes(ctx))
+    already = ctx.grad_clip_norm
+    if clip is not None and (already is None or clip < already):
+        changes["regularization.grad_clip_norm"] = clip
+        text = (
+            f"Clip the gradient norm at {fmt(clip)}, the 95th percentile of grad_norm before "
+            f"step {onset}: it caps the rare huge step and leaves ordinary ones alone."
+        )
+        if lower is not None and lower[1]:
+            advice, lr_change = lower
+            text_lr = f"Lower the lr {fmt(1 / advice.factor)}x: {advice.reason}."
+            alternatives.append(Alternative(text_lr, lr_change))
+    elif lower is not None and lower[1]:
+        changes.update(lower[1])
+        text = (
+            f"Clipping {'is already on' if already else 'has no healthy stretch to size it'}; "
+            f"lower the lr {fmt(1 / lower[0].factor)}x: {lower[0].reason}."
+        )
+    else:
+        text = "Clip the gradient norm near its usual level and lower the lr."
+    warmup = warmup_steps_for(onset, ctx, int(g.track.steps[-1]) if g.track.size else 0)
+    if warmup is not None and warmup > ctx.warmup_steps:
+        alternatives.append(
+            Alternative(f"Warm the lr up over {warmup} steps.", {"schedule.warmup_steps": warmup})
+        )
+    return Finding(
+        kind="exploding_gradients",
+        severity="critical" if g.nonfinite is not None or ratio >= 2 else "warning",
+        confidence=confidence_from(ratio, running=ctx.running),
+        step=onset,
+        summary=kind_text + ".",
+        evidence=evidence,
+        recommendation=text,
+        changes=changes,
+        alternatives=tuple(alternatives),
+    )
+
+
+def _loss_stuck_after(curves: Curves, step: int) -> bool | None:
+    """train_loss made no real progress after `step` and is still high (None: no loss)."""
+    p = curves.train
+    lin = curves.train_linear
+    if p is None or lin is None or p.bins.size < 6:
+        return None
+    after = p.bins.lo >= step
+    if int(after.sum()) < 3:
+        return False
+    drop = max(p.start - float(np.min(p.bins.med)), 0.0)
+    med_after = p.bins.med[after]
+    progress = float(med_after[0] - np.median(med_after[-max(2, med_after.size // 10) :]))
+    stuck = progress <= max(4 * p.noise_m(), STUCK_OF_DROP * drop)
+    if bool(np.all(lin.y > 0)):
+        final = float(np.median(lin.bins.med[-max(2, lin.bins.size // 10) :]))
+        high = final >= HIGH_SHARE * lin.start
+    else:
+        high = drop <= 6 * p.noise_m()
+    return stuck and high
+
+
+def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
+    g = curves.grad
+    if g is None:
+        return None
+    m = ctx.margin
+    b = g.bins
+    evidence: dict[str, Value] = {"metric": "grad_norm"}
+    if g.zero_fraction_late >= ZERO_SHARE:
+        zeros = np.flatnonzero(g.track.values == 0)
+        step = int(g.track.steps[zeros[0]]) if zeros.size else None
+        evidence["zero_share_last_quarter"] = g.zero_fraction_late
+        return Finding(
+            kind="vanishing_gradients",
+            severity="critical",
+            confidence=confidence_from(g.zero_fraction_late / ZERO_SHARE + 1, running=ctx.running),
+            step=step,
+            summary=(
+                f"grad_norm is exactly 0 in {fmt(100 * g.zero_fraction_late)}% of the last "
+                f"quarter of steps (first at step {step}): nothing is learning."
+            ),
+            evidence=evidence,
+            recommendation=(
+                "A gradient of exactly zero means dead units (ReLUs pushed below zero, often "
+                "by too high an lr) or a graph cut off from the loss: lower the lr 10x, or "
+                "use a leaky activation and check the model."
+            ),
+            changes=lr_changes(ctx, 0.1, ctx.lr),
+        )
+    if b.size < MIN_BINS:
+        return None
+    e = max(1, b.size // 5)
+    early = float(np.median(b.med[:e]))
+    late = float(np.median(b.med[-max(1, b.size // 10) :]))
+    collapse = early - late
+    if collapse < m * COLLAPSE_DECADES:
+        return None
+    low = b.med < early - 1.0
+    suffix = np.flatnonzero(~low)
+    onset_bin = int(suffix[-1]) + 1 if suffix.size else 0
+    if onset_bin >= b.size:
+        return None
+    onset = int(b.lo[onset_bin])
+    stuck = _loss_stuck_after(curves, onset)
+    if stuck is False or (stuck is None and collapse < m * COLLAPSE_ALONE_DECADES):
+        return None
+    evidence.update(
+        {"early_median": 10**early, "late_median": 10**late, "collapse_decades": collapse}
+    )
+    if ctx.optimizer in (None, "sgd"):
+        changes: dict[str, Value] = {"optimizer.name": "adam", "optimizer.lr": 1e-3}
+        how = "switch to Adam, which rescales tiny gradients to useful steps"
+    else:
+        changes = lr_changes(ctx, 3.0, None)
+        how = "raise the lr 3x"
+    loss_note = "" if stuck is None else " while train_loss stopped improving"
+    return Finding(
+        kind="vanishing_gradients",
+        severity="warning",
+        confidence=confidence_from(collapse / (m * COLLAPSE_DECADES), running=ctx.running),
+        step=onset,
+        summary=(
+            f"grad_norm fell from ~{fmt(10**early)} early on to ~{fmt(10**late)} by the end "
+            f"({fmt(collapse)} decades, below a tenth of its early level from step {onset})"
+            f"{loss_note}."
+        ),
+        evidence=evidence,
+        recommendation=(
+            "The gradient no longer reaches the weights: use He/Xavier initialization, add "
+            "normalization (BatchNorm/LayerNorm) or residual connections, prefer ReLU/GELU "
+            f"over sigmoid/tanh; meanwhile {how}."
+        ),
+        changes=changes,
+    )

@@ -1,0 +1,338 @@
+"""Divergence and oscillation: the lr is too high for the loss to settle.
+
+Both read train_loss in its working scale (see profile.py). Thresholds are multiples of
+the curve's own noise and of its own drop (start -> best), so they hold at any loss scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.analyzer.context import RunContext
+from services.analyzer.curves import Curves
+from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
+from services.analyzer.jitter import jitter
+from services.analyzer.profile import LossProfile
+from services.analyzer.recommend import (
+    LrAdvice,
+    clip_threshold,
+    fmt,
+    lower_lr_advice,
+    lr_changes,
+    nice,
+    warmup_steps_for,
+)
+
+__all__ = ["divergence", "oscillation"]
+
+# Divergence: the loss gave back at least half of what it had gained, and far more than
+# a step's noise; the run's end sits in the raised part.
+GIVE_BACK = 0.5
+RISE_NOISE = 3.0
+RISE_NOISE_MEDIAN = 8.0
+# Oscillation: bin medians swing around a monotone fit by more than this many of their
+# own noise, by a tenth of the whole drop, and by half the progress made meanwhile.
+SWING_NOISE = 4.0
+SWING_OF_DROP = 0.1
+SWING_OF_PROGRESS = 0.5
+# Spikes: single steps back above where training started (they undo the whole drop at
+# once), beyond 6 noise sigmas, and too many for heavy-tailed batch noise.
+SPIKE_OF_DROP = 1.0
+MIN_SPIKES = 3
+SPIKE_RATE = 0.003
+# Alternation: the loss flips above/below its local level on most consecutive steps
+# (independent batch noise flips on half), by a tenth of the drop or more: the lr makes
+# the weights jump across a valley and back.
+FLIP_SHARE = 0.75
+FLIP_OF_DROP = 0.1
+MIN_FLIP_POINTS = 50
+MIN_BINS = 12
+
+
+def _rise_onset(med: np.ndarray, after: int, level: float) -> int:
+    """First bin after `after` from which the curve stays above `level`."""
+    suffix_min = np.minimum.accumulate(med[::-1])[::-1]
+    above = np.flatnonzero(suffix_min[after + 1 :] > level)
+    return after + 1 + int(above[0]) if above.size else med.size - 1
+
+
+def _lr_text(p: LossProfile, curves: Curves, ctx: RunContext, onset_bin: int) -> str:
+    if curves.lr is not None and p.bins.size:
+        return f" (lr {fmt(curves.lr.value_at(float(p.bins.lo[onset_bin])))})"
+    return f" (lr {fmt(ctx.lr)})" if ctx.lr else ""
+
+
+def _lower_lr_text(advice: LrAdvice) -> str:
+    if advice.target is None:
+        return f"Lower the lr about {fmt(1 / advice.factor)}x: {advice.reason}."
+    return (
+        f"Lower the lr to about {fmt(advice.target)} (from {fmt(advice.observed or 0.0)} "
+        f"where the trouble began): {advice.reason}."
+    )
+
+
+def _stability_changes(
+    p: LossProfile,
+    curves: Curves,
+    ctx: RunContext,
+    onset_bin: int,
+    onset_step: int,
+    *,
+    blow_up: bool,
+) -> tuple[str, dict[str, Value], list[Alternative]]:
+    """Lower lr (from the data); for a blow-up also warmup (if early) and clipping."""
+    advice = lower_lr_advice(p, curves.lr, onset_bin, ctx)
+    changes = advice.changes(ctx)
+    parts = [_lower_lr_text(advice)]
+    alternatives: list[Alternative] = []
+    span = int(p.steps[-1] - p.steps[0]) if p.steps.size else 0
+    warmup = warmup_steps_for(onset_step, ctx, span) if blow_up else None
+    if warmup is not None and warmup > ctx.warmup_steps:
+        changes["schedule.warmup_steps"] = warmup
+        parts.append(
+            f"The blow-up came early (step {onset_step}): a {warmup}-step warmup lets the "
+            "weights settle before the full lr."
+        )
+    clip = clip_threshold(curves.track("grad_norm"), onset_step) if blow_up else None
+    if clip is not None and (ctx.grad_clip_norm is None or clip < ctx.grad_clip_norm):
+        changes["regularization.grad_clip_norm"] = clip
+        parts.append(
+            f"Clip the gradient norm at {fmt(clip)}, the 95th percentile of grad_norm "
+            "before the blow-up, so one bad batch cannot throw the weights out."
+        )
+    lowered = changes.get("optimizer.lr")
+    if ctx.optimizer == "sgd" and not ctx.momentum and isinstance(lowered, float):
+        alternatives.append(
+            Alternative(
+                "Add momentum 0.9 with a 10x lower lr (the same effective step, averaged "
+                "over batches, so single noisy batches move the weights less).",
+                {"optimizer.momentum": 0.9, "optimizer.lr": nice(lowered / 10)},
+            )
+        )
+    return " ".join(parts), changes, alternatives
+
+
+def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
+    """Non-finite loss, or a loss that rose far above its best and stayed there."""
+    p = curves.train
+    name = "train_loss"
+    if p is None:
+        v = curves.tracks.get("val_loss")
+        if v is None:
+            return None
+        p, name = curves.profile_of("val_loss"), "val_loss"
+    m = ctx.margin
+    b = p.bins
+    nonfinite, source = p.nonfinite, name
+    if nonfinite is None and curves.val is not None and curves.val.nonfinite is not None:
+        nonfinite, source = curves.val.nonfinite, "val_loss"
+
+    evidence: dict[str, Value] = {"metric": name, "log_scale": p.log}
+    if b.size == 0:
+        if nonfinite is None:
+            return None
+        step, value = nonfinite
+        return Finding(
+            kind="divergence",
+            severity="critical",
+            confidence=0.99,
+            step=step,
+            summary=f"{source} is {fmt(value)} at step {step}, its first point(s).",
+            evidence={**evidence, "nonfinite_step": step, "nonfinite_value": value},
+            recommendation="Lower the lr 10x: the loss never made progress; add warmup and "
+            "gradient clipping.",
+            changes=lr_changes(ctx, 0.1, ctx.lr),
+        )
+
+    best_i = int(np.argmin(b.med))
+    best = float(b.med[best_i])
+    k = max(2, b.size // 20)
+    late = float(np.median(b.med[-k:]))
+    drop = max(p.start - best, 0.0)
+    rise = late - best
+    sigma, sigma_m = p.noise(), p.noise_m()
+    need = max(GIVE_BACK * drop, RISE_NOISE * sigma, RISE_NOISE_MEDIAN * sigma_m)
+    blew_up = (
+        b.size >= 6
+        and best_i < b.size - k
+        and rise >= m * need
+        and float(b.med[-1]) >= best + 0.5 * rise
+    )
+    swa = ctx.swa_start_step
+    by_design = bool(p.by_design[best_i + 1 :].any()) or (
+        swa is not None and int(b.lo[best_i]) < swa <= int(b.hi[-1])
+    )
+    if blew_up and by_design:
+        # An lr rise (restart, cycle, SWA anneal) is meant to lift the loss; only a rise
+        # that ends above where training started is a blow-up then.
+        blew_up = late >= p.start + m * max(GIVE_BACK * drop, RISE_NOISE * sigma)
+    if nonfinite is None and not blew_up:
+        return None
+
+    # The rise begins where the curve leaves its best for good (a fifth of the drop above
+    # it, or beyond its noise), not where the blow-up is already obvious.
+    level = best + max(min(0.3 * max(rise, 0.0), 0.2 * drop), 4 * sigma_m)
+    onset_bin = _rise_onset(b.med, best_i, level)
+    rose_before = rise >= max(0.25 * drop, RISE_NOISE * sigma)
+    if nonfinite is not None and not rose_before:
+        onset_step = nonfinite[0]
+        onset_bin = b.size - 1
+    else:
+        onset_step = int(b.lo[onset_bin])
+    r_start, r_best, r_late = p.raw(p.start), p.raw(best), p.raw(late)
+    best_step = int(b.lo[best_i])
+    lr_note = _lr_text(p, curves, ctx, onset_bin)
+    evidence.update(
+        {
+            "start": r_start,
+            "best": r_best,
+            "best_step": best_step,
+            "last": r_late,
+            "onset_step": onset_step,
+            "by_design_lr_rise": by_design,
+        }
+    )
+    first_step = int(p.steps[0])
+    progressed = drop > max(RISE_NOISE * sigma, RISE_NOISE_MEDIAN * sigma_m) and best_i > 0
+    if progressed:
+        path = f"{name} fell from {fmt(r_start)} at step {first_step} to {fmt(r_best)} at step "
+        path += f"{best_step}, then"
+    else:
+        path = f"{name} made no progress from {fmt(r_start)} at step {first_step}, and"
+    if nonfinite is not None:
+        step, value = nonfinite
+        evidence.update({"nonfinite_step": step, "nonfinite_value": value})
+        summary = f"{path} {source} became {fmt(value)} at step {step}{lr_note}."
+        severity: Severity = "critical"
+        confidence = 0.99
+    else:
+        evidence["rise_over_drop"] = rise / drop if drop > 0 else None
+        summary = f"{path} rose to {fmt(r_late)} by step {int(b.hi[-1])}{lr_note}"
+        if progressed:
+            summary += f", giving back {fmt(100 * rise / drop)}% of its progress"
+        summary += "."
+        severity = "critical" if late > p.start else "warning"
+        confidence = confidence_from(rise / need if need > 0 else 10.0, running=ctx.running)
+    text, changes, alternatives = _stability_changes(
+        p, curves, ctx, onset_bin, onset_step, blow_up=True
+    )
+    return Finding(
+        kind="divergence",
+        severity=severity,
+        confidence=confidence,
+        step=onset_step,
+        summary=summary,
+        evidence=evidence,
+        recommendation=text,
+        changes=changes,
+        alternatives=tuple(alternatives),
+    )
+
+
+def oscillation(curves: Curves, ctx: RunContext) -> Finding | None:
+    """The smoothed loss swings up and down beyond its batch noise without net progress."""
+    p = curves.train
+    if p is None:
+        return None
+    b, usable = p.bins, p.usable
+    if int(usable.sum()) < MIN_BINS:
+        return None
+    m = ctx.margin
+    centers = b.center
+    lo, hi = float(centers[usable][0]), float(centers[usable][-1])
+    # Judge after the first third: the initial descent is fast and rarely the problem.
+    later = usable & (centers >= lo + (hi - lo) / 3)
+    residuals = p.segment_residuals(usable)
+    region = later & np.isfinite(residuals)
+    if int(region.sum()) < 6:
+        return None
+    fit = p.iso(usable)
+    pos = np.flatnonzero(region[usable])
+    progress = float(fit[pos[0]] - fit[-1])
+    drop = max(float(fit[0] - fit[-1]), p.start - float(np.min(b.med)), 0.0)
+    swing = float(np.quantile(np.abs(residuals[region]), 0.8))
+    noise = p.noise_m(region)
+    need = max(SWING_NOISE * noise, SWING_OF_DROP * drop, SWING_OF_PROGRESS * progress)
+    jit = jitter(p, region, SPIKE_OF_DROP * drop)
+    spikes = jit.spikes
+    swings = swing >= m * need
+    min_spikes = m * max(MIN_SPIKES, SPIKE_RATE * jit.points)
+    spiky = spikes >= min_spikes and drop > 0
+    flip_need = min(1.0, 0.5 + (FLIP_SHARE - 0.5) * m)
+    flipping = (
+        jit.points >= MIN_FLIP_POINTS
+        and jit.flip_share >= flip_need
+        and jit.amplitude >= m * FLIP_OF_DROP * drop
+        and drop > 0
+    )
+    if not (swings or spiky or flipping):
+        return None
+
+    threshold = 0.5 * need
+    over = np.flatnonzero(usable & (np.abs(np.nan_to_num(residuals)) > threshold))
+    onset_bin = int(over[0]) if over.size else int(np.flatnonzero(region)[0])
+    onset_step = int(b.lo[onset_bin])
+    if not swings and spiky and jit.first_spike_step is not None:
+        onset_step = jit.first_spike_step
+    meds = b.med[region]
+    q10, q90 = (p.raw(float(q)) for q in np.quantile(meds, [0.1, 0.9]))
+    from_lvl, to_lvl = p.raw(float(fit[pos[0]])), p.raw(float(fit[-1]))
+    lr_note = _lr_text(p, curves, ctx, onset_bin)
+    summary = (
+        f"train_loss swings between {fmt(q10)} and {fmt(q90)} (smoothed) from step "
+        f"{onset_step} to {int(b.hi[region][-1])}{lr_note}"
+        f", {fmt(swing / noise)}x its batch noise, while its trend moved only "
+        f"{fmt(from_lvl)} -> {fmt(to_lvl)}"
+    )
+    if spikes:
+        summary += f"; {spikes} loss spikes"
+    if flipping:
+        summary += (
+            f"; the per-step loss alternates above/below its level on "
+            f"{fmt(100 * jit.flip_share)}% of steps"
+        )
+    summary += "."
+    ratio = max(swing / need if need > 0 else 0.0, spikes / min_spikes)
+    if flipping:
+        ratio = max(ratio, (jit.flip_share - 0.5) / (flip_need - 0.5))
+    text, changes, alternatives = _stability_changes(
+        p, curves, ctx, onset_bin, onset_step, blow_up=False
+    )
+    if ctx.batch_size:
+        alternatives.append(
+            Alternative(
+                f"Double the batch size to {2 * ctx.batch_size}: it halves the gradient "
+                "noise variance that drives the bouncing.",
+                {"batch_size": 2 * ctx.batch_size},
+            )
+        )
+    if ctx.optimizer == "sgd":
+        alternatives.append(
+            Alternative(
+                "Switch to Adam, which damps the step of noisy coordinates.",
+                {"optimizer.name": "adam", "optimizer.lr": 1e-3},
+            )
+        )
+    return Finding(
+        kind="oscillation",
+        severity="warning",
+        confidence=confidence_from(ratio, running=ctx.running),
+        step=onset_step,
+        summary=summary,
+        evidence={
+            "metric": "train_loss",
+            "log_scale": p.log,
+            "swing": swing,
+            "batch_noise": noise,
+            "swing_over_noise": swing / noise if noise > 0 else None,
+            "drop": drop,
+            "progress_in_window": progress,
+            "low": q10,
+            "high": q90,
+            "spikes": spikes,
+            "flip_share": jit.flip_share,
+        },
+        recommendation=text,
+        changes=changes,
+        alternatives=tuple(alternatives),
+    )
