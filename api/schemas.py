@@ -213,6 +213,17 @@ class SeriesSetOut(BaseModel):
     series: list[SeriesOut]
 
 
+class AnalysisOut(BaseModel):
+    trial_id: int
+    status: str
+    provisional: bool = Field(description="The trial is still running: findings may change.")
+    kinds: list[str] = Field(description="Finding kinds, most severe first; ['healthy'] if none.")
+    findings: list[dict[str, Any]] = Field(
+        description="kind, severity, confidence, step, summary, evidence, recommendation, "
+        "changes (spec paths to values), alternatives, provisional"
+    )
+
+
 class RegistryEntryOut(BaseModel):
     name: str
     description: str

@@ -110,6 +110,18 @@ def print_table(api: httpx.Client, trials: list[dict[str, Any]]) -> None:
         )
 
 
+def print_analysis(api: httpx.Client, trials: list[dict[str, Any]]) -> None:
+    for t in trials:
+        opt = t["spec"]["optimizer"]
+        report = api.get(f"/trials/{t['id']}/analysis").json()
+        top = report["findings"][0]
+        print(f"  #{t['number']} {opt['name']} lr={opt['lr']:g}: {', '.join(report['kinds'])}")
+        if top["kind"] != "healthy":
+            print(f"      {top['summary']}")
+            changes = ", ".join(f"{k}={v}" for k, v in top["changes"].items())
+            print(f"      -> {top['recommendation']}" + (f" [{changes}]" if changes else ""))
+
+
 def show(title: str) -> None:
     print(f"\n== {title}")
 
@@ -141,7 +153,10 @@ def main() -> None:
         print(f"sweep {sweep['id']} '{sweep['name']}': {len(trials_of(api, sweep['id']))} trials")
         sweep = watch(api, sweep["id"])
         show("results")
-        print_table(api, trials_of(api, sweep["id"]))
+        trials = trials_of(api, sweep["id"])
+        print_table(api, trials)
+        show("analysis: what went wrong, and what to change")
+        print_analysis(api, trials)
         print(f"\nAPI docs: {url}/docs   token file: {DATA_DIR / 'admin-token'}")
     finally:
         server.terminate()

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import CurrentProject, StoreDep
-from api.schemas import TrialEventOut, TrialOut
+from api.deps import CurrentProject, SettingsDep, StoreDep
+from api.schemas import AnalysisOut, TrialEventOut, TrialOut
+from services.analysis import analyze_trial
 
 router = APIRouter(tags=["trials"])
 TrialId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -29,3 +30,14 @@ def trial_events(
 @router.post("/trials/{trial_id}/cancel", response_model=TrialOut)
 def cancel_trial(trial_id: TrialId, project: CurrentProject, store: StoreDep) -> TrialOut:
     return TrialOut.of(store.sweeps.cancel_trial(project.id, trial_id))
+
+
+@router.get("/trials/{trial_id}/analysis", response_model=AnalysisOut)
+def trial_analysis(
+    trial_id: TrialId, project: CurrentProject, store: StoreDep, settings: SettingsDep
+) -> AnalysisOut:
+    """What went wrong with the learning rate, with the evidence and what to change.
+    A trial that is still running gets a provisional diagnosis."""
+    result = analyze_trial(store, project.id, trial_id, settings.max_series_points)
+    body = result.diagnosis.to_dict()
+    return AnalysisOut(trial_id=trial_id, status=result.trial.status.value, **body)

@@ -1,7 +1,8 @@
 """What the analyzer returns: findings with evidence and a recommended change.
 
 Both are frozen and JSON-ready through `to_dict()`. Non-finite numbers in evidence (a loss
-that reached inf) become the strings "inf", "-inf" and "nan": strict JSON has no literal
+that reached inf) become the strings "Infinity", "-Infinity" and "NaN", as in every lrlab
+API answer: strict JSON has no literal
 for them, and dropping them would hide exactly the evidence of a divergence.
 """
 
@@ -46,7 +47,7 @@ Value = float | int | str | bool | tuple[int, ...] | None
 
 def json_value(value: Value) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, tuple):
         return list(value)
     return value

@@ -407,7 +407,7 @@ def test_divergence_to_inf_is_critical_with_lower_lr_and_clipping() -> None:
     f = d.get("divergence")
     assert f is not None and f.severity == "critical"
     assert f.evidence["nonfinite_value"] == float("inf")
-    assert f.to_dict()["evidence"]["nonfinite_value"] == "inf"
+    assert f.to_dict()["evidence"]["nonfinite_value"] == "Infinity"
     assert 1400 <= (f.step or 0) <= 1700  # where the loss left its best, not where it hit inf
     lr = f.changes["optimizer.lr"]
     assert isinstance(lr, float) and 0.1 <= lr < 1.0

@@ -197,7 +197,7 @@ def test_to_dict_is_strict_json() -> None:
     )
     out = Diagnosis((finding,)).to_dict()
     text = json.dumps(out, allow_nan=False)
-    assert '"inf"' in text and '"nan"' in text and out["kinds"] == ["divergence"]
+    assert '"Infinity"' in text and '"NaN"' in text and out["kinds"] == ["divergence"]
     assert out["findings"][0]["evidence"]["widths"] == [1, 2]
 
 
