@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,16 +24,6 @@ from workers.optim import (
     total_steps,
 )
 from workers.tasks import Task, build_task
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # As in a trial (one CPU each); also keeps timings sane when other processes share
-    # the cores, where torch's thread pool would spin against them.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_spec(**fields: Any) -> TrialSpec:

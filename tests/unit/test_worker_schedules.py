@@ -24,16 +24,6 @@ EVAL_EVERY = 3
 VAL_LOSSES = [1.0, 0.9, 0.9, 0.9, 0.95, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # As in a trial (one CPU each); also keeps timings sane when other processes share
-    # the cores, where torch's thread pool would spin against them.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class TinyTask(Task):
     """Two linear layers and no data: these tests only look at lrs."""
 

@@ -4,7 +4,6 @@ the averaged weights are the mean of the weights after each SWA-phase step."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,16 +17,6 @@ from workers.tasks import Task, build_task
 
 STEPS = 30
 START = 10
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # As in a trial (one CPU each); also keeps timings sane when other processes share
-    # the cores, where torch's thread pool would spin against them.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_spec(**fields: Any) -> TrialSpec:

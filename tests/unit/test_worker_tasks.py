@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -34,16 +33,6 @@ METRICS = {
     "text": {"val_loss", "val_accuracy"},
     "cartpole": {"val_loss", "val_return"},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # As in a trial (one CPU each); also keeps timings sane when other processes share
-    # the cores, where torch's thread pool would spin against them.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_task(task: dict[str, Any], seed: int = 5, dropout: float = 0.1) -> Task:
