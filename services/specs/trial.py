@@ -173,7 +173,11 @@ class TrialSpec(StrictModel):
     regularization: Regularization = Field(default_factory=Regularization)
     budget: Budget = Field(default_factory=lambda: Budget(epochs=10))
     eval_every: int = Field(default=50, ge=1, description="Evaluate every this many steps.")
-    checkpoint_every: int = Field(default=200, ge=1, description="Checkpoint every N steps.")
+    checkpoint_every: int = Field(
+        default=1000,
+        ge=1,
+        description="Checkpoint every N steps (each costs a metric flush and a file write).",
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     resources: Resources = Field(default_factory=Resources)
     max_restarts: int = Field(default=2, ge=0, le=100)

@@ -29,7 +29,7 @@ def test_defaults() -> None:
     assert spec.lr_scaling.rule == "none"
     assert spec.regularization.l2 == 0 and spec.regularization.swa is None
     assert (spec.budget.epochs, spec.budget.max_steps) == (10, None)
-    assert (spec.eval_every, spec.checkpoint_every, spec.seed) == (50, 200, 0)
+    assert (spec.eval_every, spec.checkpoint_every, spec.seed) == (50, 1000, 0)
     assert (spec.resources.cpus, spec.resources.gpus, spec.max_restarts) == (1.0, 0.0, 2)
 
 
