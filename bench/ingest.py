@@ -23,19 +23,16 @@ and a bare SELECT of the same rows as the floor.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import random
 import secrets
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from bench._common import lrlab_server  # noqa: E402
 from services.store import Store, open_store  # noqa: E402
 from services.store.sweeps import NewSweep, NewTrial  # noqa: E402
 
@@ -145,50 +143,6 @@ def store_trial(store: Store, project_id: int, label: str) -> int:
 
 
 # -- server -----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def lrlab_server(url: str, data_dir: Path) -> Iterator[tuple[str, str]]:
-    """`lrlab serve` as a subprocess; yields (base_url, admin token)."""
-    port = free_port()
-    exe = Path(sys.executable).with_name("lrlab")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "api.cli"]
-    # API only: with its scheduler the server would start Ray and train the benchmark's job,
-    # competing for the CPUs (and writing into the trial) while we measure the endpoint.
-    cmd += ["serve", "--no-scheduler", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--database-url", url, "--data-dir", str(data_dir)]
-    log_path = data_dir / "server.log"
-    base = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90.0
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"lrlab serve exited ({proc.returncode}):\n{log_path.read_text()}"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"lrlab serve not healthy in 90 s:\n{log_path.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health", timeout=2.0).status_code == 200:
-                    break
-            time.sleep(0.1)
-        token = (data_dir / "admin-token").read_text().strip()
-        yield base, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def http_trial(client: httpx.Client) -> int:
     r = client.post("/jobs", json={"task": "digits"})
     r.raise_for_status()
@@ -278,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = open_store(url)
         with (
             tempfile.TemporaryDirectory(prefix="lrlab-bench-") as tmp,
-            lrlab_server(url, Path(tmp)) as (base, token),
+            # API only: the ingest path, without a scheduler and Ray beside it.
+            lrlab_server(url, Path(tmp), extra_args=("--no-scheduler",)) as (base, token),
             httpx.Client(
                 base_url=base, headers={"authorization": f"Bearer {token}"}, timeout=120.0
             ) as client,
