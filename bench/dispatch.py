@@ -19,15 +19,19 @@ a time.
                task does it, the same MLP, Adam, 5 steps, one evaluation, one tune.report),
                Tuner with reuse_actors=True, max_concurrent_trials=2, a grid of 100,
                RunConfig(storage_path=<tmp>, verbose=0, callbacks=[]), no checkpoints,
-               TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1. Timed around Tuner(...).fit();
-               checked: 100 results, no errors.
+               TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1 (TUNE_RESULT_BUFFER_LENGTH stays at its
+               default of 1: one report per trial). Timed around Tuner(...).fit() (so its
+               actors' start-up is in, shown apart as "startup"); checked: 100 results, no
+               errors, and how many trainable processes ran them (2: actors reused).
   (c) 0.5 s    trials that each train ~--trial-seconds. Before Ray starts, each system's
                step count is calibrated in this process (1 thread; trial time at 200 and
                800 steps, a line through them, then the median of 5 at the chosen count):
                lrlab's runner with its PostgreSQL sink and checkpoints (task build + steps +
                final flush), and the bare loop of Ray Tune's trainable (data + steps). Then
                100 such trials through lrlab (first tick interval) and through Ray Tune,
-               each against its ideal n x t / 2 CPUs (t = its calibrated trial time).
+               each against its ideal n x t / 2 CPUs (t = its calibrated trial time). Also
+               measured first: two bare trials at once in two processes, i.e. how far this
+               machine itself is from scaling perfectly to 2 CPUs.
 
 lrlab is measured at each scheduler tick interval in --intervals (0.25 s is lrlab serve's
 default; a smaller one shows how much of the wall time is waiting for the next tick).
@@ -517,8 +521,9 @@ def main() -> None:
                 f"\n(c) {n} trials of ~{args.trial_seconds:g} s of training each (eval every "
                 f"{EVAL_EVERY_C} steps), calibrated in this process before Ray started, 1 "
                 f"thread, median of 5: lrlab max_steps {steps_c} = {t_runner:.3f} s per trial "
-                f"(runner: task build, steps, PostgreSQL sink, checkpoint every 200, final "
-                f"flush); Ray Tune's trainable (bare loop) {steps_bare} steps = {t_bare:.3f} s. "
+                f"(runner: task build, steps, PostgreSQL sink, default checkpoint_every, "
+                f"final flush); Ray Tune's trainable (bare loop) {steps_bare} steps = "
+                f"{t_bare:.3f} s. "
                 f"Ideal = {n} x that / {args.num_cpus} CPUs; median of {args.repeats}. "
                 f"This machine's own scaling: with {args.num_cpus} bare trials at once (separate "
                 f"processes), each took {t_pair:.3f} s ({t_pair / t_bare:.2f}x alone), so even "

@@ -1,7 +1,8 @@
 """Runner overhead: lrlab's training loop against a bare, hand-written torch loop.
 
     .venv/bin/python bench/runner_overhead.py [--steps 3000] [--repeats 5]
-        [--backends sqlite,postgres] [--profile]
+        [--backends sqlite,postgres] [--checkpoint-every 200] [--profile]
+    .venv/bin/python bench/runner_overhead.py --spy-report RAW --steps S --repeats R
 
 Both train digits / MLP 64-128-10, batch 32, Adam (lr 1e-3), 1 torch thread, in this
 process, on the same tensors (checked equal), with the same batch order logic (a randperm
@@ -23,8 +24,14 @@ Timing covers the steps only: the clock starts after the model, data and optimiz
 wrapping it) and stops after the last evaluation (runner: after train returns, i.e. after
 its final flush, and sink.close()). The one-time setup (loading digits, split, model build)
 is timed separately and reported in a second column for both. Repeats are interleaved
-(the order rotates each repeat), after one untimed warm-up of each variant; medians.
+(the order rotates each repeat), after one untimed warm-up of each variant; medians, and
+the median of per-repeat ratios (this VM's speed drifts by seconds, so pairs are fairer).
 Every runner run is checked afterwards: all train_loss and val_loss points stored.
+
+--profile adds ablations to the same interleaved repeats (no-op sink / no checkpoints /
+points written by the training thread / grad norm or scheduler step patched out of this
+process for the run), times each per-step part alone, and prints a cProfile of one run.
+--spy-report reads a `py-spy record --format raw` profile of this script (see --help).
 """
 
 from __future__ import annotations
@@ -72,7 +79,7 @@ TARGET = 0.95  # runner steps/s over bare steps/s
 LR = 1e-3
 BATCH = 32
 EVAL_EVERY = 50
-CHECKPOINT_EVERY = 200
+CHECKPOINT_EVERY = 200  # the brief's setting; --checkpoint-every changes it (spec default: 1000)
 HIDDEN = 128
 WARM_STEPS = 400  # an untimed run of each variant first
 
@@ -222,6 +229,26 @@ class InlineSink:
         self.flush()
 
 
+@contextlib.contextmanager
+def _patched_out(parts: tuple[str, ...]) -> Iterator[None]:
+    from workers.optim.schedules import LrSchedule
+
+    saved = (runner_module._Loop._clip, LrSchedule.after_step)
+    zero = torch.zeros(())
+    if "grad_norm" in parts:
+        runner_module._Loop._clip = lambda self: zero  # type: ignore[method-assign]
+    if "schedule" in parts:
+
+        def count_only(self: LrSchedule) -> None:
+            self.steps += 1
+
+        LrSchedule.after_step = count_only  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        runner_module._Loop._clip, LrSchedule.after_step = saved  # type: ignore[method-assign]
+
+
 def run_runner(
     store: Store,
     spec: TrialSpec,
@@ -229,10 +256,14 @@ def run_runner(
     *,
     sink_kind: str = "store",
     ckpt_on: bool = True,
+    without: tuple[str, ...] = (),
 ) -> dict[str, float]:
     """workers.runner.train as workers/attempt.py wires it. The ablation variants swap the
     sink (sink_kind "none": NullSink; "inline": InlineSink) or the checkpoint store
-    (ckpt_on False: NullCheckpoints) for the ones above."""
+    (ckpt_on False: NullCheckpoints) for the ones above; `without` names per-step parts to
+    patch out of this process for the run (what-ifs, never source edits): "grad_norm"
+    (_Loop._clip returns 0 without computing a norm), "schedule" (LrSchedule.after_step
+    only counts the step)."""
     sink_on = sink_kind != "none"
     trial_id = new_trial(store, spec=spec.model_dump(mode="json"))
     claimed = store.trial_states.claim_next("bench", lambda t: t.id == trial_id)
@@ -269,7 +300,7 @@ def run_runner(
     control = TrialControl(beat)
     control.start()
     try:
-        with clock.installed():
+        with clock.installed(), _patched_out(without):
             t_setup = time.perf_counter()
             result = runner_module.train(spec, sink=sink, checkpoints=checkpoints, control=control)
             sink.close()
@@ -493,11 +524,15 @@ def _loss(value: float) -> str:
 
 
 def main() -> None:
+    global CHECKPOINT_EVERY
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--backends", default="sqlite,postgres", help="comma-separated")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--checkpoint-every", type=int, default=CHECKPOINT_EVERY, help="runner checkpoints"
+    )
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument(
         "--profile",
@@ -517,6 +552,7 @@ def main() -> None:
     )
     p.add_argument("--spy-rate", type=float, default=200.0, help="the --rate given to py-spy")
     args = p.parse_args()
+    CHECKPOINT_EVERY = args.checkpoint_every
     if args.spy_report is not None:
         # Every variant ran a 400-step warm-up and `repeats` timed runs.
         steps = WARM_STEPS + args.steps * args.repeats
@@ -551,15 +587,26 @@ def main() -> None:
         if args.profile:
             # Ablations on the last store named (postgres by default): what each part costs.
             b, last = list(stores.items())[-1]
-            variants["runner, no-op sink, no checkpoints"] = lambda s: run_runner(
-                last, s, workdir, sink_kind="none", ckpt_on=False
-            )
-            variants[f"runner, {b} sink, no checkpoints"] = lambda s: run_runner(
-                last, s, workdir, ckpt_on=False
-            )
-            variants[f"runner, {b} written inline (what-if), no checkpoints"] = lambda s: (
-                run_runner(last, s, workdir, sink_kind="inline", ckpt_on=False)
-            )
+            ablations: dict[str, dict[str, Any]] = {
+                "runner, no-op sink, no checkpoints": {"sink_kind": "none", "ckpt_on": False},
+                "runner, no-op sink, no checkpoints, no grad norm (what-if)": {
+                    "sink_kind": "none",
+                    "ckpt_on": False,
+                    "without": ("grad_norm",),
+                },
+                "runner, no-op sink, no checkpoints, no scheduler step (what-if)": {
+                    "sink_kind": "none",
+                    "ckpt_on": False,
+                    "without": ("schedule",),
+                },
+                f"runner, {b} sink, no checkpoints": {"ckpt_on": False},
+                f"runner, {b} written inline (what-if), no checkpoints": {
+                    "sink_kind": "inline",
+                    "ckpt_on": False,
+                },
+            }
+            for label, kw in ablations.items():
+                variants[label] = lambda s, kw=kw: run_runner(last, s, workdir, **kw)  # type: ignore[misc]
         for b, store in stores.items():
             variants[f"runner, {b} store"] = (
                 lambda s, store=store: run_runner(store, s, workdir)  # type: ignore[misc]
@@ -623,7 +670,7 @@ def main() -> None:
         )
         verdicts = []
         for n in names[1:]:
-            if "no checkpoints" in n:
+            if "no checkpoints" in n or "what-if" in n:
                 continue  # ablations: no target
             ratio = statistics.median(_paired(results[n], results["bare loop"]))
             ok = "meets" if ratio >= TARGET else "MISSES"
