@@ -98,6 +98,9 @@ class Trial:
     owner: str | None = None  # the scheduler that launched the current attempt
     stop_reason: str | None = None
     last_step: int | None = None  # the last step a heartbeat or the final report named
+    kind: str = "trained"  # "trained" (the scheduler runs it) or "external" (POST /runs)
+    stop_status: TrialStatus | None = None  # a policy stop's terminal status, once asked for
+    analyzed_step: int | None = None  # the last step the live analyzer looked at
 
 
 @dataclass(frozen=True)

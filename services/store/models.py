@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false, true
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names so migrations can refer to them on every backend.
@@ -131,6 +132,14 @@ class TrialRow(Base):
     # Why it stopped, in words: "diverged: train_loss is nan at step 412", ...
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # "trained": a sweep's trial the scheduler runs; "external": a run logged from elsewhere
+    # (POST /runs), which the scheduler never claims or requeues.
+    kind: Mapped[str] = mapped_column(String(16), default="trained", server_default="trained")
+    # A stop asked for by a policy (e.g. the live analyzer on divergence): the terminal
+    # status the trial takes when its worker honours the stop ("pruned"), with stop_reason.
+    stop_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The last step the live analyzer looked at, so it only re-analyses trials with news.
+    analyzed_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TrialEventRow(Base):
@@ -160,7 +169,14 @@ class MetricPointRow(Base):
 
 
 class FindingRow(Base):
+    """The current finding of one kind on one trial; the live analyzer updates it in place."""
+
     __tablename__ = "findings"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "kind"),
+        # Streams read "what changed in this sweep since t".
+        Index("ix_findings_sweep_updated", "sweep_id", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(
@@ -176,4 +192,35 @@ class FindingRow(Base):
     step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
     recommendation: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # False once a later analysis no longer sees it (e.g. a plateau the trial got out of).
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The trial was still running when this was found: it may change.
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class NotificationRow(Base):
+    """Webhook outbox: an event waiting for (or done with) delivery. Durable, so a restart
+    loses no notification, and delivery runs apart from training so a bad hook blocks
+    nothing."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set when it was given up on (attempts exhausted); None while pending or delivered.
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -74,6 +74,9 @@ def trial_from_row(row: TrialRow) -> Trial:
         owner=row.owner,
         stop_reason=row.stop_reason,
         last_step=row.last_step,
+        kind=row.kind or "trained",
+        stop_status=TrialStatus(row.stop_status) if row.stop_status else None,
+        analyzed_step=row.analyzed_step,
     )
 
 
