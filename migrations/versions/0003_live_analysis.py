@@ -64,6 +64,7 @@ def upgrade() -> None:
             sa.ForeignKey("sweeps.id", ondelete="CASCADE", name="fk_notifications_sweep_id_sweeps"),
             nullable=True,
         ),
+        sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("event", sa.JSON(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -73,6 +74,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", WHEN, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_notifications"),
+        sa.UniqueConstraint("key", name="uq_notifications_key"),
     )
     op.create_index("ix_notifications_project_id", "notifications", ["project_id"])
     op.create_index("ix_notifications_sweep_id", "notifications", ["sweep_id"])

@@ -8,7 +8,7 @@ space's values set at those paths (see `grid.apply_params`).
 from __future__ import annotations
 
 import types
-from typing import Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -17,7 +17,7 @@ from services.specs.params import DistributionParam, ParamSpec
 from services.specs.registry import RegistryParams
 from services.specs.trial import TrialSpec
 
-__all__ = ["Metric", "SweepMethod", "SweepSpec", "check_path"]
+__all__ = ["Metric", "Notify", "Policy", "SweepMethod", "SweepSpec", "check_path"]
 
 SweepMethod = Literal["grid", "random", "bayes", "single"]
 
@@ -29,6 +29,36 @@ class Metric(StrictModel):
 
     name: Text = "val_loss"
     goal: Literal["minimize", "maximize"] = "minimize"
+
+
+class Policy(StrictModel):
+    """What the live analyzer may do to this sweep's running trials. A stopped trial ends
+    `pruned` with the finding as its stop_reason."""
+
+    spec_label: ClassVar[str] = "policy"
+
+    stop_on_divergence: bool = True
+    # Opt-in: an overfitting trial still has a best checkpoint worth keeping to its end.
+    stop_on_overfitting: bool = False
+
+
+NotifyEvent = Literal["finding", "sweep_end"]
+
+
+def _all_events() -> list[NotifyEvent]:
+    return ["finding", "sweep_end"]
+
+
+class Notify(StrictModel):
+    """A webhook that receives a JSON event when a finding of at least `min_severity`
+    appears on one of the sweep's trials, and when the sweep ends. Only http(s) URLs whose
+    host the server's allowlist (LRLAB_WEBHOOK_ALLOWED_HOSTS) admits are accepted."""
+
+    spec_label: ClassVar[str] = "notify"
+
+    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    events: list[NotifyEvent] = Field(default_factory=_all_events, min_length=1, max_length=2)
 
 
 def _nested_models(annotation: Any) -> list[type[BaseModel]]:
@@ -100,6 +130,8 @@ class SweepSpec(StrictModel):
     max_concurrent: int = Field(default=4, ge=1, le=10_000)
     metric: Metric = Field(default_factory=Metric)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    policy: Policy = Field(default_factory=Policy)
+    notify: Notify | None = None
 
     @model_validator(mode="before")
     @classmethod

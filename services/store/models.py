@@ -215,6 +215,9 @@ class NotificationRow(Base):
     sweep_id: Mapped[int | None] = mapped_column(
         ForeignKey("sweeps.id", ondelete="CASCADE"), index=True, nullable=True
     )
+    # Names the event once ("finding:<trial>:<kind>", "sweep_end:<sweep>"), so whoever
+    # enqueues it twice (two servers, a restart) still sends it once.
+    key: Mapped[str] = mapped_column(String(200), unique=True)
     url: Mapped[str] = mapped_column(Text)
     event: Mapped[dict[str, Any]] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
