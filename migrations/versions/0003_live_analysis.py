@@ -29,6 +29,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("stop_status", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("analyzed_step", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("analysis", sa.JSON(), nullable=True))
 
     with op.batch_alter_table("findings", schema=None) as batch_op:
         batch_op.add_column(
@@ -93,6 +94,7 @@ def downgrade() -> None:
         batch_op.drop_column("active")
         batch_op.drop_column("updated_at")
     with op.batch_alter_table("trials", schema=None) as batch_op:
+        batch_op.drop_column("analysis")
         batch_op.drop_column("analyzed_step")
         batch_op.drop_column("stop_status")
         batch_op.drop_column("kind")

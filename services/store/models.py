@@ -140,6 +140,9 @@ class TrialRow(Base):
     stop_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # The last step the live analyzer looked at, so it only re-analyses trials with news.
     analyzed_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The latest diagnosis (Diagnosis.to_dict() plus the trial's summary figures), cached
+    # so a sweep's analysis reads one row per trial instead of every series.
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class TrialEventRow(Base):
