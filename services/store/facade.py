@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.store.analyses import AnalysisRepository
 from services.store.db import Database
 from services.store.metrics import MetricRepository
 from services.store.projects import ProjectRepository
@@ -16,6 +17,7 @@ class Store:
         self.sweeps = SweepRepository(db)
         self.metrics = MetricRepository(db)
         self.trial_states = TrialStateRepository(db)
+        self.analyses = AnalysisRepository(db)
 
     def ping(self) -> bool:
         from sqlalchemy import text

@@ -841,3 +841,23 @@ def test_concurrent_overlapping_writes_in_different_orders(store: Store) -> None
         )
         assert errors == [], f"round {round_}: {errors!r}"
         _assert_every_step_once(store, trial.id, names, range(4_000))
+
+
+def test_analysis_cache_round_trip_and_currency(store: Store) -> None:
+    project = store.projects.create("cache")
+    sweep = _sweep(store, project.id, n_trials=2)
+    first, second = _trials(store, project.id, sweep.id)
+    cached = store.analyses.for_sweep(project.id, sweep.id)
+    assert [c.trial_id for c in cached] == [first.id, second.id]
+    assert all(c.analysis is None and not c.is_current for c in cached)
+
+    store.analyses.save(first.id, None, {"provisional": False, "findings": []})
+    got = store.analyses.get(project.id, first.id)
+    assert got is not None and got.analysis == {"provisional": False, "findings": []}
+    assert not got.is_current  # the trial is still queued: it will change
+    assert store.analyses.get(project.id + 999, first.id) is None  # other project
+
+    _set_trial_status(store, first.id, TrialStatus.SUCCEEDED)
+    assert store.analyses.get(project.id, first.id).is_current  # type: ignore[union-attr]
+    store.analyses.save(first.id, None, {"provisional": True, "findings": []})
+    assert not store.analyses.get(project.id, first.id).is_current  # type: ignore[union-attr]
