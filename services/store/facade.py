@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.store.analyses import AnalysisRepository
 from services.store.db import Database
+from services.store.findings import FindingRepository
 from services.store.metrics import MetricRepository
 from services.store.projects import ProjectRepository
 from services.store.sweeps import SweepRepository
@@ -18,6 +19,7 @@ class Store:
         self.metrics = MetricRepository(db)
         self.trial_states = TrialStateRepository(db)
         self.analyses = AnalysisRepository(db)
+        self.findings = FindingRepository(db)
 
     def ping(self) -> bool:
         from sqlalchemy import text

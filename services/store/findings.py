@@ -1,0 +1,361 @@
+"""Findings kept current: one row per (trial, kind), updated in place by each analysis.
+
+The live analyzer upserts a trial's whole diagnosis at once: kinds it finds for the first
+time are inserted, kinds whose content changed are updated, and kinds it no longer finds
+are marked inactive (kept, so a stream can say "gone"). Every insert, change and
+deactivation moves the row's `updated_at`; streams and webhooks poll `changed_since` with a
+(updated_at, id) cursor.
+
+The schema has one JSON column, `evidence`, for a finding's prose and numbers; it holds
+{"summary", "evidence", "changes", "alternatives"} as Finding.to_dict() writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from services.analyzer.findings import SEVERITIES, Diagnosis, Severity
+from services.domain import Page
+from services.errors import NotFound
+from services.store.db import Database
+from services.store.models import FindingRow, SweepRow, TrialRow, utcnow
+
+_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+_DETAIL_KEYS = ("summary", "evidence", "changes", "alternatives")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, order=True)
+class FindingCursor:
+    """A position in the order findings change in: after (updated_at, id)."""
+
+    updated_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        """A compact token ("<microseconds since epoch>-<id>") for an SSE event id."""
+        micros = (self.updated_at - _EPOCH) // _MICROSECOND
+        return f"{micros}-{self.id}"
+
+    @classmethod
+    def decode(cls, token: str) -> FindingCursor:
+        """The cursor `encode` wrote; ValueError for anything else."""
+        micros, sep, ident = token.partition("-")
+        if not sep or not micros.isdigit() or not ident.isdigit():
+            raise ValueError(f"not a finding cursor: {token!r}")
+        return cls(_EPOCH + int(micros) * _MICROSECOND, int(ident))
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    """A finding as stored: the analyzer's Finding plus where it belongs and its history."""
+
+    id: int
+    project_id: int
+    sweep_id: int | None
+    trial_id: int
+    kind: str
+    severity: Severity
+    confidence: float
+    step: int | None
+    summary: str
+    evidence: dict[str, Any]
+    recommendation: str
+    changes: dict[str, Any]
+    alternatives: list[dict[str, Any]]
+    provisional: bool  # found while the trial was still running
+    active: bool  # False: a later analysis no longer found it
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def cursor(self) -> FindingCursor:
+        return FindingCursor(self.updated_at, self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in Finding.to_dict()'s shape plus the stored fields."""
+        return {
+            "id": self.id,
+            "trial_id": self.trial_id,
+            "sweep_id": self.sweep_id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "confidence": self.confidence,
+            "step": self.step,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "recommendation": self.recommendation,
+            "changes": self.changes,
+            "alternatives": self.alternatives,
+            "provisional": self.provisional,
+            "active": self.active,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class FindingChanges:
+    """What one upsert did, by kind."""
+
+    added: tuple[str, ...]  # new, or found again after being inactive
+    updated: tuple[str, ...]  # still found, with changed content
+    deactivated: tuple[str, ...]  # no longer found
+    previously_active: frozenset[str]  # kinds active before this upsert
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deactivated)
+
+
+def _stored(row: FindingRow) -> StoredFinding:
+    detail = row.evidence or {}
+    return StoredFinding(
+        id=row.id,
+        project_id=row.project_id,
+        sweep_id=row.sweep_id,
+        trial_id=row.trial_id,
+        kind=row.kind,
+        severity=row.severity,  # type: ignore[arg-type]  # only SEVERITIES are written
+        confidence=row.confidence,
+        step=row.step,
+        summary=detail.get("summary", ""),
+        evidence=detail.get("evidence", {}),
+        recommendation=row.recommendation,
+        changes=detail.get("changes", {}),
+        alternatives=detail.get("alternatives", []),
+        provisional=row.provisional,
+        active=row.active,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _columns(finding: dict[str, Any]) -> dict[str, Any]:
+    """A Finding.to_dict() as the row's column values."""
+    return {
+        "severity": finding["severity"],
+        "confidence": finding["confidence"],
+        "step": finding["step"],
+        "recommendation": finding["recommendation"],
+        "evidence": {key: finding[key] for key in _DETAIL_KEYS},
+        "provisional": finding["provisional"],
+    }
+
+
+def at_least(severity: Severity) -> list[str]:
+    """The severities from `severity` up."""
+    return [s for s in SEVERITIES if _RANK[s] >= _RANK[severity]]
+
+
+@dataclass(frozen=True)
+class FindingFilter:
+    """Which findings a list returns: active ones of every kind and severity by default."""
+
+    min_severity: Severity | None = None
+    kinds: tuple[str, ...] | None = None
+    include_inactive: bool = False
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if not self.include_inactive:
+            where.append(FindingRow.active.is_(True))
+        if self.min_severity is not None:
+            where.append(FindingRow.severity.in_(at_least(self.min_severity)))
+        if self.kinds is not None:
+            where.append(FindingRow.kind.in_(self.kinds))
+        return where
+
+
+_ALL = FindingFilter()
+
+
+class FindingRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- writes -------------------------------------------------------------------------
+    def upsert(self, trial_id: int, diagnosis: Diagnosis) -> FindingChanges:
+        """Make the trial's stored findings match `diagnosis` (see the module doc).
+        Unchanged findings keep their updated_at, so a pass that learns nothing new is
+        invisible to `changed_since`."""
+        found = {f.kind: f.to_dict() for f in diagnosis.findings}
+        with self._db.session() as s:
+            trial = self._lock_trial(s, trial_id)
+            rows = {
+                r.kind: r
+                for r in s.scalars(select(FindingRow).where(FindingRow.trial_id == trial_id))
+            }
+            before = frozenset(kind for kind, r in rows.items() if r.active)
+            now = utcnow()
+            added: list[str] = []
+            updated: list[str] = []
+            for kind, finding in found.items():
+                values = _columns(finding)
+                row = rows.get(kind)
+                if row is None:
+                    row = FindingRow(
+                        project_id=trial.project_id,
+                        sweep_id=trial.sweep_id,
+                        trial_id=trial_id,
+                        kind=kind,
+                        created_at=now,
+                        active=True,
+                    )
+                    s.add(row)
+                elif row.active and all(getattr(row, k) == v for k, v in values.items()):
+                    continue
+                (updated if row.active and kind in before else added).append(kind)
+                for key, value in values.items():
+                    setattr(row, key, value)
+                row.active = True
+                row.updated_at = now
+            gone = sorted(before - found.keys())
+            for kind in gone:
+                rows[kind].active = False
+                rows[kind].updated_at = now
+            return FindingChanges(tuple(added), tuple(updated), tuple(gone), before)
+
+    def _lock_trial(self, s: Session, trial_id: int) -> TrialRow:
+        """The trial's row, with writers of its findings serialised: the row's lock on
+        PostgreSQL (NO KEY: others may still reference it), the database's write lock on
+        SQLite, taken up front so the read that follows cannot go stale."""
+        if not self._db.is_postgres:
+            conn = s.connection()
+            if not getattr(conn.connection.dbapi_connection, "in_transaction", False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        row = s.scalars(
+            select(TrialRow).where(TrialRow.id == trial_id).with_for_update(key_share=True)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"trial {trial_id} not found")
+        return row
+
+    # -- reads --------------------------------------------------------------------------
+    def for_trial(
+        self,
+        project_id: int,
+        trial_id: int,
+        filters: FindingFilter = _ALL,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[StoredFinding]:
+        """The trial's findings, most severe and most confident first. NotFound when the
+        trial is not the project's."""
+        where = [FindingRow.trial_id == trial_id]
+        return self._page(project_id, TrialRow, trial_id, where, filters, limit, offset)
+
+    def for_sweep(
+        self,
+        project_id: int,
+        sweep_id: int,
+        filters: FindingFilter = _ALL,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[StoredFinding]:
+        """Findings of all the sweep's trials, most severe and most confident first.
+        NotFound when the sweep is not the project's."""
+        where = [FindingRow.sweep_id == sweep_id]
+        return self._page(project_id, SweepRow, sweep_id, where, filters, limit, offset)
+
+    def _page(
+        self,
+        project_id: int,
+        owner: type[TrialRow] | type[SweepRow],
+        owner_id: int,
+        where: list[ColumnElement[bool]],
+        filters: FindingFilter,
+        limit: int,
+        offset: int,
+    ) -> Page[StoredFinding]:
+        where = [*where, *filters.clauses()]
+        with self._db.session() as s:
+            owner_project = s.scalar(select(owner.project_id).where(owner.id == owner_id))
+            if owner_project != project_id:
+                noun = "trial" if owner is TrialRow else "sweep"
+                raise NotFound(f"{noun} {owner_id} not found")
+            total = s.scalar(select(func.count()).select_from(FindingRow).where(*where)) or 0
+            query = (
+                select(FindingRow)
+                .where(*where)
+                .order_by(
+                    case(_RANK, value=FindingRow.severity, else_=-1).desc(),
+                    FindingRow.confidence.desc(),
+                    FindingRow.id,
+                )
+                .limit(limit)
+                .offset(offset)
+            )
+            items = [_stored(r) for r in s.scalars(query)]
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def changed_since(
+        self,
+        project_id: int | None,
+        cursor: FindingCursor | None = None,
+        *,
+        sweep_id: int | None = None,
+        trial_id: int | None = None,
+        limit: int = 500,
+    ) -> list[StoredFinding]:
+        """Findings inserted, changed or deactivated after `cursor`, oldest change first.
+
+        Scoped to a project (None: every project, for server-side pollers such as the
+        webhook sender) and optionally to one sweep or one trial. Inactive findings are
+        included: a deactivation is a change (`active` False says the condition is gone).
+        Continue from the last item's `.cursor`; None starts from the first finding.
+        Checks no ownership: look the sweep or trial up in the project first.
+
+        The live analyzer writes each trial's findings in one transaction stamped with one
+        time, one trial after another, so changes commit in cursor order."""
+        where = _scope(project_id, sweep_id, trial_id)
+        if cursor is not None:
+            at = FindingRow.updated_at
+            later = or_(
+                at > cursor.updated_at, and_(at == cursor.updated_at, FindingRow.id > cursor.id)
+            )
+            where.append(later)
+        query = (
+            select(FindingRow)
+            .where(*where)
+            .order_by(FindingRow.updated_at, FindingRow.id)
+            .limit(limit)
+        )
+        with self._db.session() as s:
+            return [_stored(r) for r in s.scalars(query)]
+
+    def latest_cursor(
+        self, project_id: int | None, *, sweep_id: int | None = None, trial_id: int | None = None
+    ) -> FindingCursor | None:
+        """The cursor of the latest change in that scope (None: no findings yet), for a
+        stream that starts "from now"."""
+        query = (
+            select(FindingRow.updated_at, FindingRow.id)
+            .where(*_scope(project_id, sweep_id, trial_id))
+            .order_by(FindingRow.updated_at.desc(), FindingRow.id.desc())
+            .limit(1)
+        )
+        with self._db.session() as s:
+            row = s.execute(query).first()
+        return None if row is None else FindingCursor(row[0], row[1])
+
+
+def _scope(
+    project_id: int | None, sweep_id: int | None, trial_id: int | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if project_id is not None:
+        where.append(FindingRow.project_id == project_id)
+    if sweep_id is not None:
+        where.append(FindingRow.sweep_id == sweep_id)
+    if trial_id is not None:
+        where.append(FindingRow.trial_id == trial_id)
+    return where
