@@ -36,6 +36,7 @@ from services.specs.registry import (
 __all__ = [
     "PLUGIN_GROUP",
     "TASKS",
+    "Activation",
     "CartpoleTask",
     "DigitsTask",
     "RegressionTask",
@@ -50,6 +51,19 @@ PLUGIN_GROUP = "lrlab.task_specs"
 Width = Annotated[int, Field(ge=1, le=4096)]
 # Hidden layer widths, input to output; an empty list is a linear model.
 Widths = Annotated[list[Width], Field(max_length=16)]
+# The dense layers' hidden activation (workers.tasks.base.ACTIVATIONS).
+Activation = Literal["relu", "tanh", "sigmoid"]
+# A multiplier on the dense layers' initial weights (torch's default init): studying a
+# saddle at init (< 1) or an exploding deep stack (> 1) needs it; 1 is the usual model.
+InitScale = Annotated[
+    float,
+    Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="Multiplies the dense layers' initial weights (1 = torch's default init).",
+    ),
+]
 
 
 class TaskParams(RegistryParams):
@@ -63,6 +77,15 @@ class DigitsTask(TaskParams):
     model: Literal["mlp", "cnn"] = "mlp"
     hidden: Widths = Field(default_factory=lambda: [128])
     val_fraction: float = Field(default=0.2, gt=0, le=0.5)
+    activation: Activation = "relu"
+    init_scale: InitScale = 1.0
+    train_subset: int | None = Field(
+        default=None,
+        ge=10,
+        le=1797,
+        description="Train on only the first N examples of the training split (all of it "
+        "if N is larger); the held-out split is unchanged. For studying overfitting.",
+    )
 
 
 class RegressionTask(TaskParams):
@@ -73,6 +96,8 @@ class RegressionTask(TaskParams):
     n_features: int = Field(default=8, ge=1, le=1000)
     noise: float = Field(default=0.1, ge=0)
     hidden: Widths = Field(default_factory=lambda: [64, 64])
+    activation: Activation = "relu"
+    init_scale: InitScale = 1.0
 
 
 class TextTask(TaskParams):

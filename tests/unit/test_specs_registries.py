@@ -195,7 +195,7 @@ def test_unknown_task_and_task_keys() -> None:
         TrialSpec,
         {"task": {"name": "digits", "layers": 2}},
         "task.layers: unknown key 'layers' for task 'digits'",
-        "valid keys: hidden, model, name, val_fraction",
+        "valid keys: activation, hidden, init_scale, model, name, train_subset, val_fraction",
     )
 
 

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 EVAL_CHUNK = 4096
 
 __all__ = [
+    "ACTIVATIONS",
     "DatasetTask",
     "Task",
     "classification_metrics",
@@ -45,13 +46,27 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def mlp_layers(sizes: list[int], dropout: float) -> list[nn.Module]:
-    """Linear layers through `sizes` with ReLU and dropout after each hidden one."""
+# Hidden-layer activations a task's params may name (services.specs.tasks.Activation).
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def mlp_layers(
+    sizes: list[int], dropout: float, activation: str = "relu", init_scale: float = 1.0
+) -> list[nn.Module]:
+    """Linear layers through `sizes` with `activation` and dropout after each hidden one.
+
+    `init_scale` multiplies every weight matrix after torch's default init: below 1 the
+    signal shrinks layer by layer (a saddle near zero, vanishing gradients in a deep
+    sigmoid/tanh stack), above 1 it grows (exploding gradients in a deep stack)."""
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(fan_in, fan_out))
+        linear = nn.Linear(fan_in, fan_out)
+        if init_scale != 1.0:  # left untouched at 1.0: the same weights as before the option
+            with torch.no_grad():
+                linear.weight.mul_(init_scale)
+        layers.append(linear)
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            layers.append(ACTIVATIONS[activation]())
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
     return layers

@@ -28,14 +28,17 @@ class DigitsCNN(nn.Module):
     The first block has BatchNorm, so SWA runs exercise `update_bn`; conv BatchNorm still
     has 64 values per channel at batch size 1, so every batch size trains."""
 
-    def __init__(self, hidden: list[int], dropout: float) -> None:
+    def __init__(
+        self, hidden: list[int], dropout: float, activation: str = "relu", init_scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.block1 = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)
         )
         self.block2 = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Sequential(*mlp_layers([32 * 2 * 2, *hidden, N_CLASSES], dropout))
+        sizes = [32 * 2 * 2, *hidden, N_CLASSES]
+        self.head = nn.Sequential(*mlp_layers(sizes, dropout, activation, init_scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.view(-1, 1, 8, 8)
@@ -72,12 +75,17 @@ def build_digits(params: TaskParams, seed: int, dropout: float) -> Digits:
     if not isinstance(params, DigitsParams):
         raise TypeError(f"digits needs DigitsTask params, got {type(params).__name__}")
     x_train, x_val, y_train, y_val = _split(seed, params.val_fraction)
+    if params.train_subset is not None:
+        # The split is shuffled and stratified, so its first N rows cover every class.
+        x_train, y_train = x_train[: params.train_subset], y_train[: params.train_subset]
+    act, scale = params.activation, params.init_scale
     with seeded(seed):
         model: nn.Module
         if params.model == "cnn":
-            model = DigitsCNN(params.hidden, dropout)
+            model = DigitsCNN(params.hidden, dropout, act, scale)
         else:
-            model = nn.Sequential(*mlp_layers([N_PIXELS, *params.hidden, N_CLASSES], dropout))
+            sizes = [N_PIXELS, *params.hidden, N_CLASSES]
+            model = nn.Sequential(*mlp_layers(sizes, dropout, act, scale))
 
     def tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long)

@@ -50,6 +50,7 @@ def build_regression(params: TaskParams, seed: int, dropout: float) -> Regressio
     x, y = make_regression(params.n_samples, params.n_features, params.noise, seed)
     n_train = params.n_samples - round(params.n_samples * VAL_FRACTION)
     with seeded(seed):
-        model = nn.Sequential(*mlp_layers([params.n_features, *params.hidden, 1], dropout))
+        sizes = [params.n_features, *params.hidden, 1]
+        model = nn.Sequential(*mlp_layers(sizes, dropout, params.activation, params.init_scale))
     x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
     return Regression(model, (x_t[:n_train], y_t[:n_train]), (x_t[n_train:], y_t[n_train:]))
