@@ -234,3 +234,37 @@ class HealthOut(BaseModel):
     status: str
     database: str
     version: str
+
+
+class SweepAnalysisOut(BaseModel):
+    """What the sweep says about the learning rate, from every trial's diagnosis."""
+
+    # Non-finite figures travel as the strings "NaN", "Infinity" and "-Infinity".
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    sweep_id: int
+    status: str
+    metric: MetricSpecOut
+    provisional: bool = Field(
+        description="A trial is still queued or running: the analysis may change."
+    )
+    trials: dict[str, int] = Field(description="total, with_data, and a count per status.")
+    best: dict[str, Any] | None = Field(
+        description="The trial with the best final metric: params, optimizer, lr (after "
+        "lr_scaling), spec_lr, batch_size, final, best; null when none has a finite value."
+    )
+    sensitivity: list[dict[str, Any]] = Field(
+        description="Per (optimizer, batch_size): the trials by lr (final and best metric, "
+        "outcome: ok, too_slow, diverged) and the stable lr range between the largest too-slow "
+        "lr (low) and the smallest diverging one (high); a side not reached is null."
+    )
+    batch_scaling: list[dict[str, Any]] = Field(
+        description="Per optimizer: the best lr per batch size, the slope of log(best lr) vs "
+        "log(batch size) and the closer rule (linear ~1, sqrt ~0.5), or why there is none."
+    )
+    finding_counts: dict[str, int] = Field(description="Trials with each finding kind.")
+    summary: str = Field(description="What to do next, in one paragraph.")
+    advice: list[str] = Field(description="The summary's clauses, most important first.")
+    diagnoses: dict[str, int] = Field(
+        description="Trial diagnoses read from the cache vs computed for this request."
+    )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from services.analyzer import Diagnosis, RunContext, diagnose
 from services.domain import Series, Trial, TrialStatus
+from services.run_config import context_from_config
 from services.store import Store
 
 # The series the rules read; a run may log others, which the analysis ignores.
@@ -35,5 +36,8 @@ def analyze_trial(store: Store, project_id: int, trial_id: int, limit: int) -> T
     if trial.status is TrialStatus.SUCCEEDED and "train_loss" in series:
         steps = series["train_loss"].steps
         total = steps[-1] + 1 if steps else None  # it ran its whole budget
-    context = RunContext.from_spec(trial.spec, running=running, total_steps=total)
+    if trial.kind == "external":  # no TrialSpec: what its free-form config says
+        context = context_from_config(trial.params, running=running, total_steps=total)
+    else:
+        context = RunContext.from_spec(trial.spec, running=running, total_steps=total)
     return TrialAnalysis(trial=trial, diagnosis=diagnose(series, context))

@@ -194,6 +194,7 @@ class TrialStateRepository:
                 select(TrialRow)
                 .where(
                     TrialRow.status == _RUNNING,
+                    TrialRow.kind == "trained",  # external runs have no worker to lose
                     TrialRow.heartbeat_at.is_(None) | (TrialRow.heartbeat_at < cutoff),
                 )
                 .order_by(TrialRow.id)
@@ -216,6 +217,7 @@ def _candidates(scan: int) -> Select[TrialRow]:
         .join(SweepRow, SweepRow.id == TrialRow.sweep_id)
         .where(
             TrialRow.status == _QUEUED,
+            TrialRow.kind == "trained",  # an external run is logged from elsewhere, never run
             TrialRow.cancel_requested.is_(False),
             SweepRow.status == SweepStatus.RUNNING.value,
             # Leaves out full sweeps, so their backlog cannot fill the scan window and starve

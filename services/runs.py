@@ -1,0 +1,66 @@
+"""External runs, the `wandb.init` path: a script trained elsewhere logs its metrics here
+(POST /trials/{id}/metrics, any metric names) and gets the same analysis as a sweep's trial."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from services.analysis import TrialAnalysis, analyze_trial
+from services.domain import TrialStatus
+from services.errors import InvalidInput
+from services.settings import Settings
+from services.store import Store
+from services.store.runs import NewRun, Run
+
+# A run's config is stored with it and shown in every listing: large enough for any
+# hyperparameter dict, small enough that a list of runs stays light.
+MAX_CONFIG_BYTES = 64 * 1024
+FINAL_STATUSES = (TrialStatus.SUCCEEDED, TrialStatus.FAILED)
+
+
+def _checked_config(config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        encoded = json.dumps(config, allow_nan=False)
+    except ValueError as exc:  # NaN / Infinity have no place in strict JSON
+        raise InvalidInput(f"config must hold finite numbers only ({exc})", field="config") from exc
+    if len(encoded) > MAX_CONFIG_BYTES:
+        raise InvalidInput(
+            f"config is {len(encoded)} bytes of JSON; the limit is {MAX_CONFIG_BYTES}",
+            field="config",
+        )
+    loaded: dict[str, Any] = json.loads(encoded)  # plain JSON types only, as stored
+    return loaded
+
+
+def start_run(
+    store: Store,
+    project_id: int,
+    *,
+    name: str,
+    config: dict[str, Any],
+    tags: Sequence[str],
+    metric_name: str,
+    metric_goal: str,
+) -> Run:
+    """A running external run, ready for metric batches."""
+    run = NewRun(
+        name=name,
+        config=_checked_config(config),
+        tags=list(dict.fromkeys(tags)),  # order kept, repeats dropped
+        metric_name=metric_name,
+        metric_goal=metric_goal,
+    )
+    return store.runs.create(project_id, run)
+
+
+def finish_run(
+    store: Store, settings: Settings, project_id: int, run_id: int, status: TrialStatus | None
+) -> TrialAnalysis:
+    """End the run (succeeded unless told failed) and diagnose its whole series."""
+    if status is not None and status not in FINAL_STATUSES:
+        allowed = ", ".join(s.value for s in FINAL_STATUSES)
+        raise InvalidInput(f"a run finishes as one of: {allowed}", field="status")
+    store.runs.finish(project_id, run_id, status)
+    return analyze_trial(store, project_id, run_id, settings.max_series_points)

@@ -1,0 +1,65 @@
+"""SummaryRepository: per-trial figures of a sweep's series, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+
+from services.store import Store
+from services.store.sweeps import NewSweep, NewTrial
+
+
+def make_sweep(store: Store, project: str, trials: int) -> tuple[int, int, list[int]]:
+    found = store.projects.get_by_name(project)
+    project_id = (found or store.projects.create(project)).id
+    sweep = store.sweeps.create(
+        project_id,
+        NewSweep(
+            name="s",
+            method="grid",
+            spec={},
+            metric_name="val_loss",
+            metric_goal="minimize",
+            max_trials=None,
+            max_concurrent=1,
+        ),
+        [NewTrial(params={}, spec={}, max_restarts=0) for _ in range(trials)],
+    )
+    page = store.sweeps.list_trials(project_id, sweep.id, limit=10, offset=0)
+    return project_id, sweep.id, [t.id for t in page.items]
+
+
+def test_last_value_and_finite_extremes_per_trial(store: Store) -> None:
+    project_id, sweep_id, (a, b, c) = make_sweep(store, "alpha", 3)
+    # Written out of step order, with non-finite values inside and at the end.
+    store.metrics.write(
+        a,
+        [
+            ("val_loss", 20, 0.5, None),
+            ("val_loss", 0, 2.0, None),
+            ("val_loss", 10, math.inf, None),
+            ("val_loss", 5, 0.25, None),
+            ("train_loss", 3, 1.0, None),
+        ],
+    )
+    store.metrics.write(b, [("val_loss", 0, 1.0, None), ("val_loss", 7, math.nan, None)])
+    store.metrics.write(c, [("val_loss", 0, -math.inf, None)])
+    _, _, (other,) = make_sweep(store, "beta", 1)
+    store.metrics.write(other, [("val_loss", 0, 9.0, None)])
+
+    got = store.summaries.for_sweep(project_id, sweep_id, ["val_loss", "train_loss", "lr"])
+
+    assert set(got) == {(a, "val_loss"), (a, "train_loss"), (b, "val_loss"), (c, "val_loss")}
+    va = got[(a, "val_loss")]
+    assert (va.points, va.last_step, va.last_value, va.low, va.high) == (4, 20, 0.5, 0.25, 2.0)
+    vb = got[(b, "val_loss")]
+    assert vb.last_step == 7 and math.isnan(vb.last_value) and (vb.low, vb.high) == (1.0, 1.0)
+    vc = got[(c, "val_loss")]
+    assert vc.last_value == -math.inf and vc.low is None and vc.high is None
+    assert got[(a, "train_loss")].last_value == 1.0
+
+
+def test_another_projects_sweep_reads_as_empty(store: Store) -> None:
+    _, sweep_id, (trial,) = make_sweep(store, "alpha", 1)
+    store.metrics.write(trial, [("val_loss", 0, 1.0, None)])
+    other = store.projects.create("beta")
+    assert store.summaries.for_sweep(other.id, sweep_id, ["val_loss"]) == {}
