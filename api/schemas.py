@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, NotRequired, TypeVar
+from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict
 
 from services.domain import Page, Series, Sweep, Trial, TrialEvent
+from services.specs import Metric, Text
+from services.store.runs import Run
 
 T = TypeVar("T")
 
@@ -234,6 +236,61 @@ class HealthOut(BaseModel):
     status: str
     database: str
     version: str
+
+
+class RunCreate(BaseModel):
+    """An external run, like `wandb.init`: a name, the script's config, tags, and the
+    metric that ranks it. Its metrics go to POST /trials/{id}/metrics (any names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = "run"
+    config: dict[str, Any] = Field(default_factory=dict, description="Free JSON (finite numbers).")
+    tags: list[Text] = Field(default_factory=list, max_length=64)
+    metric: Metric = Field(default_factory=Metric)
+
+
+class RunFinish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["succeeded", "failed"] | None = Field(
+        default=None, description="Default: succeeded (cancelled if a cancel was asked for)."
+    )
+
+
+class RunOut(BaseModel):
+    id: int = Field(description="The run's trial id: every /trials/{id} route works on it.")
+    sweep_id: int
+    project_id: int
+    name: str
+    status: str
+    config: dict[str, Any]
+    tags: list[str]
+    metric: MetricSpecOut
+    last_step: int | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        t = run.trial
+        return cls(
+            id=t.id,
+            sweep_id=t.sweep_id,
+            project_id=t.project_id,
+            name=run.name,
+            status=t.status.value,
+            config=t.params,
+            tags=run.tags,
+            metric=MetricSpecOut(name=run.metric_name, goal=run.metric_goal),
+            last_step=t.last_step,
+            cancel_requested=t.cancel_requested,
+            created_at=t.created_at,
+            started_at=t.started_at,
+            finished_at=t.finished_at,
+        )
 
 
 class SweepAnalysisOut(BaseModel):

@@ -7,6 +7,7 @@ from services.store.db import Database
 from services.store.findings import FindingRepository
 from services.store.metrics import MetricRepository
 from services.store.projects import ProjectRepository
+from services.store.runs import RunRepository
 from services.store.summaries import SummaryRepository
 from services.store.sweeps import SweepRepository
 from services.store.trial_states import TrialStateRepository
@@ -21,6 +22,7 @@ class Store:
         self.trial_states = TrialStateRepository(db)
         self.analyses = AnalysisRepository(db)
         self.summaries = SummaryRepository(db)
+        self.runs = RunRepository(db)
         self.findings = FindingRepository(db)
 
     def ping(self) -> bool:
