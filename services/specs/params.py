@@ -3,10 +3,30 @@
 Forms (W&B-sweep-like):
 - a bare list `[0.1, 0.01]` or `{"values": [...]}`: choose among these values;
 - `{"value": x}`: a constant;
-- `{"distribution": ..., low/high/q/mu/sigma}`: sampled (methods random and bayes).
+- `{"distribution": ..., <its arguments>}`: sampled (methods random and bayes).
 
-Distribution bounds are the values themselves: `log_uniform` between 1e-5 and 1e-1 means
-those lrs (Optuna's `log=True`; W&B calls it `log_uniform_values`).
+Native distributions and their arguments. Bounds are always the values themselves (as in
+Optuna), never exponents, so one name means one thing:
+
+native name      arguments      a value X                               W&B's name
+uniform          low, high      X ~ U(low, high)                        uniform
+log_uniform      low, high > 0  log X ~ U(log low, log high)            log_uniform_values
+inv_log_uniform  low, high > 0  log(1/X) ~ U(log(1/high), log(1/low))   inv_log_uniform_values
+int_uniform      low, high      an integer in [low, high], ends in      int_uniform
+q_uniform        low, high, q   round(X / q) * q, X uniform             q_uniform
+q_log_uniform    low, high, q   round(X / q) * q, X log_uniform         q_log_uniform_values
+normal           mu, sigma      X ~ N(mu, sigma)                        normal
+q_normal         mu, sigma, q   round(X / q) * q, X normal              q_normal
+log_normal       mu, sigma      log X ~ N(mu, sigma)                    log_normal
+q_log_normal     mu, sigma, q   round(X / q) * q, X log_normal          q_log_normal
+beta             a, b > 0       X ~ Beta(a, b), in [0, 1]               beta
+q_beta           a, b, q        round(X / q) * q, X beta                q_beta
+(q > 0, sigma > 0, low < high everywhere.)
+
+W&B's exponent-bound forms (`log_uniform`, `q_log_uniform`, `inv_log_uniform`, whose min
+and max are natural-log exponents) exist only in W&B sweep files; `services.specs.wandb`
+turns them into the rows above (low = exp(min), ...). A `q` written as an integer (`q: 1`)
+gives integer values, a float `q` float values, as W&B does.
 """
 
 from __future__ import annotations
@@ -21,30 +41,56 @@ from services.specs.common import StrictModel, fail, rule_error
 
 __all__ = [
     "DISTRIBUTIONS",
+    "LOG_SCALE",
     "ConstantParam",
     "DistributionName",
     "DistributionParam",
     "ParamSpec",
     "ValuesParam",
     "param_choices",
+    "unquantized",
 ]
 
 DistributionName = Literal[
-    "uniform", "log_uniform", "int_uniform", "q_uniform", "q_log_uniform", "normal", "log_normal"
+    "uniform",
+    "log_uniform",
+    "int_uniform",
+    "q_uniform",
+    "q_log_uniform",
+    "normal",
+    "log_normal",
+    "inv_log_uniform",
+    "q_normal",
+    "q_log_normal",
+    "beta",
+    "q_beta",
 ]
 
-# Which of low/high/q/mu/sigma each distribution takes; the others must stay unset.
+# Which arguments each distribution takes; the others must stay unset.
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "uniform": ("low", "high"),
     "log_uniform": ("low", "high"),
+    "inv_log_uniform": ("low", "high"),
     "int_uniform": ("low", "high"),
     "q_uniform": ("low", "high", "q"),
     "q_log_uniform": ("low", "high", "q"),
     "normal": ("mu", "sigma"),
+    "q_normal": ("mu", "sigma", "q"),
     "log_normal": ("mu", "sigma"),
+    "q_log_normal": ("mu", "sigma", "q"),
+    "beta": ("a", "b"),
+    "q_beta": ("a", "b", "q"),
 }
-_LOG_SCALE = ("log_uniform", "q_log_uniform")
-_ALL_ARGS = ("low", "high", "q", "mu", "sigma")
+# Bounds that must be > 0 because the distribution lives on the log scale.
+LOG_SCALE = ("log_uniform", "q_log_uniform", "inv_log_uniform")
+_ALL_ARGS = ("low", "high", "q", "mu", "sigma", "a", "b")
+# exp(709.78) is the largest double; ten sigmas above mu keep every draw finite in practice.
+_MAX_LOG_VALUE = 700.0
+
+
+def unquantized(distribution: str) -> str:
+    """The distribution a q_* one rounds ("q_log_uniform" -> "log_uniform")."""
+    return distribution.removeprefix("q_")
 
 
 def _check_json(value: JsonValue, where: str = "value") -> None:
@@ -93,17 +139,35 @@ class ConstantParam(StrictModel):
         return value
 
 
+def _native_name(value: Any) -> Any:
+    # W&B's names for the same distributions are a likely slip; say which native one fits.
+    if isinstance(value, str) and value.endswith("_values"):
+        native = value.removesuffix("_values")
+        if native in DISTRIBUTIONS:
+            raise rule_error(
+                f"unknown distribution {value!r}: native bounds are values already, so use "
+                f"{native!r} (W&B's names are read from W&B sweep files only)"
+            )
+    if value in ("categorical", "constant"):
+        form = "values: [...]" if value == "categorical" else "value: x"
+        raise rule_error(f"distribution {value!r} is written {{{form}}} in a native spec")
+    return value
+
+
 class DistributionParam(StrictModel):
-    """A distribution to sample from; which of low/high/q/mu/sigma apply depends on it."""
+    """A distribution to sample from; which arguments apply depends on it (table above)."""
 
     spec_label: ClassVar[str] = "distribution parameter"
 
-    distribution: DistributionName
+    distribution: Annotated[DistributionName, BeforeValidator(_native_name)]
     low: float | None = None
     high: float | None = None
-    q: float | None = Field(default=None, gt=0, description="Quantization step.")
+    # int | float: an integer step keeps the values integers (batch sizes, step counts).
+    q: int | float | None = Field(default=None, gt=0, description="Quantization step.")
     mu: float | None = None
     sigma: float | None = Field(default=None, gt=0)
+    a: float | None = Field(default=None, gt=0, description="Beta's first shape.")
+    b: float | None = Field(default=None, gt=0, description="Beta's second shape.")
 
     @model_validator(mode="after")
     def _arguments_fit(self) -> DistributionParam:
@@ -118,16 +182,33 @@ class DistributionParam(StrictModel):
                     f"{arg} is not used by {self.distribution} (it takes {', '.join(takes)})",
                     given,
                 )
-        low, high = self.low, self.high
-        if low is None or high is None:
-            return self
+        if self.low is not None and self.high is not None:
+            self._check_bounds(self.low, self.high)
+        if self.mu is not None and self.sigma is not None:
+            self._check_normal(self.mu, self.sigma)
+        return self
+
+    def _check_bounds(self, low: float, high: float) -> None:
         if low >= high:
             fail(("low",), f"low ({low}) must be less than high ({high})", low)
-        if self.distribution in _LOG_SCALE and low <= 0:
+        if not math.isfinite(high - low):
+            fail(("high",), f"high - low must be a finite number (got {high} - {low})", high)
+        if self.distribution in LOG_SCALE and low <= 0:
             fail(("low",), f"{self.distribution} needs low > 0 (got {low})", low)
         if self.distribution == "int_uniform" and not (low.is_integer() and high.is_integer()):
             fail(("low",), f"int_uniform needs whole low and high (got {low}, {high})", low)
-        return self
+
+    def _check_normal(self, mu: float, sigma: float) -> None:
+        reach = mu + 10 * sigma
+        if unquantized(self.distribution) == "log_normal" and reach > _MAX_LOG_VALUE:
+            fail(
+                ("mu",),
+                f"{self.distribution} needs mu + 10 * sigma <= {_MAX_LOG_VALUE:g} so that "
+                f"exp() of a draw stays finite (got {reach:g})",
+                mu,
+            )
+        if not math.isfinite(reach) or not math.isfinite(mu - 10 * sigma):
+            fail(("sigma",), f"mu +/- 10 * sigma must be finite (got mu={mu}, sigma={sigma})")
 
 
 def _parse_param(value: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 from pydantic import BaseModel, Field, model_validator
 
 from services.specs.common import StrictModel, Text, fail
+from services.specs.early_stop import EarlyStop
 from services.specs.params import DistributionParam, ParamSpec
 from services.specs.registry import RegistryParams
 from services.specs.trial import TrialSpec
@@ -117,7 +118,7 @@ class SweepSpec(StrictModel):
     method defaults to "grid" when space has parameters and "single" when it is empty.
     `seed` drives the sampler (random/bayes); each trial's own seed is base.seed unless
     "seed" is in the space. max_trials null: the grid's size for a grid, otherwise until
-    the server's per-sweep cap."""
+    the server's per-sweep cap. `early_stop` picks a pruner (see `specs.early_stop`)."""
 
     spec_label: ClassVar[str] = "sweep spec"
 
@@ -132,6 +133,7 @@ class SweepSpec(StrictModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     policy: Policy = Field(default_factory=Policy)
     notify: Notify | None = None
+    early_stop: EarlyStop | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -166,4 +168,9 @@ class SweepSpec(StrictModel):
             )
         if self.method in ("random", "bayes") and not self.space:
             fail(("space",), f"method {self.method!r} needs at least one parameter in space")
+        if self.method == "single" and self.early_stop is not None:
+            fail(
+                ("early_stop",),
+                "early_stop compares trials with each other; method 'single' runs one trial",
+            )
         return self

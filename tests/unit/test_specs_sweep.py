@@ -217,10 +217,11 @@ def test_registry_path_must_fit_the_base_entry() -> None:
         ),
         ({"distribution": "int_uniform", "low": 0.5, "high": 4}, ".low", "whole low and high"),
         (
-            {"distribution": "beta", "low": 0, "high": 1},
+            {"distribution": "gamma", "low": 0, "high": 1},
             ".distribution",
             "'uniform', 'log_uniform'",
         ),
+        ({"distribution": "beta", "low": 0, "high": 1}, ".low", "low is not used by beta"),
         ({"values": []}, ".values", "at least 1 item"),
         ({"values": [1], "low": 0}, ".low", "unknown key 'low' for values parameter"),
         ({"value": 1, "extra": 2}, ".extra", "unknown key 'extra' for constant parameter"),
