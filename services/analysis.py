@@ -1,13 +1,16 @@
-"""Analysing a stored trial: read its series, build its context, run the analyzer."""
+"""Analysing a stored trial: read its series, build its context, run the analyzer, and
+keep the result (the cached diagnosis and the findings) for whoever reads it next."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from services.analyzer import Diagnosis, RunContext, diagnose
 from services.domain import Series, Trial, TrialStatus
 from services.run_config import context_from_config
 from services.store import Store
+from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
 ANALYZED = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm")
@@ -20,24 +23,54 @@ class TrialAnalysis:
 
 
 def _series(store: Store, trial_id: int, limit: int) -> dict[str, Series]:
+    """Each analysed series in one read: raw up to `limit` points, longer ones reduced to
+    `limit` by min/max buckets (which keep the shape: spikes, the first non-finite)."""
     names = [n for n in store.metrics.names(trial_id) if n in ANALYZED]
-    out = {s.name: s for s in store.metrics.read(trial_id, names, limit=limit)}
-    for name, s in out.items():
-        if s.next_start is not None:  # longer than one read: min/max buckets keep its shape
-            (out[name],) = store.metrics.read(trial_id, [name], max_points=limit)
-    return out
+    return {s.name: s for s in store.metrics.read(trial_id, names, max_points=limit)}
 
 
-def analyze_trial(store: Store, project_id: int, trial_id: int, limit: int) -> TrialAnalysis:
-    trial = store.sweeps.get_trial(project_id, trial_id)
-    series = _series(store, trial_id, limit)
+def _context(trial: Trial, series: dict[str, Series]) -> RunContext:
     running = not trial.status.is_terminal
     total = None
     if trial.status is TrialStatus.SUCCEEDED and "train_loss" in series:
         steps = series["train_loss"].steps
         total = steps[-1] + 1 if steps else None  # it ran its whole budget
     if trial.kind == "external":  # no TrialSpec: what its free-form config says
-        context = context_from_config(trial.params, running=running, total_steps=total)
-    else:
-        context = RunContext.from_spec(trial.spec, running=running, total_steps=total)
-    return TrialAnalysis(trial=trial, diagnosis=diagnose(series, context))
+        return context_from_config(trial.params, running=running, total_steps=total)
+    return RunContext.from_spec(trial.spec, running=running, total_steps=total)
+
+
+def diagnose_trial(store: Store, trial: Trial, limit: int) -> Diagnosis:
+    """The diagnosis of a trial already looked up (provisional while it is not terminal)."""
+    series = _series(store, trial.id, limit)
+    return diagnose(series, _context(trial, series))
+
+
+def analyze_trial(store: Store, project_id: int, trial_id: int, limit: int) -> TrialAnalysis:
+    """Diagnose the project's trial from its series now (NotFound when not the project's)."""
+    trial = store.sweeps.get_trial(project_id, trial_id)
+    return TrialAnalysis(trial=trial, diagnosis=diagnose_trial(store, trial, limit))
+
+
+def record(store: Store, trial: Trial, diagnosis: Diagnosis) -> FindingChanges:
+    """Keep a diagnosis: the trial's findings, then its cached analysis keyed by the step
+    the trial's row named before the series were read (a trial that moved on since reads
+    as stale next time, never the other way round)."""
+    changes = store.findings.upsert(trial.id, diagnosis)
+    store.analyses.save(trial.id, trial.last_step, diagnosis.to_dict())
+    return changes
+
+
+def current_analysis(
+    store: Store, project_id: int, trial_id: int, limit: int
+) -> tuple[Trial, dict[str, Any]]:
+    """The trial and its diagnosis as JSON: the cached one when current, else computed now
+    (and kept when the trial has ended: its final diagnosis will not change)."""
+    trial = store.sweeps.get_trial(project_id, trial_id)
+    cached = store.analyses.get(project_id, trial_id)
+    if cached is not None and cached.is_current and cached.analysis is not None:
+        return trial, cached.analysis
+    diagnosis = diagnose_trial(store, trial, limit)
+    if trial.status.is_terminal:
+        record(store, trial, diagnosis)
+    return trial, diagnosis.to_dict()

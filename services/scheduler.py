@@ -141,7 +141,7 @@ class Scheduler:
         else:
             status = TrialStatus.FAILED
             error, traceback = report.error or report.detail or "failed", report.traceback
-        ok = states.finish(
+        return states.finish(
             trial,
             attempt,
             status,
@@ -150,7 +150,6 @@ class Scheduler:
             traceback=traceback,
             last_step=report.last_step,
         )
-        return status if ok else None
 
     def _escalate_cancels(self, in_flight: set[int], counts: Counter[str]) -> None:
         """A worker sees the cancel flag in its heartbeat reply and stops by itself; one that

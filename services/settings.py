@@ -33,6 +33,28 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         default=30.0, gt=0, description="A running trial without a heartbeat this long is requeued."
     )
+    run_analyzer: bool = Field(
+        default=True, description="Run the live analyzer in `lrlab serve` (off: analyse on read)."
+    )
+    analyze_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between the live analyzer's passes."
+    )
+    analyze_min_new_steps: int = Field(
+        default=20,
+        ge=1,
+        description="A running trial is analysed again after this many new steps (or a 50th "
+        "of its steps so far, if more), or after analyze_max_wait with any.",
+    )
+    analyze_max_wait: float = Field(
+        default=30.0, gt=0, description="Seconds a running trial with new steps waits at most."
+    )
+    analyze_max_points: int = Field(
+        default=10_000,
+        ge=100,
+        description="Points per series a running trial's analysis reads (longer series are "
+        "reduced to this by min/max buckets); the final analysis reads max_series_points.",
+    )
+    analyze_batch: int = Field(default=16, ge=1, description="Trials analysed per pass at most.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8765, ge=1, le=65535)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from api.deps import CurrentProject, SettingsDep, StoreDep
 from api.schemas import AnalysisOut, TrialEventOut, TrialOut
-from services.analysis import analyze_trial
+from services.analysis import current_analysis
 
 router = APIRouter(tags=["trials"])
 TrialId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -38,6 +38,11 @@ def trial_analysis(
 ) -> AnalysisOut:
     """What went wrong with the learning rate, with the evidence and what to change.
     A trial that is still running gets a provisional diagnosis."""
-    result = analyze_trial(store, project.id, trial_id, settings.max_series_points)
-    body = result.diagnosis.to_dict()
-    return AnalysisOut(trial_id=trial_id, status=result.trial.status.value, **body)
+    trial, body = current_analysis(store, project.id, trial_id, settings.max_series_points)
+    return AnalysisOut(
+        trial_id=trial_id,
+        status=trial.status.value,
+        provisional=body["provisional"],
+        kinds=body["kinds"],
+        findings=body["findings"],
+    )

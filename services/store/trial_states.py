@@ -90,9 +90,8 @@ class TrialStateRepository:
             row = _fenced(s, trial_id, attempt)
             if row is None:
                 return None
-            if row.cancel_requested:
-                _terminate(s, row, TrialStatus.CANCELLED, stop_reason=CANCELLED_BY_REQUEST)
-                return TrialStatus.CANCELLED
+            if row.cancel_requested:  # (pruned instead when a policy asked for the stop)
+                return _terminate(s, row, TrialStatus.CANCELLED, stop_reason=CANCELLED_BY_REQUEST)
             if row.attempt < row.max_restarts:
                 row.attempt += 1
                 row.status = _QUEUED
@@ -116,18 +115,20 @@ class TrialStateRepository:
         error: str | None = None,
         traceback: str | None = None,
         last_step: int | None = None,
-    ) -> bool:
-        """End a running attempt in a terminal status; False when the fence did not match."""
+    ) -> TrialStatus | None:
+        """End a running attempt in a terminal status; the status it ended in (a cancel that
+        a policy asked for ends as the policy's status), None when the fence did not match."""
         if not status.is_terminal:
             raise ValueError(f"finish needs a terminal status, not {status.value!r}")
         with self._write() as s:
             row = _fenced(s, trial_id, attempt)
             if row is None:
-                return False
+                return None
             if last_step is not None:
                 row.last_step = last_step
-            _terminate(s, row, status, stop_reason=stop_reason, error=error, traceback=traceback)
-            return True
+            return _terminate(
+                s, row, status, stop_reason=stop_reason, error=error, traceback=traceback
+            )
 
     def finish_sweeps(self) -> list[int]:
         """Mark running sweeps whose trials are all terminal (and that have any) finished."""
@@ -148,6 +149,26 @@ class TrialStateRepository:
                 row.status = SweepStatus.FINISHED.value
                 row.finished_at = row.updated_at = now
             return [row.id for row in rows]
+
+    # -- a policy's side (the live analyzer) -------------------------------------------
+    def request_stop(
+        self, trial_id: int, attempt: int, reason: str, status: TrialStatus = TrialStatus.PRUNED
+    ) -> bool:
+        """Ask a running attempt to stop and end as `status` with `reason` (a finding, in
+        words): the worker sees the cancel flag on its next heartbeat, and the end it
+        reports as cancelled is recorded as `status` instead. False when the attempt is no
+        longer running, a stop was already asked for (a user's cancel wins), or the trial
+        is an external run (no worker to stop)."""
+        if not status.is_terminal:
+            raise ValueError(f"a stop needs a terminal status, not {status.value!r}")
+        with self._write() as s:
+            row = _fenced(s, trial_id, attempt)
+            if row is None or row.cancel_requested or row.kind != "trained":
+                return False
+            row.cancel_requested = True
+            row.stop_status = status.value
+            row.stop_reason = reason
+            return True
 
     # -- the worker's side -------------------------------------------------------------
     def attach_worker(self, trial_id: int, attempt: int, worker: str) -> bool:
@@ -266,7 +287,11 @@ def _terminate(
     stop_reason: str | None = None,
     error: str | None = None,
     traceback: str | None = None,
-) -> None:
+) -> TrialStatus:
+    """End the row in `status`; the status it ended in (a policy's stop turns the end of a
+    cancelled attempt into its own status and reason)."""
+    if status is TrialStatus.CANCELLED and row.stop_status is not None:
+        status, stop_reason = TrialStatus(row.stop_status), row.stop_reason
     row.status = status.value
     row.finished_at = utcnow()
     row.stop_reason = stop_reason
@@ -274,3 +299,4 @@ def _terminate(
     row.traceback = traceback
     detail = stop_reason or error or f"attempt {row.attempt} {status.value}"
     record_event(s, row.id, status, detail)
+    return status

@@ -1,0 +1,76 @@
+"""What the live analyzer looks at next: running trials with steps it has not seen, and
+ended trials whose final analysis is missing.
+
+A trial's final analysis is in place when its cached analysis saw its last step and its
+active findings are not provisional (every analysis stores at least one finding, so a
+trial with none was never analysed as ended).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import exists, func, select
+
+from services.domain import TERMINAL_TRIAL_STATES, Trial, TrialStatus
+from services.store.db import Database
+from services.store.models import FindingRow, MetricPointRow, TrialRow
+from services.store.sweeps import trial_from_row
+
+_TERMINAL = sorted(s.value for s in TERMINAL_TRIAL_STATES)
+
+
+class AnalysisQueue:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def running(self) -> list[Trial]:
+        """Running trials that may have news: trained ones whose heartbeat named a step
+        past the last one analysed, and every external run (their rows learn their last
+        step only when they finish: see `logged_step`)."""
+        news = TrialRow.last_step > func.coalesce(TrialRow.analyzed_step, -1)
+        query = (
+            select(TrialRow)
+            .where(TrialRow.status == TrialStatus.RUNNING.value)
+            .where(news | (TrialRow.kind == "external"))
+            .order_by(TrialRow.id)
+        )
+        with self._db.session() as s:
+            return [trial_from_row(r) for r in s.scalars(query)]
+
+    def logged_step(self, trial_id: int, names: Sequence[str]) -> int | None:
+        """The largest step logged for any of `names`: one probe of the key's end each."""
+        with self._db.session() as s:
+            steps = [
+                s.scalar(
+                    select(func.max(MetricPointRow.step)).where(
+                        MetricPointRow.trial_id == trial_id, MetricPointRow.name == name
+                    )
+                )
+                for name in names
+            ]
+        found = [int(step) for step in steps if step is not None]
+        return max(found) if found else None
+
+    def ended(self, limit: int, skip: Collection[int] = ()) -> list[Trial]:
+        """Ended trials that logged steps and lack their final analysis, newest first."""
+        final = exists().where(
+            FindingRow.trial_id == TrialRow.id,
+            FindingRow.active.is_(True),
+            FindingRow.provisional.is_(False),
+        )
+        stale = (
+            TrialRow.analysis.is_(None)
+            | TrialRow.analyzed_step.is_distinct_from(TrialRow.last_step)
+            | ~final
+        )
+        query = (
+            select(TrialRow)
+            .where(TrialRow.status.in_(_TERMINAL), TrialRow.last_step.is_not(None), stale)
+            .order_by(TrialRow.id.desc())
+            .limit(limit)
+        )
+        if skip:
+            query = query.where(TrialRow.id.not_in(list(skip)))
+        with self._db.session() as s:
+            return [trial_from_row(r) for r in s.scalars(query)]
