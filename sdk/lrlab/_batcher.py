@@ -1,0 +1,286 @@
+"""The buffer behind `Run.log`: the training loop appends, a background thread sends.
+
+`add` only appends a (step, time, metrics) tuple to a deque and bumps a counter: no lock,
+no I/O, no JSON. The sender thread wakes every `flush_interval` seconds or once
+`batch_size` points are waiting, turns entries into one JSON batch and posts it. A batch
+that fails for a passing reason (server down, 5xx, 429) is kept and sent again, with
+backoff, until it is stored: the store keeps one point per (trial, name, step), so a batch
+that arrives twice changes nothing. A batch the server refuses for good (422: a bad name;
+404: the run is gone) is dropped and counted, with the server's message kept.
+
+The buffer holds at most `max_points` points not yet stored. When it is full (the server
+has been unreachable for a while), `when_full` decides:
+- "block" (default): `add` waits until batches are stored; nothing is lost;
+- "drop_oldest": the oldest points waiting are dropped and counted;
+- "raise": `add` raises BufferFull.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lrlab.errors import (
+    ConnectionFailed,
+    LrlabError,
+    PayloadTooLarge,
+    ServerError,
+)
+
+log = logging.getLogger("lrlab")
+
+WhenFull = Literal["block", "drop_oldest", "raise"]
+Entry = tuple[int, float, Mapping[str, Any]]
+_NON_FINITE = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
+MAX_NAME = 200
+
+
+class BufferFull(LrlabError):
+    """Run.log with when_full="raise" on a full buffer."""
+
+
+@dataclass
+class BatcherStats:
+    sent_points: int = 0
+    sent_batches: int = 0
+    dropped_points: int = 0  # refused by the server, invalid, or dropped when full
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)  # the first few reasons, for finish()
+
+
+def _valid_name(name: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME
+        and not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in name)
+    )
+
+
+class Batcher:
+    def __init__(
+        self,
+        post: Callable[[bytes], None],
+        *,
+        batch_size: int = 2000,
+        flush_interval: float = 1.0,
+        max_points: int = 500_000,
+        when_full: WhenFull = "block",
+        max_backoff: float = 2.0,
+        name: str = "lrlab-run",
+    ) -> None:
+        if when_full not in ("block", "drop_oldest", "raise"):
+            raise ValueError("when_full must be 'block', 'drop_oldest' or 'raise'")
+        if batch_size < 1 or max_points < batch_size:
+            raise ValueError("need 1 <= batch_size <= max_points")
+        self.post = post
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_points = max_points
+        self.when_full = when_full
+        self.max_backoff = max_backoff
+        self.stats = BatcherStats()
+        self._entries: deque[Entry] = deque()
+        # Written by the producer only: points added. Written by the sender only: points
+        # settled (stored or dropped). Single writers, so no lock is needed for either.
+        self._added = 0
+        self._settled = 0
+        self._wake_at = batch_size
+        self._wake = threading.Event()
+        self._progress = threading.Condition()
+        self._abort = threading.Event()
+        self._heads: dict[Any, str] = {}
+        self._invalid_names: set[Any] = set()
+        self._warned_full = False
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    # -- producer side (the training loop) ---------------------------------------------
+    def add(self, step: int, time: float, metrics: Mapping[str, Any]) -> None:
+        n = len(metrics)
+        if self._added + n - self._settled > self.max_points:
+            self._make_room(n)
+        self._entries.append((step, time, metrics))
+        self._added += n
+        if self._added >= self._wake_at:
+            self._wake_at = self._added + self.batch_size
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Points added and not yet stored or dropped."""
+        return self._added - self._settled
+
+    def _make_room(self, n: int) -> None:
+        if self.when_full == "raise":
+            raise BufferFull(f"{self.pending} points wait to be sent (max_points reached)")
+        if not self._warned_full:
+            self._warned_full = True
+            log.warning(
+                "lrlab: %d points wait to be sent (is the server down?); when_full=%s",
+                self.pending,
+                self.when_full,
+            )
+        if self.when_full == "drop_oldest":
+            self._drop_oldest(n)
+            return
+        self._wake.set()
+        with self._progress:
+            while self._added + n - self._settled > self.max_points:
+                if not self._thread.is_alive():
+                    raise BufferFull("the sender thread has stopped; the buffer cannot drain")
+                self._progress.wait(0.5)
+
+    def _drop_oldest(self, n: int) -> None:
+        dropped = 0
+        while self._added + n - self._settled - dropped > self.max_points:
+            try:
+                entry = self._entries.popleft()
+            except IndexError:
+                break  # what is left is in flight
+            dropped += len(entry[2])
+        # The sender owns _settled; hand the count over through its lock.
+        with self._progress:
+            self._settled += dropped
+            self.stats.dropped_points += dropped
+
+    # -- control ----------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every point added so far is stored (or dropped); False on timeout."""
+        target = self._added
+        self._wake.set()
+        with self._progress:
+            return self._progress.wait_for(lambda: self._settled >= target, timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush, then stop the thread. False if points were still unsent at the timeout
+        (the thread keeps trying in the background; `close` may be called again)."""
+        if not self.flush(timeout):
+            return False
+        self._abort.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        return True
+
+    def abort(self) -> None:
+        """Stop at once, leaving whatever is unsent."""
+        self._abort.set()
+        self._wake.set()
+
+    # -- sender side ------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._abort.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            while self._entries and not self._abort.is_set():
+                self._send(self._take())
+
+    def _take(self) -> list[Entry]:
+        taken: list[Entry] = []
+        points = 0
+        while points < self.batch_size:
+            try:
+                entry = self._entries.popleft()
+            except IndexError:
+                break
+            taken.append(entry)
+            points += len(entry[2])
+        return taken
+
+    def _settle(self, points: int, stored: bool) -> None:
+        with self._progress:
+            self._settled += points
+            if stored:
+                self.stats.sent_points += points
+                self.stats.sent_batches += 1
+            else:
+                self.stats.dropped_points += points
+            self._progress.notify_all()
+
+    def _record(self, reason: str) -> None:
+        # The first few reasons are logged and kept; a loop repeating one mistake would
+        # otherwise flood the log.
+        if len(self.stats.errors) < 20:
+            log.warning("lrlab: %s", reason)
+            self.stats.errors.append(reason)
+
+    def _send(self, entries: list[Entry]) -> None:
+        total = sum(len(e[2]) for e in entries)
+        body, valid = self._encode(entries)
+        if not valid:
+            self._settle(total, stored=False)
+            return
+        attempt = 0
+        while not self._abort.is_set():
+            try:
+                self.post(body)
+            except PayloadTooLarge as exc:
+                if len(entries) == 1:
+                    self._record(f"a log call too large for the server, dropped: {exc}")
+                    self._settle(total, stored=False)
+                    return
+                half = len(entries) // 2
+                self._send(entries[:half])
+                self._send(entries[half:])
+                return
+            except (ConnectionFailed, ServerError) as exc:
+                self._backoff(attempt, exc)
+                attempt += 1
+                continue
+            except LrlabError as exc:
+                if exc.status_code == 429:
+                    self._backoff(attempt, exc)
+                    attempt += 1
+                    continue
+                self._record(f"a batch of {total} points was refused: {exc}")
+                self._settle(total, stored=False)
+                return
+            dropped = total - valid
+            self._settle(valid, stored=True)
+            if dropped:
+                self._settle(dropped, stored=False)
+            return
+
+    def _backoff(self, attempt: int, exc: Exception) -> None:
+        self.stats.retries += 1
+        if attempt == 0:
+            log.info("lrlab: a metric batch will be sent again: %s", exc)
+        delay = min(self.max_backoff, 0.1 * 2**attempt) * (0.5 + 0.5 * random.random())
+        self._abort.wait(delay)
+
+    def _head(self, name: Any) -> str | None:
+        """The JSON text a point of `name` starts with; None (warned once) if invalid."""
+        head = self._heads.get(name)
+        if head is None and name not in self._invalid_names:
+            if _valid_name(name):
+                head = self._heads[name] = f'{{"name":{json.dumps(name)},"step":'
+            else:
+                self._invalid_names.add(name)
+                self._record(f"metric name {name!r} is not valid; its points are dropped")
+        return head
+
+    def _encode(self, entries: Iterable[Entry]) -> tuple[bytes, int]:
+        """The JSON body of a batch and how many points it holds. Written out by hand, not
+        with json.dumps over dicts: several times cheaper, and this runs on the same GIL
+        as the training loop. Invalid names and values are dropped here."""
+        parts = []
+        for step, time, metrics in entries:
+            tail = f',"time":{time!r}}}'
+            for name, raw in metrics.items():
+                head = self._head(name)
+                if head is None:
+                    continue
+                try:
+                    value = float(raw)
+                except (TypeError, ValueError):
+                    self._record(f"{name} at step {step}: {raw!r} is not a number; dropped")
+                    continue
+                text = repr(value) if math.isfinite(value) else _NON_FINITE.get(value, '"NaN"')
+                parts.append(f'{head}{step},"value":{text}{tail}')
+        return ('{"points":[' + ",".join(parts) + "]}").encode(), len(parts)

@@ -1,0 +1,64 @@
+"""An httpx transport playing an lrlab server for one run, whose metric route can be made to
+fail: to test what the run's buffer does while the real thing is away."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import httpx
+
+RUN = {
+    "id": 1,
+    "sweep_id": 1,
+    "project_id": 1,
+    "name": "fake",
+    "status": "running",
+    "config": {},
+    "tags": [],
+    "metric": {"name": "val_loss", "goal": "minimize"},
+    "last_step": None,
+    "cancel_requested": False,
+    "created_at": "2026-01-01T00:00:00Z",
+    "started_at": "2026-01-01T00:00:00Z",
+    "finished_at": None,
+}
+ANALYSIS = {"trial_id": 1, "status": "succeeded", "provisional": False, "kinds": ["healthy"]}
+
+
+class FakeRunServer(httpx.BaseTransport):
+    """`metrics_status` is what POST /trials/1/metrics answers (200 stores the points);
+    `stored` holds (name, step) -> value of every point taken, `batches` their sizes."""
+
+    def __init__(self) -> None:
+        self.metrics_status = 200
+        self.stored: dict[tuple[str, int], Any] = {}
+        self.batches: list[int] = []
+        self.attempts = 0
+        self.failed = threading.Event()  # set once a metric batch has been refused
+        self.max_points: int | None = None  # over it: 413
+        self.refuse_name: str | None = None  # a batch with it: 422
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/runs":
+            return httpx.Response(201, json=RUN)
+        if path == "/runs/1/finish":
+            return httpx.Response(200, json=ANALYSIS)
+        assert path == "/trials/1/metrics", path
+        self.attempts += 1
+        points = json.loads(request.content)["points"]
+        status = self.metrics_status
+        if self.max_points is not None and len(points) > self.max_points:
+            status = 413
+        if self.refuse_name and any(p["name"] == self.refuse_name for p in points):
+            status = 422
+        if status != 200:
+            self.failed.set()
+            detail = [{"field": "points", "message": f"refused ({status})", "type": "x"}]
+            return httpx.Response(status, json={"detail": detail})
+        for p in points:
+            self.stored[(p["name"], p["step"])] = p["value"]
+        self.batches.append(len(points))
+        return httpx.Response(200, json={"accepted": len(points)})
