@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from services.domain import SweepStatus, Trial, TrialStatus
@@ -183,16 +183,28 @@ class TrialStateRepository:
 
     def heartbeat(self, trial_id: int, attempt: int, last_step: int | None) -> Heartbeat:
         """Renew the attempt's lease. alive False tells a stale worker to stop."""
-        with self._write() as s:
-            row = s.get(TrialRow, trial_id)
-            if row is None:
-                return Heartbeat(alive=False, cancel_requested=False)
-            if row.status != _RUNNING or row.attempt != attempt:
-                return Heartbeat(alive=False, cancel_requested=row.cancel_requested)
-            row.heartbeat_at = utcnow()
-            if last_step is not None:
-                row.last_step = last_step
-            return Heartbeat(alive=True, cancel_requested=row.cancel_requested)
+        # One fenced UPDATE ... RETURNING: sent every second by every running trial, so no
+        # ORM load and no lock held across round trips.
+        values: dict[str, object] = {"heartbeat_at": utcnow()}
+        if last_step is not None:
+            values["last_step"] = last_step
+        renew = (
+            update(TrialRow)
+            .where(
+                TrialRow.id == trial_id,
+                TrialRow.status == _RUNNING,
+                TrialRow.attempt == attempt,
+            )
+            .values(values)
+            .returning(TrialRow.cancel_requested)
+            .execution_options(synchronize_session=False)
+        )
+        with self._db.session() as s:
+            cancel = s.execute(renew).scalar_one_or_none()
+            if cancel is not None:
+                return Heartbeat(alive=True, cancel_requested=cancel)
+            stale = s.scalar(select(TrialRow.cancel_requested).where(TrialRow.id == trial_id))
+            return Heartbeat(alive=False, cancel_requested=bool(stale))
 
     # -- reads -------------------------------------------------------------------------
     def get(self, trial_id: int) -> Trial | None:
