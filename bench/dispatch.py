@@ -47,6 +47,7 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 import argparse
 import contextlib
+import functools
 import logging
 import statistics
 import sys
@@ -218,15 +219,22 @@ def _expanding_terminal() -> Any:
 
 
 # -- Ray Tune ---------------------------------------------------------------------------
-def _digits(seed: int) -> tuple[Any, Any, Any, Any]:
-    import torch
+@functools.cache
+def _bundled_digits() -> tuple[Any, Any]:
+    """Parsed once per process, as lrlab's digits task does: a reused actor runs trial
+    after trial."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     data = load_digits()
-    x_tr, x_va, y_tr, y_va = train_test_split(
-        data.data, data.target, test_size=0.2, random_state=seed, stratify=data.target
-    )
+    return data.data, data.target
+
+
+def _digits(seed: int) -> tuple[Any, Any, Any, Any]:
+    import torch
+    from sklearn.model_selection import train_test_split
+
+    x, y = _bundled_digits()
+    x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
     std[std == 0] = 1.0
     return (

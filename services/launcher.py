@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,13 @@ class RunReport:
 
 
 class Launcher(abc.ABC):
-    """Starts trial attempts and reports how they ended. Never touches trial state."""
+    """Starts trial attempts and reports how they ended. Never touches trial state.
+
+    An implementation calls `_ended()` as soon as an attempt's report is ready for poll(),
+    from whatever thread learns it: the scheduler listens through `on_end` and records the
+    report and fills the freed slot at once, rather than at its next periodic tick."""
+
+    _on_end: Callable[[], None] | None = None
 
     @abc.abstractmethod
     def can_start(self, cpus: float, gpus: float) -> bool:
@@ -69,6 +76,16 @@ class Launcher(abc.ABC):
     @abc.abstractmethod
     def running(self) -> set[int]:
         """Trial ids with an attempt in flight."""
+
+    def on_end(self, listener: Callable[[], None] | None) -> None:
+        """Call `listener` (from any thread; it must not block) whenever an attempt ends;
+        None stops the calls."""
+        self._on_end = listener
+
+    def _ended(self) -> None:
+        listener = self._on_end
+        if listener is not None:
+            listener()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the cluster connection."""

@@ -5,11 +5,16 @@ reports, escalates cancels that a worker did not honour, requeues running trials
 heartbeat stopped (their worker or their scheduler died), launches what fits, and closes
 finished sweeps. Any number of schedulers may share one database: claims are atomic and
 every change to a running trial is fenced on its attempt.
+
+The background loop is event-driven: an ended attempt (the launcher's on_end) or wake()
+runs a short pass at once (record reports, launch into the freed room); the rest of a
+tick, the housekeeping, runs every `interval` seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -29,6 +34,9 @@ from services.store.trial_states import CANCELLED_BY_REQUEST
 log = logging.getLogger("lrlab.scheduler")
 
 HEARTBEAT_LOST = "worker heartbeat lost"
+# Every trial asks for some CPU (Resources.cpus > 0) and Ray counts in units of 1e-4: a
+# launcher without this much free CPU has room for no trial, so no claim is tried.
+_ANY_CPU = 1e-4
 
 
 @dataclass(frozen=True)
@@ -91,16 +99,22 @@ class Scheduler:
 
     # -- one pass ----------------------------------------------------------------------
     def tick(self) -> TickResult:
+        """One full pass: reports, cancels, leases, launches, finished sweeps."""
+        return self._pass(housekeeping=True)
+
+    def _pass(self, *, housekeeping: bool) -> TickResult:
         with self._tick_lock:
             counts: Counter[str] = Counter()
             # Taken before poll(): an attempt missing from it has ended, so its report is in
-            # this poll and step 3 cannot mistake it for a vanished worker.
+            # this poll and the lease check cannot mistake it for a vanished worker.
             in_flight = self._launcher.running()
             self._apply_reports(counts)
-            self._escalate_cancels(in_flight, counts)
-            self._requeue_stale(in_flight, counts)
+            if housekeeping:
+                self._escalate_cancels(in_flight, counts)
+                self._requeue_stale(in_flight, counts)
             self._launch_queued(counts)
-            counts["sweeps_finished"] += len(self._states.finish_sweeps())
+            if housekeeping:
+                counts["sweeps_finished"] += len(self._states.finish_sweeps())
             return TickResult(**counts)
 
     def _apply_reports(self, counts: Counter[str]) -> None:
@@ -194,7 +208,9 @@ class Scheduler:
                 _tally(counts, status)
 
     def _launch_queued(self, counts: Counter[str]) -> None:
-        while (trial := self._states.claim_next(self.id, self._fits)) is not None:
+        while self._launcher.can_start(_ANY_CPU, 0.0) and (
+            trial := self._states.claim_next(self.id, self._fits)
+        ):
             cpus, gpus = trial_resources(trial.spec)
             assignment = Assignment(
                 trial_id=trial.id,
@@ -222,10 +238,12 @@ class Scheduler:
 
     # -- background loop ---------------------------------------------------------------
     def start(self, interval: float = 0.25) -> None:
-        """Tick every `interval` seconds (or at once after wake()) in a daemon thread."""
+        """Tick in a daemon thread: at once when an attempt ends (the launcher says so) or
+        wake() is called, else every `interval` seconds (leases, cancel escalation)."""
         if self._thread is not None:
             raise RuntimeError("the scheduler is already running")
         self._stop.clear()
+        self._launcher.on_end(self.wake)
         self._thread = threading.Thread(
             target=self._loop, args=(interval,), name="lrlab-scheduler", daemon=True
         )
@@ -236,6 +254,7 @@ class Scheduler:
         self._wake.set()
 
     def stop(self, timeout: float | None = None) -> None:
+        self._launcher.on_end(None)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -244,10 +263,16 @@ class Scheduler:
                 self._thread = None
 
     def _loop(self, interval: float) -> None:
+        last_full = -math.inf
         while not self._stop.is_set():
+            started = time.monotonic()
+            full = started - last_full >= interval
             try:
-                self.tick()
+                self._pass(housekeeping=full)
             except Exception:  # the store or the cluster may come back: keep going
                 log.exception("scheduler %s: tick failed", self.id)
-            self._wake.wait(interval)
+            if full:
+                last_full = started
+            # Woken early by an ended attempt or wake(); else the next full tick is due.
+            self._wake.wait(max(0.0, last_full + interval - time.monotonic()))
             self._wake.clear()

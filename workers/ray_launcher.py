@@ -4,11 +4,15 @@ Each trial attempt is one Ray task with the trial's num_cpus / num_gpus. Ray kee
 processes alive between tasks, so a new trial costs a task submission, not a process
 start. Tasks are never retried by Ray (max_retries=0): the scheduler decides about
 restarts, from the store, and the trial resumes from its checkpoint.
+
+Each task's result carries a completion callback (`ObjectRef.future()`), so the scheduler
+hears of an ended attempt the moment Ray does: no polling thread, no waiting for a tick.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +33,11 @@ log = logging.getLogger("lrlab.ray")
 
 # Exceptions that mean "the process or node running the attempt went away".
 _LOST = (WorkerCrashedError, NodeDiedError, OwnerDiedError, RayActorError)
+
+# How long the cluster's total resources are trusted: a claim asks can_start() about up to
+# a few dozen candidates, and each ray.cluster_resources() is a GCS round trip (~0.5 ms).
+# Nodes joining or dying are seen within this.
+_TOTALS_TTL_S = 1.0
 
 
 @ray.remote(max_retries=0)
@@ -54,18 +63,26 @@ class RayLauncher(Launcher):
                 cpus = None if num_cpus is None else max(1, int(num_cpus))
                 ray.init(num_cpus=cpus, log_to_driver=False, include_dashboard=False)
         self._inflight: dict[int, _InFlight] = {}
+        self._totals: tuple[float, float, float] | None = None  # (cpus, gpus, read at)
 
     # -- capacity ------------------------------------------------------------------------
+    def _cluster(self) -> tuple[float, float]:
+        now = time.monotonic()
+        if self._totals is None or now - self._totals[2] > _TOTALS_TTL_S:
+            total = ray.cluster_resources()
+            self._totals = (total.get("CPU", 0.0), total.get("GPU", 0.0), now)
+        return self._totals[0], self._totals[1]
+
     def _used(self) -> tuple[float, float]:
         cpus = sum(f.assignment.cpus for f in self._inflight.values())
         gpus = sum(f.assignment.gpus for f in self._inflight.values())
         return cpus, gpus
 
     def can_start(self, cpus: float, gpus: float) -> bool:
-        total = ray.cluster_resources()
+        total_cpus, total_gpus = self._cluster()
         used_cpus, used_gpus = self._used()
-        fits_cpu = used_cpus + cpus <= total.get("CPU", 0.0) + 1e-9
-        fits_gpu = gpus == 0 or used_gpus + gpus <= total.get("GPU", 0.0) + 1e-9
+        fits_cpu = used_cpus + cpus <= total_cpus + 1e-9
+        fits_gpu = gpus == 0 or used_gpus + gpus <= total_gpus + 1e-9
         return fits_cpu and fits_gpu
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -76,6 +93,8 @@ class RayLauncher(Launcher):
             name=f"trial-{assignment.trial_id}-attempt-{assignment.attempt}",
         ).remote(assignment)
         self._inflight[assignment.trial_id] = _InFlight(assignment, ref)
+        # Fires on a Ray thread once the result (or the task's error) is there.
+        ref.future().add_done_callback(lambda _: self._ended())
 
     def cancel(self, trial_id: int) -> None:
         flight = self._inflight.get(trial_id)

@@ -45,7 +45,8 @@ class Ledger:
 
 
 class FakeLauncher(Launcher):
-    """Runs nothing: records launches and reports whatever outcome the test chooses.
+    """Runs nothing: records launches and reports whatever outcome the test chooses (and
+    tells the scheduler's on_end listener at once, as a real launcher does).
 
     `auto` ends every attempt in flight with that outcome at the next poll(), as if each
     trial took one tick. `kill_on_cancel` makes cancel() end the attempt as LOST, as a
@@ -141,12 +142,14 @@ class FakeLauncher(Launcher):
             self._reports.append(report)
         if self.ledger is not None:
             self.ledger.ended(assignment)
+        self._ended()
         return report
 
     def report(self, report: RunReport) -> None:
         """Queue an arbitrary report (say, a late one about an attempt already requeued)."""
         with self._lock:
             self._reports.append(report)
+        self._ended()
 
     def attempt_of(self, trial_id: int) -> int:
         return self.in_flight[trial_id].attempt

@@ -1,11 +1,12 @@
 """The scheduler and the trial state machine, over SQLite and PostgreSQL (`store`), driven
-with an in-memory launcher and a fake clock: no Ray, no sleeps."""
+with an in-memory launcher and a fake clock: no Ray, no sleeps standing in for events."""
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sized
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -584,6 +585,41 @@ def test_background_loop_ticks_on_wake_and_survives_a_failing_tick(
     finally:
         scheduler.stop(timeout=10)
     assert scheduler._thread is None
+
+
+def _wait_for(done: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.01)  # polling a condition; the deadline bounds it
+
+
+def _count_reaches(items: Sized, n: int) -> Callable[[], bool]:
+    return lambda: len(items) == n
+
+
+def test_an_ending_attempt_makes_the_loop_tick_at_once(
+    store: Store, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """Dispatch is event-driven: with an hour between periodic ticks, each ended attempt
+    alone makes the loop record it and launch the next trial into the freed slot."""
+    fake = FakeLauncher(cpus=1)
+    scheduler = make_scheduler(launcher=fake)
+    sweep = _sweep(store, 3, max_concurrent=3)
+    scheduler.start(interval=3600)
+    try:
+        scheduler.wake()  # the submit's wake-up; from here on only ended attempts wake it
+        for n in (1, 2, 3):
+            _wait_for(_count_reaches(fake.launches, n), f"launch {n}")
+            fake.end(fake.launches[-1].trial_id, RunOutcome.SUCCEEDED)
+        _wait_for(
+            lambda: all(t.status is TrialStatus.SUCCEEDED for t in _trials(store, sweep)),
+            "every trial recorded as succeeded",
+        )
+        assert fake.max_in_flight == 1
+    finally:
+        scheduler.stop(timeout=10)
+    assert fake._on_end is None  # stop() unhooks the scheduler from the launcher
 
 
 # -- two schedulers, one PostgreSQL database ----------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -54,9 +55,13 @@ def drive(sched: Scheduler, done: Callable[[], bool], timeout: float = 120.0) ->
         time.sleep(0.05)  # poll interval between ticks, not a stand-in for a condition
 
 
-def submit(store: Store, base: dict[str, Any], space: dict[str, Any] | None = None) -> int:
+def submit(
+    store: Store, base: dict[str, Any], space: dict[str, Any] | None = None, concurrent: int = 2
+) -> int:
     project = store.projects.get_by_name("p") or store.projects.create("p")
-    spec = SweepSpec.model_validate({"base": base, "space": space or {}, "max_concurrent": 2})
+    spec = SweepSpec.model_validate(
+        {"base": base, "space": space or {}, "max_concurrent": concurrent}
+    )
     return submit_sweep(store, Settings(), project.id, spec).id
 
 
@@ -99,6 +104,29 @@ def test_a_grid_sweep_trains_every_trial_and_streams_its_metrics(
     project = store.projects.get_by_name("p")
     assert project is not None
     assert store.sweeps.get(project.id, sweep_id).status.value == "finished"
+
+
+def test_the_loop_launches_the_next_trial_as_soon_as_ray_finishes_one(
+    store: Store, scheduler: Scheduler
+) -> None:
+    """No periodic tick for an hour: only Ray's completion callbacks can move the sweep on."""
+    base = {**DIGITS, "budget": {"max_steps": 5}, "eval_every": 5}
+    # One at a time: each launch needs the previous trial's end to be heard.
+    sweep_id = submit(store, base, {"seed": [1, 2, 3]}, concurrent=1)
+    scheduler.start(interval=3600)
+    try:
+        scheduler.wake()
+        deadline = time.monotonic() + 120
+        while not all_done(store, sweep_id)():
+            assert time.monotonic() < deadline, "the sweep did not finish without ticks"
+            time.sleep(0.05)  # polling the store for the condition
+    finally:
+        scheduler.stop(timeout=30)
+    done = trials(store, sweep_id)
+    assert [t.status for t in done] == [TrialStatus.SUCCEEDED] * 3
+    spans = sorted((t.started_at, t.finished_at) for t in done if t.finished_at)
+    assert len(spans) == 3
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # type: ignore[operator]
 
 
 def test_a_diverging_lr_stops_at_once_as_pruned_with_the_non_finite_loss_recorded(
