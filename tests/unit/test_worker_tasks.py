@@ -14,7 +14,7 @@ import torch
 from sklearn.metrics import r2_score
 
 from services.specs import TASKS, CartpoleTask, TrialSpec
-from workers.tasks import TASK_BUILDERS, Task, build_task
+from workers.tasks import TASK_BUILDERS, Task, base, build_task
 from workers.tasks import cartpole_env as env
 from workers.tasks.cartpole import Cartpole, discounted_returns, play
 
@@ -102,6 +102,25 @@ def test_resume_replays_an_epoch_from_a_batch(variant: str) -> None:
     resumed = list(itertools.islice(task.epoch_batches(16, generator), 3, None))
     assert len(epoch) == task.batches_per_epoch(16)
     assert repr(resumed) == repr(epoch[3:])
+
+
+@pytest.mark.parametrize("gather_rows", [1 << 16, 100, 1])
+@pytest.mark.parametrize("batch_size", [1, 32, 500])
+def test_dataset_batches_are_the_rows_of_one_shuffle_in_order(
+    gather_rows: int, batch_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Gathered a chunk at a time or not, batch k is rows order[k*b:(k+1)*b] of the epoch's
+    # randperm: what per-step indexing gives, so curves do not depend on the chunking.
+    monkeypatch.setattr(base, "GATHER_ROWS", gather_rows)
+    task = build_task(TrialSpec.model_validate({"task": "digits"}))
+    assert isinstance(task, base.DatasetTask)
+    batches = list(task.epoch_batches(batch_size, torch.Generator().manual_seed(3)))
+    order = torch.randperm(task.train_size, generator=torch.Generator().manual_seed(3))
+    assert len(batches) == task.batches_per_epoch(batch_size)
+    for k, (inputs, targets) in enumerate(batches):
+        index = order[k * batch_size : (k + 1) * batch_size]
+        assert torch.equal(inputs, task.train_x[index]) and inputs.is_contiguous()
+        assert torch.equal(targets, task.train_y[index])
 
 
 def test_regression_r2_matches_sklearn() -> None:

@@ -25,6 +25,8 @@ from torch.nn import functional as F
 
 # Held-out rows per forward pass in `DatasetTask.evaluate`.
 EVAL_CHUNK = 4096
+# Training rows gathered at once (in shuffled order) by `DatasetTask.epoch_batches`.
+GATHER_ROWS = 1 << 16
 
 __all__ = [
     "ACTIVATIONS",
@@ -147,9 +149,14 @@ class DatasetTask(Task):
         self, batch_size: int, generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(self.train_size, generator=generator).to(self.train_x.device)
-        for start in range(0, self.train_size, batch_size):
-            index = order[start : start + batch_size]
-            yield self.train_x[index], self.train_y[index]
+        # Rows gathered a chunk of batches at a time, each batch then a view of the chunk:
+        # two gathers per chunk instead of two per step (~12 us of a ~1 ms digits step).
+        # The same rows in the same order; a chunk bounds the copy on a large split.
+        chunk = max(1, GATHER_ROWS // batch_size) * batch_size
+        for start in range(0, self.train_size, chunk):
+            index = order[start : start + chunk]
+            inputs, targets = self.train_x[index], self.train_y[index]
+            yield from zip(inputs.split(batch_size), targets.split(batch_size), strict=True)
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return math.ceil(self.train_size / batch_size)
