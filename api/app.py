@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import health, metrics, projects, registry, runs, sweep_analysis, sweeps, trials
+from api.routes import (
+    findings,
+    health,
+    metrics,
+    projects,
+    registry,
+    runs,
+    streams,
+    sweep_analysis,
+    sweeps,
+    trials,
+)
 from api.version import VERSION
 from services.settings import Settings, get_settings
 from services.store import Store, open_store
@@ -46,6 +57,7 @@ def create_app(
     if store is not None:
         app.state.store = store
     errors.install(app)
-    for module in (health, registry, projects, sweeps, sweep_analysis, trials, metrics, runs):
+    routers = (health, registry, projects, sweeps, sweep_analysis, trials, findings, metrics, runs)
+    for module in (*routers, streams):
         app.include_router(module.router)
     return app

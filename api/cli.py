@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -30,6 +31,11 @@ def main() -> None:
 @click.option(
     "--scheduler/--no-scheduler", default=None, help="Run trials here (default) or API only."
 )
+@click.option(
+    "--analyzer/--no-analyzer",
+    default=None,
+    help="Analyse trials live and apply stop policies (default), or only on read.",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -38,6 +44,7 @@ def serve(
     ray_address: str | None,
     num_cpus: float | None,
     scheduler: bool | None,
+    analyzer: bool | None,
 ) -> None:
     """Run the API server with an embedded store, creating a local admin token."""
     import uvicorn
@@ -54,11 +61,13 @@ def serve(
         ray_address=ray_address,
         ray_num_cpus=num_cpus,
         run_scheduler=scheduler,
+        run_analyzer=analyzer,
     )
     store = open_store(settings.resolved_database_url)
     ensure_local_admin(store, settings)
     runner = _start_scheduler(store, settings) if settings.run_scheduler else None
     wake = runner[0].wake if runner else None
+    live = _start_analyzer(store, settings, wake) if settings.run_analyzer else None
     click.echo(f"lrlab serving http://{settings.api_host}:{settings.api_port}", err=True)
     click.echo(f"admin token in {settings.admin_token_file.resolve()}", err=True)
     try:
@@ -69,6 +78,8 @@ def serve(
             log_level="warning",
         )
     finally:
+        if live is not None:
+            live.stop()
         if runner is not None:
             runner[0].stop()
             runner[1].close()
@@ -90,6 +101,15 @@ def _start_scheduler(store: Any, settings: Settings) -> tuple[Any, Any]:
     )
     scheduler.start()
     return scheduler, launcher
+
+
+def _start_analyzer(store: Any, settings: Settings, wake: Callable[[], None] | None) -> Any:
+    """The live analyzer; a stop it asks for wakes the scheduler to record it sooner."""
+    from services.live_analysis import LiveAnalyzer
+
+    live = LiveAnalyzer(store, settings, on_stop=wake)
+    live.start()
+    return live
 
 
 @main.group()

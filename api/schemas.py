@@ -10,6 +10,7 @@ from typing_extensions import TypedDict
 
 from services.domain import Page, Series, Sweep, Trial, TrialEvent
 from services.specs import Metric, Text
+from services.store.findings import StoredFinding
 from services.store.runs import Run
 
 T = TypeVar("T")
@@ -224,6 +225,31 @@ class AnalysisOut(BaseModel):
         description="kind, severity, confidence, step, summary, evidence, recommendation, "
         "changes (spec paths to values), alternatives, provisional"
     )
+
+
+class FindingOut(BaseModel):
+    """A stored finding: the analyzer's finding, where it belongs, and whether it holds."""
+
+    id: int
+    trial_id: int
+    sweep_id: int | None
+    kind: str
+    severity: str
+    confidence: float
+    step: int | None = Field(description="Where the condition starts; null: no onset.")
+    summary: str = Field(description="The evidence as a sentence, with numbers from the series.")
+    evidence: dict[str, Any] = Field(description='Numbers; non-finite ones as "NaN", "Infinity".')
+    recommendation: str
+    changes: dict[str, Any] = Field(description="Spec paths to the values recommended.")
+    alternatives: list[dict[str, Any]]
+    provisional: bool = Field(description="Found while the trial was running: it may change.")
+    active: bool = Field(description="False: a later analysis no longer finds it.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, f: StoredFinding) -> FindingOut:
+        return cls.model_validate(f, from_attributes=True)
 
 
 class RegistryEntryOut(BaseModel):

@@ -1,19 +1,24 @@
 """The live analyzer over a real store (SQLite and PostgreSQL) with series written by the
 test: cadence, provisional and final analyses, findings kept current, the stop policy.
-Each test drives tick() directly; the last one trains on Ray and is stopped live."""
+Each test drives tick() directly; one trains on Ray and is stopped live, and the last ones
+check that `lrlab serve` runs the analyzer (or not)."""
 
 from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from click.testing import CliRunner
 from sqlalchemy import update
 
+from api.cli import main
 from services.domain import Trial, TrialStatus
 from services.live_analysis import LiveAnalyzer, PassResult
 from services.scheduler import Scheduler
@@ -366,3 +371,21 @@ def test_a_trial_blowing_up_without_nan_is_stopped_live_and_ends_pruned(
     assert losses.values[-1] > 100 * losses.values[0]
     assert losses.steps[-1] < 1500
     assert "divergence" in kinds(store, trial)
+
+
+# -- lrlab serve ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("flag", "runs"), [("--analyzer", True), ("--no-analyzer", False)])
+def test_serve_runs_the_live_analyzer_unless_told_not_to(
+    flag: str, runs: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    during: list[bool] = []
+
+    def serve_nothing(*_: Any, **__: Any) -> None:
+        during.append(any(t.name == "lrlab-analyzer" for t in threading.enumerate()))
+
+    monkeypatch.setattr(uvicorn, "run", serve_nothing)
+    args = ["serve", "--data-dir", str(tmp_path), "--no-scheduler", flag]
+    result = CliRunner().invoke(main, args, env={"LRLAB_DATABASE_URL": None})
+    assert result.exit_code == 0, result.output
+    assert during == [runs]
+    assert not any(t.name == "lrlab-analyzer" for t in threading.enumerate())  # stopped
