@@ -1,20 +1,25 @@
 """Analysing a stored sweep: each trial's diagnosis and summary figures, then the sweep.
 
 Diagnoses come from the cache the live analyzer fills (store.analyses) where it is
-current; a finished trial without one is analysed now and its diagnosis saved, so the
-next request finds it. A trial still running is analysed now and not saved: its
-provisional diagnosis belongs to the live analyzer, which decides from the cached step
-when to look again. Summary figures come from one aggregate query per metric name over
-all of the sweep's trials, never from reading every series.
+current. A finished trial without one is analysed now as GET /trials/{id}/analysis would
+(full series, findings and cached diagnosis recorded), so the next request finds it. A
+trial still running is analysed now, as the live analyzer reads it, and not recorded: its
+provisional findings are the live analyzer's to keep. The trials analysed now run in a
+few threads: while one waits for PostgreSQL to send its series, another is diagnosed.
+Summary figures come from one query per metric name over all of the sweep's trials,
+never from reading every series: the sweep's metric with its extremes (its best value),
+train_loss and val_loss by their last point only (a non-finite one marks a divergence).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from services.analysis import analyze_trial
+from services.analysis import diagnose_trial, record
 from services.analyzer.sweep import (
     FindingBrief,
     Goal,
@@ -24,14 +29,17 @@ from services.analyzer.sweep import (
     analyze_sweep,
 )
 from services.domain import Sweep, Trial
+from services.settings import Settings
 from services.store import Store
-from services.store.analyses import CachedAnalysis
 from services.store.summaries import SeriesSummary
 
 __all__ = ["SUMMARY_METRICS", "SweepAnalysis", "analyze_stored_sweep"]
 
-# Summarised for every trial besides the sweep's own metric.
+# Summarised by their last point for every trial, besides the sweep's own metric.
 SUMMARY_METRICS = ("train_loss", "val_loss")
+# Threads for the trials analysed on demand: the database works on one trial's series
+# while Python diagnoses another's; more than this only contend for 2-4 cores.
+ANALYSIS_THREADS = 4
 _PAGE = 500
 
 
@@ -79,52 +87,45 @@ def _figures(s: SeriesSummary) -> MetricFigures:
     return MetricFigures(last_step=s.last_step, final=s.last_value, low=s.low, high=s.high)
 
 
-@dataclass
-class _Tally:
-    cached: int = 0
-    computed: int = 0
+def _analyse_now(store: Store, settings: Settings, trial: Trial) -> dict[str, Any]:
+    """A trial's diagnosis computed now; a finished trial's is recorded for next time."""
+    if trial.status.is_terminal:
+        diagnosis = diagnose_trial(store, trial, settings.max_series_points)
+        record(store, trial, diagnosis)
+    else:
+        diagnosis = diagnose_trial(store, trial, settings.analyze_max_points)
+    return diagnosis.to_dict()
 
 
-def _diagnosis(
-    store: Store,
-    project_id: int,
-    trial: Trial,
-    cache: CachedAnalysis | None,
-    has_points: bool,
-    limit: int,
-    tally: _Tally,
-) -> dict[str, Any] | None:
-    """The trial's diagnosis as stored JSON; None for a trial with nothing to analyse."""
-    if cache is not None and cache.is_current and cache.analysis is not None:
-        tally.cached += 1
-        return cache.analysis
-    if not has_points and trial.last_step is None:
-        return None  # queued, or started without logging anything yet
-    result = analyze_trial(store, project_id, trial.id, limit)
-    tally.computed += 1
-    body = result.diagnosis.to_dict()
-    if result.trial.status.is_terminal:
-        # The step the trial's row named before reading: a trial that moved on since
-        # reads as stale next time, never the other way round.
-        seen = cache.last_step if cache is not None else result.trial.last_step
-        store.analyses.save(trial.id, seen, body)
-    return body
-
-
-def analyze_stored_sweep(store: Store, project_id: int, sweep_id: int, limit: int) -> SweepAnalysis:
+def analyze_stored_sweep(
+    store: Store, settings: Settings, project_id: int, sweep_id: int
+) -> SweepAnalysis:
     """The sweep's analysis; NotFound when the sweep is not the project's."""
     sweep = store.sweeps.get(project_id, sweep_id)
     trials = _trials(store, project_id, sweep_id)
     caches = {c.trial_id: c for c in store.analyses.for_sweep(project_id, sweep_id)}
-    names = [sweep.metric_name, *SUMMARY_METRICS]
-    summaries = store.summaries.for_sweep(project_id, sweep_id, names)
+    names = [sweep.metric_name, *(n for n in SUMMARY_METRICS if n != sweep.metric_name)]
+    summaries = store.summaries.for_sweep(project_id, sweep_id, names[:1])
+    summaries.update(store.summaries.for_sweep(project_id, sweep_id, names[1:], extremes=False))
     logged = {trial_id for trial_id, _ in summaries}
-    tally = _Tally()
+    analyses: dict[int, dict[str, Any]] = {}
+    todo = []
+    for t in trials:
+        cache = caches.get(t.id)
+        if cache is not None and cache.is_current and cache.analysis is not None:
+            analyses[t.id] = cache.analysis
+        elif t.id in logged or t.last_step is not None:
+            todo.append(t)  # else queued, or started without logging anything yet
+    cached = len(analyses)
+    if todo:
+        with ThreadPoolExecutor(min(ANALYSIS_THREADS, len(todo))) as pool:
+            done = pool.map(partial(_analyse_now, store, settings), todo)
+            analyses.update(zip((t.id for t in todo), done, strict=True))
     inputs = []
     for t in trials:
-        analysis = _diagnosis(store, project_id, t, caches.get(t.id), t.id in logged, limit, tally)
         metrics = {n: _figures(summaries[(t.id, n)]) for n in names if (t.id, n) in summaries}
         steps = [m.last_step for m in metrics.values()]
+        analysis = analyses.get(t.id)
         inputs.append(
             SweepTrial(
                 trial_id=t.id,
@@ -139,4 +140,4 @@ def analyze_stored_sweep(store: Store, project_id: int, sweep_id: int, limit: in
         )
     goal: Goal = "maximize" if sweep.metric_goal == "maximize" else "minimize"
     diagnosis = analyze_sweep(inputs, metric=sweep.metric_name, goal=goal)
-    return SweepAnalysis(sweep, diagnosis, cached=tally.cached, computed=tally.computed)
+    return SweepAnalysis(sweep, diagnosis, cached=cached, computed=len(todo))

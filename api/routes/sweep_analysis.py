@@ -19,5 +19,5 @@ def sweep_analysis(
     """The best trial and config, the lr sensitivity per optimizer and batch size with the
     stable lr range, the best lr per batch size against the linear and sqrt scaling rules,
     counts of findings by kind, and what to do next. Provisional while trials run."""
-    result = analyze_stored_sweep(store, project.id, sweep_id, settings.max_series_points)
+    result = analyze_stored_sweep(store, settings, project.id, sweep_id)
     return SweepAnalysisOut.model_validate(result.to_dict())

@@ -63,3 +63,13 @@ def test_another_projects_sweep_reads_as_empty(store: Store) -> None:
     store.metrics.write(trial, [("val_loss", 0, 1.0, None)])
     other = store.projects.create("beta")
     assert store.summaries.for_sweep(other.id, sweep_id, ["val_loss"]) == {}
+
+
+def test_without_extremes_only_the_last_point_is_read(store: Store) -> None:
+    project_id, sweep_id, (a, b) = make_sweep(store, "alpha", 2)
+    store.metrics.write(a, [("train_loss", s, 1.0 / (s + 1), None) for s in range(50)])
+    store.metrics.write(b, [("train_loss", 0, 1.0, None), ("train_loss", 9, math.inf, None)])
+    got = store.summaries.for_sweep(project_id, sweep_id, ["train_loss"], extremes=False)
+    sa, sb = got[(a, "train_loss")], got[(b, "train_loss")]
+    assert (sa.last_step, sa.last_value, sa.points, sa.low, sa.high) == (49, 0.02, None, None, None)
+    assert (sb.last_step, sb.last_value) == (9, math.inf)
