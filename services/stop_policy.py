@@ -11,7 +11,7 @@ one borderline pass:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from services.analyzer import Diagnosis, Finding
@@ -38,23 +38,20 @@ def _overfitting_stops(finding: Finding, confirmed: bool) -> bool:
     return confirmed and finding.severity != "info" and finding.confidence >= OVERFIT_MIN_CONFIDENCE
 
 
+# kind -> (the stop_reason's first word, whether the policy stops on it, when a finding does)
+_STOPS: dict[str, tuple[str, Callable[[Policy], bool], Callable[[Finding, bool], bool]]] = {
+    "divergence": ("diverged", lambda p: p.stop_on_divergence, _divergence_stops),
+    "overfitting": ("overfitting", lambda p: p.stop_on_overfitting, _overfitting_stops),
+}
+
+
 def decide_stop(
     policy: Policy, diagnosis: Diagnosis, previously_active: Collection[str] = ()
 ) -> Stop | None:
-    """The stop the policy asks for, if any. `previously_active`: the kinds the trial's
-    previous analysis found (a kind in it is confirmed by this one)."""
-    divergence = diagnosis.get("divergence")
-    if (
-        policy.stop_on_divergence
-        and divergence is not None
-        and _divergence_stops(divergence, "divergence" in previously_active)
-    ):
-        return Stop("divergence", f"diverged: {divergence.summary}")
-    overfitting = diagnosis.get("overfitting")
-    if (
-        policy.stop_on_overfitting
-        and overfitting is not None
-        and _overfitting_stops(overfitting, "overfitting" in previously_active)
-    ):
-        return Stop("overfitting", f"overfitting: {overfitting.summary}")
+    """The stop the policy asks for, if any (divergence first). `previously_active`: the
+    kinds the trial's previous analysis found (a kind in it is confirmed by this one)."""
+    for kind, (word, enabled, stops) in _STOPS.items():
+        finding = diagnosis.get(kind)
+        if enabled(policy) and finding is not None and stops(finding, kind in previously_active):
+            return Stop(kind, f"{word}: {finding.summary}")
     return None
