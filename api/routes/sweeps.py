@@ -8,19 +8,27 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentProject, PageDep, SettingsDep, StoreDep, WakeDep
 from api.schemas import PageOut, SweepOut, TrialOut
+from api.sweep_body import OPENAPI as SWEEP_BODY
+from api.sweep_body import SweepBody
 from services.domain import SweepStatus, TrialStatus
-from services.specs import SweepSpec, TrialSpec
+from services.specs import TrialSpec
 from services.sweeps import submit_job, submit_sweep
 
 router = APIRouter(tags=["sweeps"])
 SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("/sweeps", response_model=SweepOut, status_code=201)
+@router.post("/sweeps", response_model=SweepOut, status_code=201, openapi_extra=SWEEP_BODY)
 def create_sweep(
-    spec: SweepSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep, wake: WakeDep
+    project: CurrentProject, spec: SweepBody, store: StoreDep, settings: SettingsDep, wake: WakeDep
 ) -> SweepOut:
-    """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now."""
+    """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now.
+
+    The body is a native sweep spec or a W&B sweep configuration, in JSON or YAML: the
+    Content-Type says the syntax (application/json; application/yaml, application/x-yaml,
+    text/yaml), `?format=native|wandb` the schema, which defaults to native for JSON and
+    wandb for YAML. A W&B file's errors name their place in the file
+    (`parameters.learning_rate.min`); YAML syntax errors give the line and column."""
     sweep = submit_sweep(store, settings, project.id, spec)
     wake()
     return SweepOut.of(sweep)
