@@ -29,6 +29,9 @@ REMEDIES = {
     "vanishing_gradients": "check the initialization and normalization",
 }
 MAX_KIND_CLAUSES = 3
+# What the lr range explains in the trials at its ends: a run that diverged also had its
+# gradients explode; one too slow may also show as underfitting or a plateau.
+EXPLAINED = {"diverged": {"divergence", "exploding_gradients"}, "too_slow": set(SLOW_KINDS)}
 
 
 def _range(lo: float, hi: float) -> str:
@@ -66,7 +69,7 @@ def _narrow(group: LrGroup, best_lr: float) -> str:
 
 
 def _range_clauses(group: LrGroup, best: SweepTrial | None) -> tuple[list[str], set[str]]:
-    """The clauses about the lr range, and the finding kinds they explain in this group."""
+    """The clauses about the lr range, and the outcomes they explain in this group."""
     lrs, label = group.lrs, group.label()
     if len(lrs) == 1:
         only = lrs[0]
@@ -81,22 +84,22 @@ def _range_clauses(group: LrGroup, best: SweepTrial | None) -> tuple[list[str], 
             f"every lr tried with {label} diverged (smallest {lr_text(lrs[0])}): "
             f"try {_range(lrs[0] / 100, lrs[0] / 3)}"
         )
-        return [clause], {"divergence"}
+        return [clause], {"diverged"}
     if outcomes == {"too_slow"}:
         clause = (
             f"every lr tried with {label} was too slow (largest {lr_text(lrs[-1])}): "
             f"try {_range(lrs[-1] * 3, lrs[-1] * 100)}"
         )
-        return [clause], set(SLOW_KINDS)
+        return [clause], {"too_slow"}
     stable = group.stable
     out: list[str] = []
     covered: set[str] = set()
     if stable.high is not None:
         out.append(f"lrs >= {lr_text(stable.high)} diverge")
-        covered.add("divergence")
+        covered.add("diverged")
     if stable.low is not None:
         out.append(f"lrs <= {lr_text(stable.low)} are too slow")
-        covered |= SLOW_KINDS
+        covered.add("too_slow")
     if stable.low is not None and stable.high is not None and stable.low >= stable.high:
         out.append(stable.note)
         return out, set()
@@ -167,9 +170,14 @@ def advise(
         group = max(groups, key=lambda g: len(g.points))
     covered: set[tuple[int, str]] = set()
     if group is not None:
-        clauses, kinds = _range_clauses(group, best)
+        clauses, outcomes = _range_clauses(group, best)
         out += clauses
-        covered = {(p.trial_id, kind) for p in group.points for kind in kinds}
+        covered = {
+            (p.trial_id, kind)
+            for p in group.points
+            if p.outcome in outcomes
+            for kind in EXPLAINED[p.outcome]
+        }
     out += _kind_clauses(analysed, covered)
     out += _scaling_clauses(fits)
     if live:

@@ -70,7 +70,7 @@ def classic_sweep() -> list[SweepTrial]:
         if lr <= 3e-4:
             out.append(trial(i, lr, u_shaped(lr), ("slow_convergence",)))
         elif lr >= 0.3:
-            out.append(trial(i, lr, math.inf, ("divergence",), step=400))
+            out.append(trial(i, lr, math.inf, ("divergence", "exploding_gradients"), step=400))
         elif lr <= 3e-2:
             out.append(trial(i, lr, u_shaped(lr), ("overfitting",), step=900))
         else:
@@ -127,6 +127,7 @@ def test_summary_says_what_to_do_next() -> None:
     assert "overfitting in 4 of 9 trials after step ~900: add weight_decay or stop early" in text
     # The range already explains the diverging and too-slow trials: no second clause.
     assert "divergence in" not in text and "slow convergence in" not in text
+    assert "exploding gradients in" not in text
     assert as_json(d)["advice"] == list(d.advice)
 
 
@@ -152,6 +153,14 @@ def test_too_slow_above_a_diverging_lr_is_reported_as_no_range() -> None:
     stable = analyze_sweep(trials).groups[0].stable
     assert (stable.low, stable.high, stable.lrs) == (1e-2, 1e-3, ())
     assert "lr alone does not separate them" in stable.note
+
+
+def test_problems_outside_the_range_ends_are_still_reported() -> None:
+    trials = classic_sweep()
+    # An ok trial in the middle of the range whose gradients exploded: not explained.
+    trials[4] = trial(4, 1e-2, u_shaped(1e-2), ("exploding_gradients",), step=700)
+    text = analyze_sweep(trials).summary
+    assert "exploding gradients in 1 of 9 trials after step ~700: clip gradients" in text
 
 
 def test_a_loss_that_ended_non_finite_counts_as_diverged_without_a_finding() -> None:
