@@ -320,3 +320,11 @@ def test_resume_from_state_dict_continues_the_series(params: dict[str, Any]) -> 
         if step % EVAL_EVERY == 0:
             resumed.schedule.after_eval(VAL_LOSSES[step // EVAL_EVERY % len(VAL_LOSSES)])
     assert_same(lrs, whole)
+
+
+def test_a_constant_schedule_without_warmup_steps_no_scheduler() -> None:
+    # Nothing would change the lr; the runner pays nothing per step for it.
+    schedule = build_training(make_spec({"name": "constant"}), TinyTask()).schedule
+    assert schedule.scheduler is None and schedule.plateau is None
+    warm = build_training(make_spec({"name": "constant", "warmup_steps": 5}), TinyTask())
+    assert warm.schedule.scheduler is not None

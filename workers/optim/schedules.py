@@ -258,6 +258,10 @@ def build_schedule(
         base_lrs=base_lrs,
         cycle_momentum=uses_momentum(spec.optimizer),
     )
+    if params.name == "constant" and warmup == 0:
+        # Nothing ever changes the lr: no scheduler to step (ConstantLR's step costs as much
+        # as a small model's whole optimizer step). SWA still brings its own SWALR.
+        return LrSchedule(optimizer, None, None, 0, total, swa)
     ramp = None
     if warmup > 0:
         ramp = LinearLR(
