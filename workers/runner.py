@@ -3,13 +3,18 @@
 Metric names follow the contract in DESIGN.md: every step train_loss, lr (lr/<g> for other
 param groups) and grad_norm (global L2 norm before clipping); every evaluation the task's
 val_* metrics and samples_per_sec; swa_val_loss at the end of an SWA run. A non-finite
-training loss is recorded and ends the trial as diverged at once.
+training loss is recorded and ends the trial as diverged within a few dozen steps (see
+workers.step_log: per-step values reach the sink in blocks).
+
+Checkpoints carry the sink's unsent points, which a resumed run sends again (writes are
+idempotent): every point below a checkpoint is stored or in it, without the training loop
+waiting for the database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
 import random
 import time
 from collections.abc import Iterator
@@ -24,12 +29,10 @@ from services.launcher import RunOutcome
 from services.specs import TrialSpec
 from workers.checkpoints import CheckpointStore
 from workers.optim import Training, build_training, l1_penalty, l2_penalty
+from workers.optim.grads import GradBuffer
+from workers.sink import BlockSink, PointSink, block_sink
+from workers.step_log import StepLog
 from workers.tasks import Task, build_task
-
-
-class Sink(Protocol):
-    def add(self, name: str, step: int, value: float) -> None: ...
-    def flush(self) -> None: ...
 
 
 class Control(Protocol):
@@ -65,10 +68,11 @@ def _lr_names(n_groups: int) -> list[str]:
 class _Loop:
     """State shared by the step, eval and checkpoint code of one run."""
 
-    def __init__(self, spec: TrialSpec, task: Task, t: Training, sink: Sink) -> None:
+    def __init__(self, spec: TrialSpec, task: Task, t: Training, sink: BlockSink) -> None:
         self.spec, self.task, self.t, self.sink = spec, task, t, sink
         self.params = [p for p in task.model.parameters() if p.requires_grad]
-        self.lr_names = _lr_names(len(t.optimizer.param_groups))
+        self.grads = GradBuffer(self.params)
+        self.log = StepLog(_lr_names(len(t.optimizer.param_groups)), first_step=0)
         self.lbfgs = isinstance(t.optimizer, torch.optim.LBFGS)
         self.clip_norm = spec.regularization.grad_clip_norm
         self.clip_value = spec.regularization.grad_clip_value
@@ -85,26 +89,23 @@ class _Loop:
         return loss, total
 
     def _clip(self) -> torch.Tensor:
-        grads = [p.grad for p in self.params if p.grad is not None]
-        # The same global L2 norm as torch.nn.utils.get_total_norm, without its per-call
-        # bookkeeping: ~30 us instead of ~65 us on a small model, paid every step.
-        norm: torch.Tensor = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        norm = self.grads.norm()
         if self.clip_norm is not None:
             torch.nn.utils.clip_grads_with_norm_(self.params, self.clip_norm, norm)
         elif self.clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
         return norm
 
-    def step(self, step: int, batch: Any) -> float:
-        """One optimizer step; records its metrics and returns the training loss."""
-        for name, group in zip(self.lr_names, self.t.optimizer.param_groups, strict=True):
-            self.sink.add(name, step, float(group["lr"]))
+    def step(self, batch: Any) -> None:
+        """One optimizer step; its metrics go into `self.log`."""
         opt = self.t.optimizer
+        for lrs, group in zip(self.log.lrs, opt.param_groups, strict=True):
+            lrs.append(group["lr"])  # the lr this step uses
         if self.lbfgs:
             seen: dict[str, torch.Tensor] = {}
 
             def closure() -> torch.Tensor:
-                opt.zero_grad(set_to_none=True)
+                self.grads.zero()
                 loss, total = self._objective(batch)
                 total.backward()
                 norm = self._clip()
@@ -115,19 +116,16 @@ class _Loop:
             opt.step(closure)  # type: ignore[arg-type]  # LBFGS takes a tensor closure
             loss_t, norm_t = seen["loss"], seen["norm"]
         else:
-            opt.zero_grad(set_to_none=True)
+            self.grads.zero()
             loss_t, total = self._objective(batch)
             total.backward()
             norm_t = self._clip()
             opt.step()
-        loss, norm = loss_t.detach().item(), norm_t.item()
-        self.sink.add("train_loss", step, loss)
-        self.sink.add("grad_norm", step, norm)
+        self.log.record(loss_t.detach(), norm_t)
         self.examples += self.task.batch_examples(batch)
         self.t.schedule.after_step()
         if self.t.swa is not None:
             self.t.swa.after_step(self.t.schedule.steps)
-        return loss
 
     def evaluate(self, step: int) -> None:
         now = time.perf_counter()
@@ -145,6 +143,7 @@ class _Loop:
     def state(self, pos: _Position) -> dict[str, Any]:
         return {
             "position": dataclasses.asdict(pos),
+            "unsent": self.sink.unsent(),  # points below this step not stored yet
             "model": self.task.model.state_dict(),
             "optimizer": self.t.optimizer.state_dict(),
             "schedule": self.t.schedule.state_dict(),
@@ -158,7 +157,11 @@ class _Loop:
         self.t.schedule.load_state_dict(state["schedule"])
         if self.t.swa is not None and state["swa"] is not None:
             self.t.swa.load_state_dict(state["swa"])
-        return _Position(**state["position"])
+        for block in state.get("unsent", []):  # the last attempt may not have stored them
+            self.sink.add_steps(*block)
+        pos = _Position(**state["position"])
+        self.log.first = pos.step
+        return pos
 
 
 def _batches(task: Task, t: Training, generator: torch.Generator, pos: _Position) -> Iterator[Any]:
@@ -178,10 +181,27 @@ def _batches(task: Task, t: Training, generator: torch.Generator, pos: _Position
 def train(
     spec: TrialSpec,
     *,
-    sink: Sink,
+    sink: PointSink,
     checkpoints: CheckpointStore,
     control: Control,
     device: torch.device | None = None,
+) -> TrainResult:
+    try:
+        result = _train(spec, block_sink(sink), checkpoints, control, device)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the training error is the one to report
+            checkpoints.close()
+        raise
+    checkpoints.close()  # the last checkpoint is on disk before the attempt reports
+    return result
+
+
+def _train(
+    spec: TrialSpec,
+    sink: BlockSink,
+    checkpoints: CheckpointStore,
+    control: Control,
+    device: torch.device | None,
 ) -> TrainResult:
     _seed_everything(spec.seed)
     task = build_task(spec)
@@ -192,27 +212,33 @@ def train(
 
     saved = checkpoints.load()  # restores the global RNGs too
     pos = loop.restore(saved) if saved is not None else _Position()
+    start = pos.step
     last_eval = pos.step - 1 if saved is not None else -1
     task.model.train()
     batches = _batches(task, t, generator, pos)
     while pos.step < t.total_steps:
         if control.stop_reason is not None:
+            diverged = loop.log.drain(sink)
             sink.flush()
+            if diverged is not None:
+                return _diverged(diverged)
             return TrainResult(RunOutcome.CANCELLED, control.stop_reason, pos.step - 1)
         step = pos.step
-        loss = loop.step(step, next(batches))
+        loop.step(next(batches))
         pos.step += 1
         control.last_step = step
-        if not math.isfinite(loss):
-            sink.flush()
-            return TrainResult(
-                RunOutcome.DIVERGED, f"diverged: train_loss is {loss} at step {step}", step
-            )
-        if pos.step % spec.eval_every == 0 or pos.step == t.total_steps:
+        evaluating = pos.step % spec.eval_every == 0 or pos.step == t.total_steps
+        saving = pos.step % spec.checkpoint_every == 0 and pos.step < t.total_steps
+        # The attempt's first step goes out at once (the curve appears), later ones in blocks.
+        if evaluating or saving or pos.step == start + 1 or loop.log.due():
+            diverged = loop.log.drain(sink)
+            if diverged is not None:
+                sink.flush()
+                return _diverged(diverged)
+        if evaluating:
             loop.evaluate(step)
             last_eval = step
-        if pos.step % spec.checkpoint_every == 0 and pos.step < t.total_steps:
-            sink.flush()  # every point up to the checkpoint is stored before it exists
+        if saving:
             checkpoints.save(loop.state(pos))
     final = pos.step - 1
     if last_eval != final and final >= 0:
@@ -222,7 +248,12 @@ def train(
     return TrainResult(RunOutcome.SUCCEEDED, None, final if final >= 0 else None)
 
 
-def _finish_swa(t: Training, task: Task, sink: Sink, step: int) -> None:
+def _diverged(where: tuple[int, float]) -> TrainResult:
+    step, loss = where
+    return TrainResult(RunOutcome.DIVERGED, f"diverged: train_loss is {loss} at step {step}", step)
+
+
+def _finish_swa(t: Training, task: Task, sink: PointSink, step: int) -> None:
     if t.swa is None:
         return
     averaged: nn.Module | None = t.swa.finalize(task)

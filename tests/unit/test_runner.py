@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +14,24 @@ import torch
 
 from services.launcher import RunOutcome
 from services.specs import TrialSpec
+from workers import step_log
 from workers.checkpoints import CheckpointStore
 from workers.optim import build_training
 from workers.runner import TrainResult, train
+from workers.sink import MetricSink, Row
 from workers.tasks import build_task
+from workers.tasks.base import DatasetTask
 
 
 class MemorySink:
-    def __init__(self, stop_at: int | None = None, control: Any = None) -> None:
+    """The least a sink offers (add and flush): the runner adapts to it."""
+
+    def __init__(self) -> None:
         self.points: dict[str, dict[int, float]] = {}
         self.flushes = 0
-        self._stop_at, self._control = stop_at, control
 
     def add(self, name: str, step: int, value: float) -> None:
         self.points.setdefault(name, {})[step] = value
-        if self._stop_at is not None and name == "train_loss" and step == self._stop_at:
-            self._control.stop_reason = "test stop"
 
     def flush(self) -> None:
         self.flushes += 1
@@ -36,13 +41,24 @@ class MemorySink:
 
 
 class Control:
-    stop_reason: str | None = None
-    last_step: int | None = None
+    """Asks the runner to stop once step `stop_at` has run (as a cancel would)."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at = stop_at
+        self.last_step: int | None = None
+
+    @property
+    def stop_reason(self) -> str | None:
+        if self.stop_at is None or self.last_step is None or self.last_step < self.stop_at:
+            return None
+        return "test stop"
 
 
-def run(spec: dict[str, Any], tmp_path: Path, **sink_args: Any) -> tuple[TrainResult, MemorySink]:
-    control = Control()
-    sink = MemorySink(control=control, **sink_args)
+def run(
+    spec: dict[str, Any], tmp_path: Path, stop_at: int | None = None
+) -> tuple[TrainResult, MemorySink]:
+    control = Control(stop_at)
+    sink = MemorySink()
     result = train(
         TrialSpec.model_validate(spec),
         sink=sink,
@@ -157,13 +173,30 @@ def test_a_resumed_run_continues_exactly_where_the_checkpoint_left_off(tmp_path:
     assert first.points["train_loss"] == {s: whole.points["train_loss"][s] for s in range(62)}
 
 
-def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path: Path) -> None:
-    result, sink = run(digits(optimizer={"name": "sgd", "lr": 1.0e4}), tmp_path)
+def test_a_diverging_run_stops_at_the_first_non_finite_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = digits(optimizer={"name": "sgd", "lr": 1.0e4}, budget={"max_steps": 400})
+    spec["eval_every"] = 1000  # no evaluation to end a block early
+    steps_run = 0
+    real_loss = DatasetTask.loss
+
+    def counted(self: DatasetTask, batch: Any) -> torch.Tensor:
+        nonlocal steps_run
+        steps_run += 1
+        return real_loss(self, batch)
+
+    monkeypatch.setattr(DatasetTask, "loss", counted)
+    result, sink = run(spec, tmp_path)
     losses = sink.series("train_loss")
     assert result.outcome is RunOutcome.DIVERGED
     assert not math.isfinite(losses[-1]) and all(math.isfinite(v) for v in losses[:-1])
-    assert result.last_step == len(losses) - 1 < 59
+    assert result.last_step == len(losses) - 1
     assert result.detail is not None and f"step {result.last_step}" in result.detail
+    # Blocks of steps are checked as they are drained: the run went on at most a block
+    # past the first non-finite loss, and recorded nothing after it.
+    assert steps_run - 1 - result.last_step < step_log.DRAIN_STEPS
+    assert max(sink.points["grad_norm"]) == result.last_step
 
 
 def test_clipping_bounds_the_update_but_grad_norm_is_measured_before_it(tmp_path: Path) -> None:
@@ -191,3 +224,147 @@ def test_the_runner_uses_the_thread_count_it_is_given(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     result, _ = run(digits(budget={"max_steps": 5}), tmp_path)
     assert result.outcome is RunOutcome.SUCCEEDED and torch.get_num_threads() == 1
+
+
+def textbook_curve(spec: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """train_loss and grad_norm of `spec` (one epoch or less, no regularization) from the
+    loop torch's docs write: zero_grad(set_to_none=True), backward, get_total_norm, step."""
+    parsed = TrialSpec.model_validate(spec)
+    torch.manual_seed(parsed.seed)
+    task = build_task(parsed)
+    t = build_training(parsed, task)
+    params = [p for p in task.model.parameters() if p.requires_grad]
+    generator = torch.Generator().manual_seed(parsed.seed)
+    losses: list[float] = []
+    norms: list[float] = []
+    for batch in itertools.islice(task.epoch_batches(t.batch_size, generator), t.total_steps):
+        seen: list[tuple[float, float]] = []
+
+        def closure(batch: Any = batch, seen: list[tuple[float, float]] = seen) -> torch.Tensor:
+            t.optimizer.zero_grad(set_to_none=True)
+            loss = task.loss(batch)
+            loss.backward()
+            grads = [p.grad for p in params if p.grad is not None]
+            seen.append((loss.item(), torch.nn.utils.get_total_norm(grads).item()))
+            return loss
+
+        if isinstance(t.optimizer, torch.optim.LBFGS):
+            t.optimizer.step(closure)  # type: ignore[arg-type]
+        else:
+            closure()
+            t.optimizer.step()
+        losses.append(seen[0][0])
+        norms.append(seen[0][1])
+        t.schedule.after_step()
+    return losses, norms
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        {"name": "adam", "lr": 0.003},
+        {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+        {"name": "rmsprop", "lr": 0.001},
+        {"name": "lbfgs", "lr": 0.5, "history_size": 5, "max_iter": 4},
+    ],
+    ids=lambda o: o["name"],
+)
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_the_flat_gradient_buffer_trains_the_textbook_curve(
+    optimizer: dict[str, Any], model: str, tmp_path: Path
+) -> None:
+    spec = digits(
+        task={"name": "digits", "model": model, "hidden": [32]},
+        optimizer=optimizer,
+        schedule={"name": "cosine"},
+        budget={"max_steps": 25},
+    )
+    _, sink = run(spec, tmp_path)
+    losses, norms = textbook_curve(spec)
+    # Gradients accumulated into a zeroed buffer are bit for bit the ones autograd hands a
+    # None .grad, so the whole curve is identical; the norm is taken in another order.
+    assert sink.series("train_loss") == losses
+    assert sink.series("grad_norm") == pytest.approx(norms, rel=1e-5)
+
+
+class GatedWriter:
+    """A store for a real MetricSink. Closed, it holds every write back (as a stalled
+    database would) until `released`, then drops it (as a killed worker would)."""
+
+    def __init__(self, stored: dict[str, dict[int, float]], open_: bool = True) -> None:
+        self.stored, self.open = stored, open_
+        self.released = threading.Event()
+
+    def __call__(self, rows: Sequence[Row]) -> None:
+        if not self.open:
+            assert self.released.wait(timeout=60), "the test never released the writer"
+            return
+        for name, step, value, _ in rows:
+            self.stored.setdefault(name, {})[step] = value
+
+
+class Kill(Exception):
+    """Stands in for the worker dying: raised from the control, out of the loop."""
+
+
+class KillingControl(Control):
+    @property
+    def stop_reason(self) -> str | None:
+        if (
+            self.stop_at is not None
+            and self.last_step is not None
+            and self.last_step >= self.stop_at
+        ):
+            raise Kill
+        return None
+
+
+def test_points_unsent_at_a_checkpoint_are_stored_by_the_resumed_run(tmp_path: Path) -> None:
+    spec = TrialSpec.model_validate(
+        digits(budget={"max_steps": 100}, checkpoint_every=40, eval_every=20)
+    )
+    _, whole = run(spec.model_dump(), tmp_path / "whole")
+    stored: dict[str, dict[int, float]] = {}
+    ckpt = CheckpointStore(tmp_path / "split")
+    held = GatedWriter(stored, open_=False)
+    first_sink = MetricSink(held, max_age_seconds=60)
+    with pytest.raises(Kill):
+        train(spec, sink=first_sink, checkpoints=ckpt, control=KillingControl(61))
+    # Nothing reached the store before the "kill": the checkpoint at 40 carries steps 0-39.
+    assert stored == {}
+    held.released.set()
+    first_sink.close()
+
+    second_sink = MetricSink(GatedWriter(stored))
+    resumed = train(
+        spec, sink=second_sink, checkpoints=CheckpointStore(tmp_path / "split"), control=Control()
+    )
+    second_sink.close()
+    assert resumed.outcome is RunOutcome.SUCCEEDED
+    for name in ("train_loss", "grad_norm", "lr"):
+        assert stored[name] == whole.points[name], name
+    assert sorted(stored["val_loss"]) == [19, 39, 59, 79, 99]
+
+
+def test_the_first_step_reaches_the_sink_alone_and_at_once(tmp_path: Path) -> None:
+    blocks: list[tuple[int, int]] = []
+
+    class Blocks(MemorySink):
+        def add_steps(
+            self, first: int, columns: dict[str, list[float]], times: list[float]
+        ) -> None:
+            blocks.append((first, len(times)))
+
+        def unsent(self) -> list[Any]:
+            return []
+
+    train(
+        TrialSpec.model_validate(digits(budget={"max_steps": 100}, eval_every=100)),
+        sink=Blocks(),
+        checkpoints=CheckpointStore(tmp_path),
+        control=Control(),
+    )
+    assert blocks[0] == (0, 1)
+    assert sum(n for _, n in blocks) == 100
+    assert all(n <= step_log.DRAIN_STEPS for _, n in blocks)
+    assert [first for first, _ in blocks] == sorted(first for first, _ in blocks)

@@ -1,0 +1,77 @@
+"""The per-step metrics of the steps since the last drain, kept as the step made them.
+
+A step appends its loss and grad norm as 0-d tensors and its lrs as numbers; `drain` turns
+a block of steps into floats with one `tolist()` per metric, checks the losses, and hands
+the block to the sink as columns. So the training step never converts a tensor to a number
+(`.item()`, a device sync on a GPU) and never builds a row.
+
+Divergence: a non-finite loss is seen when its block is drained, so the runner drains every
+`DRAIN_STEPS` steps or `DRAIN_SECONDS` seconds, whichever comes first (and before every
+evaluation, checkpoint and stop). It then keeps the points up to and including that step
+and drops the rest; the trial ends there as diverged, having run at most that many steps
+(or that long) past it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from workers.sink import BlockSink
+
+# A block of steps ends after this many steps or this long, whichever comes first.
+DRAIN_STEPS = 32
+DRAIN_SECONDS = 0.25
+
+
+class StepLog:
+    def __init__(self, lr_names: list[str], first_step: int) -> None:
+        self.lr_names = lr_names
+        self.first = first_step  # the step of the first entry
+        self.started = time.perf_counter()  # when this block began
+
+        self.losses: list[torch.Tensor] = []
+        self.norms: list[torch.Tensor] = []
+        self.lrs: list[list[float]] = [[] for _ in lr_names]  # one list per param group
+        self.times: list[float] = []
+
+    def _clear(self) -> None:
+        # In place: the runner holds on to the lr lists.
+        self.losses.clear()
+        self.norms.clear()
+        self.times.clear()
+        for lrs in self.lrs:
+            lrs.clear()
+
+    def record(self, loss: torch.Tensor, norm: torch.Tensor) -> None:
+        """The step's loss and grad norm; its lrs go straight into `lrs`."""
+        self.losses.append(loss)
+        self.norms.append(norm)
+        self.times.append(time.time())
+
+    def due(self) -> bool:
+        return len(self.times) >= DRAIN_STEPS or time.perf_counter() - self.started >= DRAIN_SECONDS
+
+    def drain(self, sink: BlockSink) -> tuple[int, float] | None:
+        """Hand the block to `sink`; returns the step and value of its first non-finite
+        loss (its points are kept, later ones dropped), or None."""
+        n = len(self.times)
+        self.started = time.perf_counter()
+        if n == 0:
+            return None
+        losses: list[float] = torch.stack(self.losses).tolist()
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        keep = n if bad is None else bad + 1
+        columns = {
+            name: [float(v) for v in lrs[:keep]]
+            for name, lrs in zip(self.lr_names, self.lrs, strict=True)
+        }
+        columns["train_loss"] = losses[:keep]
+        columns["grad_norm"] = torch.stack(self.norms[:keep]).tolist()
+        sink.add_steps(self.first, columns, self.times[:keep])
+        first = self.first
+        self.first += n
+        self._clear()
+        return None if bad is None else (first + bad, losses[bad])
