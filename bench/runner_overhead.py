@@ -16,8 +16,9 @@ the validation split every 50 steps.
           workers/attempt.py: a real store (a SQLite file in a temp dir, or a PostgreSQL
           database created for the run and dropped after), metrics every step (lr,
           train_loss, grad_norm) and every evaluation (val_loss, val_accuracy,
-          samples_per_sec), a checkpoint every 200 steps (each preceded by a sink flush),
-          heartbeats every second to the claimed trial.
+          samples_per_sec), a checkpoint every 200 steps (carrying the sink's unsent
+          points; written by a background thread), heartbeats every second to the
+          claimed trial.
 
 Timing covers the steps only: the clock starts after the model, data and optimizer exist
 (bare: after building them; runner: when build_training returns inside train, measured by
@@ -30,7 +31,9 @@ Every runner run is checked afterwards: all train_loss and val_loss points store
 
 --profile adds ablations to the same interleaved repeats (no-op sink / no checkpoints /
 points written by the training thread / grad norm or scheduler step patched out of this
-process for the run), times each per-step part alone, and prints a cProfile of one run.
+process for the run / the runner's batches indexed per step as the bare loop does / the
+bare loop with the runner's gathered batches), times each per-step part alone, and prints
+a cProfile of one run.
 --spy-report reads a `py-spy record --format raw` profile of this script (see --help).
 """
 
@@ -72,7 +75,7 @@ from services.specs import TrialSpec  # noqa: E402
 from services.store import Store, open_store  # noqa: E402
 from workers.checkpoints import CheckpointStore  # noqa: E402
 from workers.control import TrialControl  # noqa: E402
-from workers.sink import MetricSink  # noqa: E402
+from workers.sink import MetricSink, rows_of  # noqa: E402
 from workers.tasks import build_task  # noqa: E402
 
 TARGET = 0.95  # runner steps/s over bare steps/s
@@ -131,7 +134,10 @@ def bare_evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     return result
 
 
-def run_bare(steps: int, seed: int) -> dict[str, float]:
+def run_bare(steps: int, seed: int, gathered: bool = False) -> dict[str, float]:
+    """The hand-written loop; `gathered` (a what-if) gathers each epoch's rows at once and
+    slices batches from them, as DatasetTask.epoch_batches does, instead of indexing per
+    step."""
     t_setup = time.perf_counter()
     x_tr, y_tr, x_va, y_va = bare_data(seed)
     torch.manual_seed(seed)
@@ -145,11 +151,16 @@ def run_bare(steps: int, seed: int) -> dict[str, float]:
     step = 0
     while step < steps:
         order = torch.randperm(n, generator=gen)
+        if gathered:
+            x_ep, y_ep = x_tr[order], y_tr[order]
         for start in range(0, n, BATCH):
             if step >= steps:
                 break
-            index = order[start : start + BATCH]
-            x, y = x_tr[index], y_tr[index]
+            if gathered:
+                x, y = x_ep[start : start + BATCH], y_ep[start : start + BATCH]
+            else:
+                index = order[start : start + BATCH]
+                x, y = x_tr[index], y_tr[index]
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x), y)
             loss.backward()
@@ -191,6 +202,12 @@ class NullSink:
     def add(self, name: str, step: int, value: float) -> None:
         pass
 
+    def add_steps(self, first_step: int, columns: Any, times: Any) -> None:
+        pass
+
+    def unsent(self) -> list[Any]:
+        return []
+
     def flush(self) -> None:
         pass
 
@@ -220,6 +237,15 @@ class InlineSink:
         if len(self._buffer) >= self._max:
             self.flush()
 
+    def add_steps(self, first_step: int, columns: Any, times: Any) -> None:
+        self._buffer.extend(rows_of([(first_step, columns, times)]))
+        if len(self._buffer) >= self._max:
+            self.flush()
+
+    def unsent(self) -> list[Any]:
+        self.flush()
+        return []
+
     def flush(self) -> None:
         if self._buffer:
             self._write(self._buffer)
@@ -229,12 +255,23 @@ class InlineSink:
         self.flush()
 
 
+def _indexed_batches(self: Any, batch_size: int, generator: torch.Generator) -> Iterator[Any]:
+    """DatasetTask.epoch_batches as it was: two gathers per step (the bare loop's way)."""
+    order = torch.randperm(self.train_size, generator=generator)
+    for start in range(0, self.train_size, batch_size):
+        index = order[start : start + batch_size]
+        yield self.train_x[index], self.train_y[index]
+
+
 @contextlib.contextmanager
 def _patched_out(parts: tuple[str, ...]) -> Iterator[None]:
     from workers.optim.schedules import LrSchedule
+    from workers.tasks import DatasetTask
 
-    saved = (runner_module._Loop._clip, LrSchedule.after_step)
+    saved = (runner_module._Loop._clip, LrSchedule.after_step, DatasetTask.epoch_batches)
     zero = torch.zeros(())
+    if "gathered_batches" in parts:
+        DatasetTask.epoch_batches = _indexed_batches  # type: ignore[method-assign]
     if "grad_norm" in parts:
         runner_module._Loop._clip = lambda self: zero  # type: ignore[method-assign]
     if "schedule" in parts:
@@ -246,7 +283,9 @@ def _patched_out(parts: tuple[str, ...]) -> Iterator[None]:
     try:
         yield
     finally:
-        runner_module._Loop._clip, LrSchedule.after_step = saved  # type: ignore[method-assign]
+        runner_module._Loop._clip = saved[0]  # type: ignore[method-assign]
+        LrSchedule.after_step = saved[1]  # type: ignore[method-assign]
+        DatasetTask.epoch_batches = saved[2]  # type: ignore[method-assign]
 
 
 def run_runner(
@@ -263,7 +302,7 @@ def run_runner(
     (ckpt_on False: NullCheckpoints) for the ones above; `without` names per-step parts to
     patch out of this process for the run (what-ifs, never source edits): "grad_norm"
     (_Loop._clip returns 0 without computing a norm), "schedule" (LrSchedule.after_step
-    only counts the step)."""
+    only counts the step), "gathered_batches" (batches indexed per step, as before)."""
     sink_on = sink_kind != "none"
     trial_id = new_trial(store, spec=spec.model_dump(mode="json"))
     claimed = store.trial_states.claim_next("bench", lambda t: t.id == trial_id)
@@ -386,26 +425,30 @@ def components(stores: dict[str, Store], spec: TrialSpec, workdir: Path) -> list
     per-checkpoint costs (ms) amortized over CHECKPOINT_EVERY steps."""
     from workers.optim import build_training
     from workers.runner import _Loop, _Position
+    from workers.step_log import DRAIN_STEPS
 
     spec = make_spec(10**8, spec.seed)  # long enough that the schedule never stops stepping
     task = build_task(spec)
     t = build_training(spec, task)
-    loop = _Loop(spec, task, t, NullSink())
-    batch = next(iter(task.epoch_batches(BATCH, torch.Generator().manual_seed(0))))
-    loop.step(0, batch)  # grads and optimizer state exist from here on
     sink = MetricSink(lambda rows: None)
+    loop = _Loop(spec, task, t, sink)
+    batch = next(iter(task.epoch_batches(BATCH, torch.Generator().manual_seed(0))))
+    loop.step(batch)  # grads (the flat buffer) and optimizer state exist from here on
+    loss, norm = torch.tensor(0.5), torch.tensor(0.5)
 
-    def lr_and_adds() -> None:
-        for name, group in zip(loop.lr_names, t.optimizer.param_groups, strict=True):
-            sink.add(name, 0, float(group["lr"]))
-        sink.add("train_loss", 0, 0.1)
-        sink.add("grad_norm", 0, 0.1)
+    def record() -> None:
+        for lrs, group in zip(loop.log.lrs, t.optimizer.param_groups, strict=True):
+            lrs.append(group["lr"])
+        loop.log.record(loss, norm)
+        if len(loop.log.times) >= DRAIN_STEPS:
+            loop.log.drain(sink)
 
     rows: list[list[str]] = []
     per_step = {
-        "grad norm: _Loop._clip() + .item()": lambda: loop._clip().item(),
-        "schedule.after_step() (ConstantLR.step)": t.schedule.after_step,
-        "lr read + 3 x MetricSink.add": lr_and_adds,
+        "grad norm: GradBuffer.norm() (one vector_norm)": loop.grads.norm,
+        "zero grads: GradBuffer.zero() (one zero_)": loop.grads.zero,
+        "schedule.after_step() (constant: no scheduler)": t.schedule.after_step,
+        f"lrs + StepLog.record, a drain every {DRAIN_STEPS} steps": record,
         "batch_examples + examples count": lambda: task.batch_examples(batch),
     }
     for label, fn in per_step.items():
@@ -414,12 +457,29 @@ def components(stores: dict[str, Store], spec: TrialSpec, workdir: Path) -> list
 
     ckpt = CheckpointStore(Path(tempfile.mkdtemp(prefix="ckpt-micro-", dir=workdir)))
     pos = _Position(step=200)
-    save = _per_call(lambda: ckpt.save(loop.state(pos)), 5, repeats=3)
+
+    def save() -> None:
+        ckpt.save(loop.state(pos))
+
+    def save_and_wait() -> None:
+        save()
+        ckpt.close()
+
+    in_step = _per_call(save, 5, repeats=3)
+    ckpt.close()
+    whole = _per_call(save_and_wait, 5, repeats=3)
     rows.append(
         [
-            "checkpoint: state_dicts + torch.save + fsync + rename",
-            f"{save * 1e6 / CHECKPOINT_EVERY:.1f}",
-            f"{save * 1e3:.1f} ms every {CHECKPOINT_EVERY} steps",
+            "checkpoint in the training thread: state_dicts + torch.save to memory",
+            f"{in_step * 1e6 / CHECKPOINT_EVERY:.1f}",
+            f"{in_step * 1e3:.2f} ms every {CHECKPOINT_EVERY} steps",
+        ]
+    )
+    rows.append(
+        [
+            "checkpoint file work, background thread: write + fsync + rename",
+            "-",
+            f"{(whole - in_step) * 1e3:.2f} ms every {CHECKPOINT_EVERY} steps (GIL released)",
         ]
     )
     points = 3 * CHECKPOINT_EVERY
@@ -427,11 +487,10 @@ def components(stores: dict[str, Store], spec: TrialSpec, workdir: Path) -> list
         cost = _flush_cost(store, spec)
         rows.append(
             [
-                f"store write of one flush ({points} points, {b})",
+                f"store write of {points} points ({b}), sink thread",
                 f"{cost * 1e6 / CHECKPOINT_EVERY:.1f}",
-                f"{cost * 1e3:.1f} ms per {CHECKPOINT_EVERY} steps: the flush before each "
-                "checkpoint waits for it; between checkpoints the sink thread pays it "
-                "(GIL shared with the training thread)",
+                f"{cost * 1e3:.1f} ms per {CHECKPOINT_EVERY} steps' points, in the sink's "
+                "thread (it shares the GIL with the training thread)",
             ]
         )
     return rows
@@ -444,7 +503,10 @@ SPY_CATEGORIES = [  # (category, substrings of a frame below the loop), first ma
     ("checkpoint: torch.save + fsync", ("CheckpointStore.save",)),
     ("checkpoint: state_dicts", ("_Loop.state",)),
     ("sink flush/close (waits for the writer)", ("MetricSink.flush", "MetricSink.close")),
+    ("checkpoint close (waits for the last write)", ("CheckpointStore.close",)),
     ("grad norm (_Loop._clip)", ("_Loop._clip",)),
+    ("zero grads (GradBuffer.zero)", ("GradBuffer.zero",)),
+    ("per-step metrics (StepLog)", ("StepLog.",)),
     ("evaluate", ("_Loop.evaluate", "bare_evaluate")),
     ("MetricSink.add", ("MetricSink.add",)),
     ("schedule.after_step", ("LrSchedule.after_step",)),
@@ -604,9 +666,15 @@ def main() -> None:
                     "sink_kind": "inline",
                     "ckpt_on": False,
                 },
+                f"runner, {b} store, batches indexed per step (what-if)": {
+                    "without": ("gathered_batches",),
+                },
             }
             for label, kw in ablations.items():
                 variants[label] = lambda s, kw=kw: run_runner(last, s, workdir, **kw)  # type: ignore[misc]
+            variants["bare loop, batches gathered per epoch (what-if)"] = lambda s: run_bare(
+                s.budget.max_steps or 0, s.seed, gathered=True
+            )
         for b, store in stores.items():
             variants[f"runner, {b} store"] = (
                 lambda s, store=store: run_runner(store, s, workdir)  # type: ignore[misc]
@@ -670,7 +738,7 @@ def main() -> None:
         )
         verdicts = []
         for n in names[1:]:
-            if "no checkpoints" in n or "what-if" in n:
+            if "no checkpoints" in n or "what-if" in n or n.startswith("bare"):
                 continue  # ablations: no target
             ratio = statistics.median(_paired(results[n], results["bare loop"]))
             ok = "meets" if ratio >= TARGET else "MISSES"
@@ -680,6 +748,8 @@ def main() -> None:
         print("\n" + "; ".join(verdicts))
         bg_rows = []
         for n in names[1:]:
+            if n.startswith("bare"):
+                continue  # no store, no heartbeats
             runs = results[n]
             k = 1000 / args.steps
             writes = statistics.median(r["writes"] for r in runs)
