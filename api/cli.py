@@ -47,9 +47,8 @@ def serve(
     analyzer: bool | None,
 ) -> None:
     """Run the API server with an embedded store, creating a local admin token."""
-    import uvicorn
-
     from api.app import create_app
+    from api.serving import serve as serve_app
     from services.bootstrap import ensure_local_admin
     from services.store import open_store
 
@@ -71,7 +70,7 @@ def serve(
     click.echo(f"lrlab serving http://{settings.api_host}:{settings.api_port}", err=True)
     click.echo(f"admin token in {settings.admin_token_file.resolve()}", err=True)
     try:
-        uvicorn.run(
+        serve_app(  # uvicorn, ending live streams when it stops
             create_app(settings, store, wake=wake),
             host=settings.api_host,
             port=settings.api_port,

@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=500, ge=1)
 
+    stream_poll_seconds: float = Field(
+        default=0.5, gt=0, description="How often a live stream (SSE) looks for news."
+    )
+    stream_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="A quiet stream sends a comment this often."
+    )
+    stream_series_points: int = Field(
+        default=5_000, ge=16, description="Points a stream reads per series per poll."
+    )
+    stream_poll_points: int = Field(
+        default=20_000, ge=100, description="Points a stream reads per poll, all trials."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

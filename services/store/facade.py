@@ -6,6 +6,7 @@ from services.store.analyses import AnalysisRepository
 from services.store.db import Database
 from services.store.findings import FindingRepository
 from services.store.metrics import MetricRepository
+from services.store.progress import ProgressRepository
 from services.store.projects import ProjectRepository
 from services.store.runs import RunRepository
 from services.store.summaries import SummaryRepository
@@ -23,6 +24,7 @@ class Store:
         self.analyses = AnalysisRepository(db)
         self.summaries = SummaryRepository(db)
         self.runs = RunRepository(db)
+        self.progress = ProgressRepository(db)
         self.findings = FindingRepository(db)
 
     def ping(self) -> bool:
