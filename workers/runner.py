@@ -28,6 +28,7 @@ from torch import nn
 from services.launcher import RunOutcome
 from services.specs import TrialSpec
 from workers.checkpoints import CheckpointStore
+from workers.loss_stop import LossWatch
 from workers.optim import Training, build_training, l1_penalty, l2_penalty
 from workers.optim.grads import GradBuffer
 from workers.sink import BlockSink, PointSink, block_sink
@@ -216,6 +217,7 @@ def _train(
     last_eval = pos.step - 1 if saved is not None else -1
     task.model.train()
     batches = _batches(task, t, generator, pos)
+    watch = LossWatch.of(spec)
     while pos.step < t.total_steps:
         if control.stop_reason is not None:
             diverged = loop.log.drain(sink)
@@ -227,6 +229,12 @@ def _train(
         loop.step(next(batches))
         pos.step += 1
         control.last_step = step
+        if watch is not None and (
+            blown := watch.check(loop.log.losses[-1], loop.log.lrs[0][-1], step)
+        ):
+            loop.log.drain(sink)  # a non-finite loss is the last point kept
+            sink.flush()
+            return TrainResult(RunOutcome.SUCCEEDED, blown, step)
         evaluating = pos.step % spec.eval_every == 0 or pos.step == t.total_steps
         saving = pos.step % spec.checkpoint_every == 0 and pos.step < t.total_steps
         # The attempt's first step goes out at once (the curve appears), later ones in blocks.

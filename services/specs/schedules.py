@@ -29,6 +29,7 @@ __all__ = [
     "MultiStepSchedule",
     "OneCycleSchedule",
     "PlateauSchedule",
+    "RangeTestSchedule",
     "Schedule",
     "ScheduleParams",
     "StepSchedule",
@@ -157,6 +158,15 @@ class PlateauSchedule(ScheduleParams):
     min_lr: float = Field(default=0.0, ge=0)
 
 
+class RangeTestSchedule(ScheduleParams):
+    """Ramp the lr exponentially from the optimizer's lr to end_lr over the budget: the LR
+    range test's ramp (ExponentialLR with gamma = (end_lr/lr)^(1/(steps-1)), so the first
+    step trains at lr and the last at end_lr)."""
+
+    name: Literal["range_test"] = "range_test"
+    end_lr: float = Field(gt=0, description="The lr of the last step; above optimizer.lr.")
+
+
 SCHEDULES: dict[str, type[ScheduleParams]] = {
     "constant": ConstantSchedule,
     "step": StepSchedule,
@@ -167,6 +177,7 @@ SCHEDULES: dict[str, type[ScheduleParams]] = {
     "cyclic": CyclicSchedule,
     "one_cycle": OneCycleSchedule,
     "plateau": PlateauSchedule,
+    "range_test": RangeTestSchedule,
 }
 
 _ScheduleUnion = (
@@ -179,6 +190,7 @@ _ScheduleUnion = (
     | CyclicSchedule
     | OneCycleSchedule
     | PlateauSchedule
+    | RangeTestSchedule
 )
 check_registry(SCHEDULES, get_args(_ScheduleUnion))
 

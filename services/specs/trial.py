@@ -12,7 +12,12 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from services.specs.common import StrictModel, fail, rule_error
 from services.specs.optimizers import Optimizer, SGDParams
-from services.specs.schedules import ConstantSchedule, CyclicSchedule, Schedule
+from services.specs.schedules import (
+    ConstantSchedule,
+    CyclicSchedule,
+    RangeTestSchedule,
+    Schedule,
+)
 from services.specs.tasks import Task
 
 __all__ = [
@@ -20,6 +25,7 @@ __all__ = [
     "SWA",
     "BatchSize",
     "Budget",
+    "LossStop",
     "LrScaling",
     "Regularization",
     "Resources",
@@ -160,6 +166,22 @@ class Resources(StrictModel):
         return gpus
 
 
+class LossStop(StrictModel):
+    """End the trial, as succeeded, once its training loss blows up: the smoothed loss goes
+    above `loss_above_best` times its best so far (while that best is positive), or the
+    loss is not finite. The LR range test stops so; any trial may."""
+
+    spec_label: ClassVar[str] = "stop"
+
+    loss_above_best: float = Field(default=4.0, gt=1)
+    smoothing: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="EMA factor of the smoothed loss (bias-corrected); 0 = the raw loss.",
+    )
+
+
 class TrialSpec(StrictModel):
     """One training run: task, optimizer, schedule, batch size, regularization, budget."""
 
@@ -181,10 +203,18 @@ class TrialSpec(StrictModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     resources: Resources = Field(default_factory=Resources)
     max_restarts: int = Field(default=2, ge=0, le=100)
+    stop: LossStop | None = None
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TrialSpec:
         schedule, budget, reg = self.schedule, self.budget, self.regularization
+        if isinstance(schedule, RangeTestSchedule) and schedule.end_lr <= self.optimizer.lr:
+            fail(
+                ("schedule", "end_lr"),
+                f"end_lr ({schedule.end_lr}) must be greater than optimizer.lr "
+                f"({self.optimizer.lr}), where the ramp starts",
+                schedule.end_lr,
+            )
         if isinstance(schedule, CyclicSchedule) and schedule.base_lr is None:
             # The schedule checked an explicit base_lr itself; a defaulted one is ours.
             lr = self.optimizer.lr

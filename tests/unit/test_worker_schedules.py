@@ -88,6 +88,10 @@ CASES: dict[str, tuple[dict[str, Any], Reference]] = {
         {"factor": 0.5, "patience": 1, "min_lr": 0.01},
         lambda opt, n: sched.ReduceLROnPlateau(opt, factor=0.5, patience=1, min_lr=0.01),
     ),
+    "range_test": (
+        {"end_lr": 10.0},
+        lambda opt, n: sched.ExponentialLR(opt, gamma=(10.0 / LR) ** (1 / (n - 1))),
+    ),
 }
 
 

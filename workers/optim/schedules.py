@@ -52,6 +52,7 @@ from services.specs import (
     StepSchedule,
     TrialSpec,
 )
+from services.specs.schedules import RangeTestSchedule
 from workers.optim.budget import effective_batch_size, lr_factor, total_steps
 from workers.optim.optimizers import group_scales, uses_momentum
 from workers.tasks import Task
@@ -163,6 +164,13 @@ def _plateau(opt: Optimizer, p: PlateauSchedule, ctx: ScheduleContext) -> LRSche
     )
 
 
+def _range_test(opt: Optimizer, p: RangeTestSchedule, ctx: ScheduleContext) -> LRScheduler:
+    # end/start is the same for every group (the factor and layer scales cancel); the
+    # last of `steps` steps trains at end_lr.
+    ratio = ctx.absolute(p.end_lr)[0] / ctx.base_lrs[0]
+    return ExponentialLR(opt, gamma=ratio ** (1 / max(1, ctx.steps - 1)))
+
+
 SCHEDULE_BUILDERS: dict[str, ScheduleBuilder] = {
     "constant": _constant,
     "step": _step,
@@ -173,6 +181,7 @@ SCHEDULE_BUILDERS: dict[str, ScheduleBuilder] = {
     "cyclic": _cyclic,
     "one_cycle": _one_cycle,
     "plateau": _plateau,
+    "range_test": _range_test,
 }
 
 
