@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from services.analysis import TrialAnalysis, analyze_trial
-from services.domain import TrialStatus
+from services.analysis import current_analysis
+from services.domain import Trial, TrialStatus
 from services.errors import InvalidInput
 from services.settings import Settings
 from services.store import Store
@@ -57,10 +57,11 @@ def start_run(
 
 def finish_run(
     store: Store, settings: Settings, project_id: int, run_id: int, status: TrialStatus | None
-) -> TrialAnalysis:
-    """End the run (succeeded unless told failed) and diagnose its whole series."""
+) -> tuple[Trial, dict[str, Any]]:
+    """End the run (succeeded unless told failed) and diagnose its whole series; the
+    diagnosis is kept (findings stored, so streams and webhooks see them) and returned."""
     if status is not None and status not in FINAL_STATUSES:
         allowed = ", ".join(s.value for s in FINAL_STATUSES)
         raise InvalidInput(f"a run finishes as one of: {allowed}", field="status")
     store.runs.finish(project_id, run_id, status)
-    return analyze_trial(store, project_id, run_id, settings.max_series_points)
+    return current_analysis(store, project_id, run_id, settings.max_series_points)

@@ -60,6 +60,5 @@ def finish(
     """End the run (its last step comes from its series) and return its diagnosis.
     Finishing again returns the same; naming a different final status is a 409."""
     status = TrialStatus(body.status) if body and body.status else None
-    result = finish_run(store, settings, project.id, run_id, status)
-    body_out = result.diagnosis.to_dict()
-    return AnalysisOut(trial_id=run_id, status=result.trial.status.value, **body_out)
+    trial, analysis = finish_run(store, settings, project.id, run_id, status)
+    return AnalysisOut(trial_id=run_id, status=trial.status.value, **analysis)

@@ -229,9 +229,9 @@ def test_an_ended_run_replays_whole_then_ends(client: TestClient) -> None:
     run = finished_run(client)
     for path in (f"/sweeps/{run['sweep_id']}/stream", f"/trials/{run['id']}/stream"):
         events = events_of(client, path)
-        assert [e.type for e in events] == ["metrics", "trial", "finding", "end"] or [
-            e.type for e in events
-        ] == ["metrics", "trial", "end"]
+        # The final diagnosis is kept when the run finishes, so its finding is streamed too.
+        assert [e.type for e in events] == ["metrics", "trial", "finding", "end"]
+        assert events[2].data["trial_id"] == run["id"] and events[2].data["active"] is True
         assert all(e.id and e.id.startswith("v1") for e in events)
         assert sorted(points(events)) == sorted((run["id"], n, s) for s in range(30) for n in NAMES)
         assert events[1].data["status"] == "succeeded"
