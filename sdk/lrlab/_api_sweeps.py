@@ -11,7 +11,7 @@ from lrlab._http import Http
 from lrlab._pages import iterate, page_params
 from lrlab.errors import LrlabError
 from lrlab.models import Page, Sweep, SweepAnalysis, Trial
-from lrlab.specs import SpecFormat, load_document, sweep_request
+from lrlab.specs import SpecFormat, SweepRequest, document_request, file_request
 
 
 class WaitTimeout(LrlabError, TimeoutError):
@@ -25,17 +25,25 @@ class WaitTimeout(LrlabError, TimeoutError):
 class SweepsApi:
     _http: Http
 
-    def create_sweep(self, spec: Mapping[str, Any]) -> Sweep:
-        """Submit a sweep from a dict (a native spec; a W&B configuration where the server
-        takes those). Not retried after it may have reached the server: a sweep is not
-        idempotent."""
-        path, body = sweep_request(dict(spec))
-        return Sweep.model_validate(self._http.call("POST", path, json=body))
+    def create_sweep(self, spec: Mapping[str, Any], format: SpecFormat = "auto") -> Sweep:
+        """Submit a sweep from a dict: a native spec, or a W&B sweep configuration
+        (`format="wandb"`, or "auto": told apart by its keys). Not retried once it may
+        have reached the server: a sweep is not idempotent."""
+        return self._submit(document_request(dict(spec), format))
 
     def submit(self, path: str | Path, format: SpecFormat = "auto") -> Sweep:
-        """Submit the sweep in a YAML or JSON file."""
-        route, body = sweep_request(load_document(path), format)
-        return Sweep.model_validate(self._http.call("POST", route, json=body))
+        """Submit the sweep in a YAML or JSON file, native or W&B (see `create_sweep`)."""
+        return self._submit(file_request(path, format))
+
+    def _submit(self, request: SweepRequest) -> Sweep:
+        body = self._http.call(
+            "POST",
+            "/sweeps",
+            content=request.content,
+            headers=request.headers,
+            params=request.params,
+        )
+        return Sweep.model_validate(body)
 
     def create_job(self, spec: Mapping[str, Any]) -> Sweep:
         """Submit one training job (a trial spec); it is stored as a sweep of one trial."""

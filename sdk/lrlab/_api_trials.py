@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lrlab._http import Http
+from lrlab._pages import iterate
 from lrlab.metrics import read_series, require_pandas, to_frame
-from lrlab.models import Analysis, Finding, IngestResult, Series, Trial, TrialEvent
+from lrlab.models import Analysis, Finding, IngestResult, Page, Series, Trial, TrialEvent
 from lrlab.streaming import EventStream
 
 if TYPE_CHECKING:
@@ -32,9 +33,15 @@ def _wire_point(point: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _findings(body: Any) -> list[Finding]:
-    items = body.get("items", body.get("findings")) if isinstance(body, dict) else body
-    return [Finding.model_validate(f) for f in items or []]
+def _finding_query(
+    min_severity: str | None, kinds: Sequence[str], include_inactive: bool
+) -> list[tuple[str, Any]]:
+    query: list[tuple[str, Any]] = [("kind", k) for k in kinds]
+    if min_severity is not None:
+        query.append(("min_severity", min_severity))
+    if include_inactive:
+        query.append(("include_inactive", "true"))
+    return query
 
 
 class TrialsApi:
@@ -112,13 +119,37 @@ class TrialsApi:
         the trial runs)."""
         return Analysis.model_validate(self._http.call("GET", f"/trials/{trial_id}/analysis"))
 
-    def trial_findings(self, trial_id: int) -> list[Finding]:
-        """The findings stored for the trial by the live analyzer."""
-        return _findings(self._http.call("GET", f"/trials/{trial_id}/findings"))
+    def trial_findings(
+        self,
+        trial_id: int,
+        *,
+        min_severity: str | None = None,
+        kinds: Sequence[str] = (),
+        include_inactive: bool = False,
+    ) -> list[Finding]:
+        """The trial's stored findings (kept current by the live analyzer), most severe
+        first; `min_severity` info|warning|critical, `kinds` to choose."""
+        query = _finding_query(min_severity, kinds, include_inactive)
+        return self._findings(f"/trials/{trial_id}/findings", query)
 
-    def sweep_findings(self, sweep_id: int) -> list[Finding]:
-        """The findings stored for every trial of the sweep."""
-        return _findings(self._http.call("GET", f"/sweeps/{sweep_id}/findings"))
+    def sweep_findings(
+        self,
+        sweep_id: int,
+        *,
+        min_severity: str | None = None,
+        kinds: Sequence[str] = (),
+        include_inactive: bool = False,
+    ) -> list[Finding]:
+        """The stored findings of every trial of the sweep, most severe first."""
+        query = _finding_query(min_severity, kinds, include_inactive)
+        return self._findings(f"/sweeps/{sweep_id}/findings", query)
+
+    def _findings(self, path: str, query: list[tuple[str, Any]]) -> list[Finding]:
+        def page(offset: int) -> Page[Finding]:
+            body = self._http.call("GET", path, params=[*query, ("offset", offset)])
+            return Page[Finding].model_validate(body)
+
+        return list(iterate(page))
 
     def stream_trial(
         self, trial_id: int, *, last_event_id: str | None = None, max_reconnects: int = 10

@@ -45,8 +45,8 @@ class TrialHandle:
     def analysis(self) -> Analysis:
         return self.client.trial_analysis(self.id)
 
-    def findings(self) -> list[Finding]:
-        return self.client.trial_findings(self.id)
+    def findings(self, **filters: Any) -> list[Finding]:
+        return self.client.trial_findings(self.id, **filters)
 
     def stream(self, last_event_id: str | None = None) -> EventStream:
         return self.client.stream_trial(self.id, last_event_id=last_event_id)
@@ -78,8 +78,8 @@ class SweepHandle:
     def analysis(self) -> SweepAnalysis:
         return self.client.sweep_analysis(self.id)
 
-    def findings(self) -> list[Finding]:
-        return self.client.sweep_findings(self.id)
+    def findings(self, **filters: Any) -> list[Finding]:
+        return self.client.sweep_findings(self.id, **filters)
 
     def stream(self, last_event_id: str | None = None) -> EventStream:
         return self.client.stream_sweep(self.id, last_event_id=last_event_id)

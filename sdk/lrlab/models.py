@@ -177,6 +177,12 @@ class Finding(Model):
     changes: dict[str, Any] = Field(default_factory=dict)
     alternatives: list[Any] = Field(default_factory=list)
     provisional: bool = False
+    # Stored findings (GET .../findings, stream events) also say where they belong and
+    # whether a later analysis still finds them.
+    id: int | None = None
+    trial_id: int | None = None
+    sweep_id: int | None = None
+    active: bool = True
 
 
 class Analysis(Model):

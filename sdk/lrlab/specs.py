@@ -1,12 +1,15 @@
-"""Sweep files: a native lrlab spec or a W&B sweep configuration, as YAML or JSON.
+"""Sweep documents: a native lrlab spec or a W&B sweep configuration, as YAML or JSON.
 
-`sweep_request` is the one place that decides how a document is sent, so a server that
-takes W&B files another way changes only this module.
+POST /sweeps takes either: the Content-Type says the syntax (JSON or YAML) and
+`?format=native|wandb` the schema. Files are sent as they are (so the server's errors
+point into the file: a W&B parameter path, a YAML line and column), with the format
+told explicitly: given, or detected from the document's keys.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +17,8 @@ import yaml
 
 SpecFormat = Literal["auto", "native", "wandb"]
 FORMATS: tuple[str, ...] = ("auto", "native", "wandb")
+JSON_TYPE = "application/json"
+YAML_TYPE = "application/yaml"
 
 # Keys only a W&B sweep configuration has (a native spec has base/space).
 _WANDB_KEYS = frozenset({"parameters", "early_terminate", "run_cap", "program", "command"})
@@ -23,38 +28,68 @@ class SpecFileError(ValueError):
     """A file that is not a readable sweep document."""
 
 
-def load_document(path: str | Path) -> dict[str, Any]:
-    """The mapping in a .json, .yaml or .yml file (other names: JSON, then YAML)."""
-    file = Path(path)
-    try:
-        text = file.read_text()
-    except OSError as exc:
-        raise SpecFileError(f"cannot read {file}: {exc.strerror or exc}") from exc
-    suffix = file.suffix.lower()
-    try:
-        if suffix == ".json":
-            doc = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            doc = yaml.safe_load(text)
-        else:
-            try:
-                doc = json.loads(text)
-            except ValueError:
-                doc = yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise SpecFileError(f"{file} is not valid JSON or YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise SpecFileError(f"{file} must hold a mapping at the top, not {type(doc).__name__}")
-    return doc
+@dataclass(frozen=True)
+class SweepRequest:
+    """How to send one sweep document."""
+
+    content: bytes
+    content_type: str
+    format: Literal["native", "wandb"]
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {"format": self.format}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": self.content_type}
 
 
 def detect_format(doc: dict[str, Any]) -> Literal["native", "wandb"]:
     return "wandb" if _WANDB_KEYS & doc.keys() else "native"
 
 
-def sweep_request(doc: dict[str, Any], fmt: SpecFormat = "auto") -> tuple[str, dict[str, Any]]:
-    """(path, body) of the request that submits `doc`. Both formats go to POST /sweeps: the
-    server tells a W&B configuration from a native spec by its keys."""
-    if fmt not in FORMATS:
+def _resolve(fmt: SpecFormat, doc: dict[str, Any]) -> Literal["native", "wandb"]:
+    if fmt == "auto":
+        return detect_format(doc)
+    if fmt not in ("native", "wandb"):
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    return "/sweeps", doc
+    return fmt
+
+
+def document_request(doc: dict[str, Any], fmt: SpecFormat = "auto") -> SweepRequest:
+    """A sweep given as a dict, sent as JSON."""
+    return SweepRequest(json.dumps(doc).encode(), JSON_TYPE, _resolve(fmt, doc))
+
+
+def _parse(text: str, is_json: bool, name: str) -> Any:
+    try:
+        return json.loads(text) if is_json else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SpecFileError(f"{name} is not valid {'JSON' if is_json else 'YAML'}: {exc}") from exc
+
+
+def file_request(path: str | Path, fmt: SpecFormat = "auto") -> SweepRequest:
+    """A sweep file (.json, .yaml or .yml; other names: JSON if it parses, else YAML),
+    sent with its own bytes."""
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise SpecFileError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    text = raw.decode("utf-8", errors="replace")
+    suffix = file.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        is_json = False
+    elif suffix == ".json":
+        is_json = True
+    else:
+        try:
+            json.loads(text)
+            is_json = True
+        except ValueError:
+            is_json = False
+    doc = _parse(text, is_json, str(file))
+    if not isinstance(doc, dict):
+        raise SpecFileError(f"{file} must hold a mapping at the top, not {type(doc).__name__}")
+    return SweepRequest(raw, JSON_TYPE if is_json else YAML_TYPE, _resolve(fmt, doc))

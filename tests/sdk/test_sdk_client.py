@@ -90,9 +90,45 @@ def test_submit_a_native_spec_file(client: lrlab.Client, tmp_path: Path, suffix:
     assert sweep.name == f"from{suffix}" and sweep.trials_total == 2
 
 
+WANDB = """
+method: grid
+metric: {name: val_loss, goal: minimize}
+parameters:
+  learning_rate: {values: [0.001, 0.01, 0.1]}
+  batch_size: {value: 32}
+"""
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_submit_a_wandb_sweep_file(client: lrlab.Client, tmp_path: Path, suffix: str) -> None:
+    doc = yaml.safe_load(WANDB)
+    text = WANDB if suffix == ".yaml" else json.dumps(doc)
+    sweep = client.submit(write(tmp_path / f"wandb{suffix}", text))
+    assert sweep.method == "grid" and sweep.trials_total == 3
+    lrs = sorted(t.spec["optimizer"]["lr"] for t in client.trials(sweep.id))
+    assert lrs == [0.001, 0.01, 0.1]
+    assert client.create_sweep(doc).trials_total == 3  # a dict: told apart by its keys
+
+
+def test_a_wandb_error_points_into_the_file(client: lrlab.Client, tmp_path: Path) -> None:
+    bad = WANDB.replace("{values: [0.001, 0.01, 0.1]}", "{min: 0.1, max: 0.01}")
+    with pytest.raises(lrlab.ValidationError) as caught:
+        client.submit(write(tmp_path / "wandb.yaml", bad))
+    assert any(f.startswith("parameters.learning_rate") for f in caught.value.fields)
+
+
+def test_the_format_can_be_forced(client: lrlab.Client, tmp_path: Path) -> None:
+    path = write(tmp_path / "native.yaml", yaml.safe_dump(sweep_spec()))
+    with pytest.raises(lrlab.ValidationError):
+        client.submit(path, format="wandb")  # a native document read as W&B: refused
+    assert client.submit(path, format="native").trials_total == 2
+
+
 def test_submit_an_unreadable_file(client: lrlab.Client, tmp_path: Path) -> None:
-    with pytest.raises(lrlab.SpecFileError, match="not valid JSON or YAML"):
+    with pytest.raises(lrlab.SpecFileError, match="not valid JSON"):
         client.submit(write(tmp_path / "bad.json", "{nope"))
+    with pytest.raises(lrlab.SpecFileError, match="not valid YAML"):
+        client.submit(write(tmp_path / "bad.yaml", "a: [1, 2"))
     with pytest.raises(lrlab.SpecFileError, match="must hold a mapping"):
         client.submit(write(tmp_path / "list.yaml", "- 1\n- 2\n"))
     with pytest.raises(lrlab.SpecFileError, match="cannot read"):
@@ -172,3 +208,18 @@ def test_sweep_analysis(client: lrlab.Client) -> None:
     assert isinstance(analysis, lrlab.SweepAnalysis) and analysis.sweep_id == sweep.id
     assert analysis.provisional and analysis.trials["total"] == 2
     assert analysis.metric is not None and analysis.metric.name == "val_loss"
+
+
+def test_findings(client: lrlab.Client) -> None:
+    """A finished run is diagnosed and its findings stored, for the trial and its sweep."""
+    run = client.start_run("diverges")
+    for s in range(200):
+        run.log({"train_loss": 1.0 * 1.05**s if s < 150 else math.inf, "lr": 1.0}, step=s)
+    assert "divergence" in run.finish().kinds
+    found = client.trial(run.id).findings()
+    assert found and all(isinstance(f, lrlab.Finding) for f in found)
+    divergence = next(f for f in found if f.kind == "divergence")
+    assert divergence.trial_id == run.id and divergence.active and divergence.recommendation
+    assert client.trial_findings(run.id, kinds=["overfitting"]) == []
+    assert client.trial_findings(run.id, min_severity="critical")
+    assert {f.id for f in client.sweep(run.info.sweep_id).findings()} == {f.id for f in found}
