@@ -18,8 +18,9 @@ Breakdown per job (server and client share this machine's clock):
   pickup      "queued" -> "running" event (the scheduler's wake-up, claim)
   to step 0   "running" -> the time stamped on the first metric point (Ray task dispatch,
               worker setup, store lease, building task + optimizer, step 0)
-  to readable first point's time -> the client's first non-empty read (the sink's batching
-              by age/count, the COPY, the poll interval)
+  to readable first point's time -> the client's first non-empty read (the runner hands
+              step 0 to the sink on its own and the sink writes an attempt's first
+              points at once; then the COPY and the poll interval)
 """
 
 from __future__ import annotations
