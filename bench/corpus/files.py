@@ -1,0 +1,153 @@
+"""The corpus on disk: one gzip JSON file per primary kind under tests/corpus/.
+
+A curve keeps its recipe, labels, spec, the trainer's outcome, whether the recipe's
+sanity check confirmed the condition was made, and its series. Series longer than
+MAX_POINTS are reduced as the store reduces them (services.downsample: each bucket's
+lowest and highest point, first and last point, the first point of every NaN run).
+Steps are stored as differences and values to 6 significant digits, which keeps the
+files small; non-finite values are the strings "NaN", "Infinity", "-Infinity".
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.downsample import downsample_indices
+
+__all__ = ["CORPUS_DIR", "MAX_POINTS", "SERIES", "Curve", "load_corpus", "reduce", "write_kind"]
+
+CORPUS_DIR = Path(__file__).resolve().parents[2] / "tests" / "corpus"
+MAX_POINTS = 1000
+FORMAT = 1
+# The series a curve keeps: the contract's metric names the analyzer reads.
+SERIES = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm", "swa_val_loss")
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+@dataclass(frozen=True)
+class Curve:
+    id: str  # "<recipe>/s<seed>"
+    recipe: str
+    kind: str  # the primary label
+    also: tuple[str, ...]  # other kinds the recipe legitimately produces
+    task: str
+    seed: int
+    spec: dict[str, Any]
+    outcome: str  # the trainer's: succeeded or diverged
+    steps_run: int
+    made: bool  # the recipe's sanity check found the condition it was made to cause
+    check: str
+    series: dict[str, tuple[list[int], list[float]]]
+
+    @property
+    def labels(self) -> frozenset[str]:
+        return frozenset((self.kind, *self.also))
+
+
+def reduce(steps: Sequence[int], values: Sequence[float]) -> tuple[list[int], list[float]]:
+    """At most MAX_POINTS points, chosen as the store's downsampled reads choose them."""
+    array = np.asarray(values, dtype=np.float64)
+    keep = downsample_indices(array, MAX_POINTS)
+    return [int(steps[i]) for i in keep], [float(array[i]) for i in keep]
+
+
+def _encode_value(v: float) -> float | str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return float(f"{v:.6g}")
+
+
+def _decode_value(v: float | str) -> float:
+    return _NONFINITE[v] if isinstance(v, str) else float(v)
+
+
+def _encode(curve: Curve) -> dict[str, Any]:
+    series = {}
+    for name, (steps, values) in curve.series.items():
+        deltas = [steps[0]] + [b - a for a, b in itertools.pairwise(steps)]
+        series[name] = {"steps_delta": deltas, "values": [_encode_value(v) for v in values]}
+    return {
+        "id": curve.id,
+        "recipe": curve.recipe,
+        "kind": curve.kind,
+        "also": list(curve.also),
+        "task": curve.task,
+        "seed": curve.seed,
+        "spec": curve.spec,
+        "outcome": curve.outcome,
+        "steps_run": curve.steps_run,
+        "made": curve.made,
+        "check": curve.check,
+        "series": series,
+    }
+
+
+def _decode(raw: dict[str, Any]) -> Curve:
+    series = {}
+    for name, s in raw["series"].items():
+        steps = np.cumsum(np.asarray(s["steps_delta"], dtype=np.int64)).tolist()
+        series[name] = (steps, [_decode_value(v) for v in s["values"]])
+    return Curve(
+        id=raw["id"],
+        recipe=raw["recipe"],
+        kind=raw["kind"],
+        also=tuple(raw["also"]),
+        task=raw["task"],
+        seed=int(raw["seed"]),
+        spec=raw["spec"],
+        outcome=raw["outcome"],
+        steps_run=int(raw["steps_run"]),
+        made=bool(raw["made"]),
+        check=raw["check"],
+        series=series,
+    )
+
+
+def kind_path(kind: str, root: Path = CORPUS_DIR) -> Path:
+    return root / f"{kind}.json.gz"
+
+
+def load_kind(kind: str, root: Path = CORPUS_DIR) -> list[Curve]:
+    path = kind_path(kind, root)
+    if not path.exists():
+        return []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        data = json.load(f)
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path}: corpus format {data.get('format')!r}, expected {FORMAT}")
+    return [_decode(raw) for raw in data["curves"]]
+
+
+def load_corpus(root: Path = CORPUS_DIR) -> list[Curve]:
+    """Every curve of every kind file, in file then generation order."""
+    curves: list[Curve] = []
+    for path in sorted(root.glob("*.json.gz")):
+        curves += load_kind(path.name.removesuffix(".json.gz"), root)
+    return curves
+
+
+def write_kind(kind: str, curves: Iterable[Curve], root: Path = CORPUS_DIR) -> None:
+    """Replace the kind's file atomically (a killed generator leaves the old file whole)."""
+    data = {
+        "format": FORMAT,
+        "note": "Generated by `python -m bench.corpus.generate`; do not edit by hand.",
+        "curves": [_encode(c) for c in sorted(curves, key=lambda c: c.id)],
+    }
+    path = kind_path(kind, root)
+    tmp = path.with_suffix(".tmp")
+    # mtime 0: regenerating the same curves gives byte-identical files.
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write(json.dumps(data, separators=(",", ":"), allow_nan=False).encode())
+    os.replace(tmp, path)
