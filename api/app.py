@@ -11,6 +11,7 @@ from api import errors
 from api.routes import (
     findings,
     health,
+    lr_find,
     metrics,
     projects,
     registry,
@@ -58,6 +59,6 @@ def create_app(
         app.state.store = store
     errors.install(app)
     routers = (health, registry, projects, sweeps, sweep_analysis, trials, findings, metrics, runs)
-    for module in (*routers, streams):
+    for module in (*routers, streams, lr_find):
         app.include_router(module.router)
     return app

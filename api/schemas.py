@@ -351,3 +351,36 @@ class SweepAnalysisOut(BaseModel):
     diagnoses: dict[str, int] = Field(
         description="Trial diagnoses read from the cache vs computed for this request."
     )
+
+
+class LrFindOut(BaseModel):
+    """An LR range test: its loss-vs-lr curve and the lrs it suggests, with the reasoning.
+    Provisional while the test runs."""
+
+    # Non-finite losses travel as the strings "NaN", "Infinity" and "-Infinity".
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    sweep_id: int
+    trial_id: int
+    status: str
+    provisional: bool
+    stop_reason: str | None = Field(description="Why the test ended before its last step.")
+    error: str | None
+    options: dict[str, Any] = Field(description="min_lr, max_lr, steps, smoothing, ...")
+    curve: dict[str, Any] = Field(
+        description="Columns steps, lr, loss, smoothed (reduced to at most max_points, "
+        "keeping the extremes); points: the whole curve's length."
+    )
+    verdict: str = Field(
+        description="ok, never_blew_up (max_lr too low), blew_up_at_once (min_lr too high), "
+        "no_descent, too_few_points."
+    )
+    summary: str
+    suggestions: list[dict[str, Any]] = Field(
+        description="method (steepest, minimum, valley), lr, reasoning."
+    )
+    recommended: dict[str, Any] | None
+    bounds: dict[str, Any] | None = Field(
+        description="Log-uniform low and high for a follow-up sweep, with the reasoning."
+    )
+    notes: list[str]

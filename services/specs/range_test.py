@@ -19,8 +19,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from services.specs.common import StrictModel, fail
+from services.specs.common import StrictModel, Text, fail
 from services.specs.params import DistributionParam, ValuesParam
+from services.specs.schedules import RangeTestSchedule
 from services.specs.trial import LrScaling, TrialSpec, scaled_lr
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "LrAuto",
     "LrAutoResolution",
     "RangeTestOptions",
+    "RangeTestRequest",
     "lift_auto_lr",
+    "range_test_options",
     "range_test_spec",
     "resolve_auto_lr",
 ]
@@ -72,6 +75,15 @@ class RangeTestOptions(StrictModel):
         return self
 
 
+class RangeTestRequest(RangeTestOptions):
+    """POST /lr-find: a range test on `base` (its task, model, optimizer, batch size...)."""
+
+    spec_label: ClassVar[str] = "range test request"
+
+    name: Text = "lr-find"
+    base: TrialSpec
+
+
 def range_test_spec(base: TrialSpec, options: RangeTestOptions) -> TrialSpec:
     """`base` as a range test: its task, model, optimizer, batch size, regularization and
     resources, with the lr ramped from min_lr to max_lr and the blow-up stop. Its own
@@ -89,6 +101,20 @@ def range_test_spec(base: TrialSpec, options: RangeTestOptions) -> TrialSpec:
         "checkpoint_every": options.steps,
     }
     return TrialSpec.model_validate(data)
+
+
+def range_test_options(spec: TrialSpec) -> RangeTestOptions:
+    """The options a range test's trial spec was made from (see range_test_spec)."""
+    schedule, stop, steps = spec.schedule, spec.stop, spec.budget.max_steps
+    if not isinstance(schedule, RangeTestSchedule) or stop is None or steps is None:
+        raise ValueError("not a range test's trial spec (schedule range_test, stop, max_steps)")
+    return RangeTestOptions(
+        min_lr=spec.optimizer.lr,
+        max_lr=schedule.end_lr,
+        steps=steps,
+        smoothing=stop.smoothing,
+        loss_above_best=stop.loss_above_best,
+    )
 
 
 class LrAutoResolution(StrictModel):

@@ -1,0 +1,43 @@
+"""LR range tests: start one, read its curve and suggested lrs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import CurrentProject, StoreDep, WakeDep
+from api.schemas import LrFindOut
+from services.lr_find import read_range_test, submit_range_test
+from services.specs.range_test import RangeTestRequest
+
+router = APIRouter(tags=["lr-find"])
+SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+MaxPoints = Annotated[
+    int, Query(ge=4, le=10_000, description="At most this many curve points come back.")
+]
+
+
+@router.post("/lr-find", response_model=LrFindOut, status_code=201)
+def start_lr_find(
+    request: RangeTestRequest, project: CurrentProject, store: StoreDep, wake: WakeDep
+) -> LrFindOut:
+    """Start an LR range test on `base` (task, model, optimizer, batch size...): the lr
+    ramps exponentially from min_lr to max_lr over `steps` steps and the test stops once
+    the smoothed loss exceeds `loss_above_best` times its best. It is a sweep of method
+    lr_find holding one trial, so the trial routes work on it too."""
+    sweep = submit_range_test(store, project.id, request)
+    wake()
+    return LrFindOut.model_validate(read_range_test(store, project.id, sweep.id).to_dict())
+
+
+@router.get("/lr-find/{sweep_id}", response_model=LrFindOut)
+def get_lr_find(
+    sweep_id: SweepId, project: CurrentProject, store: StoreDep, max_points: MaxPoints = 500
+) -> LrFindOut:
+    """The test's status, its curve (lr, loss, smoothed loss) and the suggested lrs:
+    steepest descent, minimum/10 and valley, each with its reasoning, the recommended one,
+    and log-uniform bounds for a follow-up sweep."""
+    return LrFindOut.model_validate(
+        read_range_test(store, project.id, sweep_id, max_points).to_dict()
+    )
