@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -101,6 +102,19 @@ class Trial:
     kind: str = "trained"  # "trained" (the scheduler runs it) or "external" (POST /runs)
     stop_status: TrialStatus | None = None  # a policy stop's terminal status, once asked for
     analyzed_step: int | None = None  # the last step the live analyzer looked at
+
+
+@dataclass(frozen=True)
+class PastTrial:
+    """A sweep's trial as search and pruning see it: its params, and the sweep metric's
+    values at its 1st, 2nd, ... evaluation (at `steps`)."""
+
+    number: int
+    status: TrialStatus
+    params: Mapping[str, Any] = field(default_factory=dict)
+    values: tuple[float, ...] = ()
+    steps: tuple[int, ...] = ()
+    trial_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any
 
 from services.domain import Trial, TrialStatus
 from services.launcher import Assignment, Launcher, RunOutcome, RunReport
+from services.lazy_search import ask_next_trial
 from services.store import Store
 from services.store.trial_states import CANCELLED_BY_REQUEST
 
@@ -82,6 +83,7 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.id = scheduler_id or default_scheduler_id()
+        self._store = store
         self._states = store.trial_states
         self._launcher = launcher
         self._database_url = database_url
@@ -208,9 +210,15 @@ class Scheduler:
                 _tally(counts, status)
 
     def _launch_queued(self, counts: Counter[str]) -> None:
-        while self._launcher.can_start(_ANY_CPU, 0.0) and (
-            trial := self._states.claim_next(self.id, self._fits)
-        ):
+        while self._launcher.can_start(_ANY_CPU, 0.0):
+            trial = self._states.claim_next(self.id, self._fits)
+            if trial is None:
+                # Nothing queued fits the room: a lazy sweep (random, bayes) with room of
+                # its own asks for its next trial now, knowing every trial ended so far.
+                asked = ask_next_trial(self._store)
+                if asked is None or asked.status is not TrialStatus.QUEUED:
+                    break  # none asked, or it failed at birth: no tight loop of failures
+                continue
             cpus, gpus = trial_resources(trial.spec)
             assignment = Assignment(
                 trial_id=trial.id,

@@ -7,28 +7,25 @@ from services.errors import InvalidInput
 from services.settings import Settings
 from services.specs import SpecError, SweepSpec, TrialSpec, expand_grid
 from services.store import Store
-from services.store.sweeps import NewSweep, NewTrial
-
-# Methods whose trials are all known at submission. random/bayes ask their sampler for
-# trials as capacity frees; until that search engine lands they are not accepted.
-EAGER_METHODS = ("grid", "single")
+from services.store.sweeps import LAZY_METHODS, NewSweep, NewTrial
+from services.webhook_targets import check_notify_url
 
 
 def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepSpec) -> Sweep:
-    if spec.method not in EAGER_METHODS:
-        raise InvalidInput(
-            f"search method {spec.method!r} is not available in this version; "
-            f"use one of: {', '.join(EAGER_METHODS)}",
-            field="method",
-        )
+    """Store the sweep. A grid (or single) sweep queues all its trials now; a random or
+    bayes sweep none: the scheduler asks for each as capacity frees (`lazy_search`), up
+    to max_trials (the server's per-sweep limit when unset)."""
+    if spec.notify is not None:
+        check_notify_url(spec.notify.url, settings)  # a 422 naming notify.url
     limit = settings.max_trials_per_sweep
     if spec.max_trials is not None and spec.max_trials > limit:
         raise InvalidInput(
             f"max_trials ({spec.max_trials}) is over this server's limit of {limit}",
             field="max_trials",
         )
+    lazy = spec.method in LAZY_METHODS
     try:
-        combos = expand_grid(spec, limit)
+        combos = [] if lazy else expand_grid(spec, limit)
     except SpecError as exc:
         raise InvalidInput(exc.message, field=exc.field) from exc
     trials = [
@@ -45,7 +42,7 @@ def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepS
             spec=spec.model_dump(mode="json"),
             metric_name=spec.metric.name,
             metric_goal=spec.metric.goal,
-            max_trials=spec.max_trials,
+            max_trials=(spec.max_trials or limit) if lazy else spec.max_trials,
             max_concurrent=spec.max_concurrent,
         ),
         trials,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 
 from pydantic import BaseModel, Field, model_validator
 
+from services.specs.bayes import BayesOptions
 from services.specs.common import StrictModel, Text, fail
 from services.specs.early_stop import EarlyStop
 from services.specs.params import DistributionParam, ParamSpec
@@ -118,7 +119,8 @@ class SweepSpec(StrictModel):
     method defaults to "grid" when space has parameters and "single" when it is empty.
     `seed` drives the sampler (random/bayes); each trial's own seed is base.seed unless
     "seed" is in the space. max_trials null: the grid's size for a grid, otherwise until
-    the server's per-sweep cap. `early_stop` picks a pruner (see `specs.early_stop`)."""
+    the server's per-sweep cap. `early_stop` picks a pruner (see `specs.early_stop`);
+    `bayes` the model of method bayes (see `specs.bayes`)."""
 
     spec_label: ClassVar[str] = "sweep spec"
 
@@ -134,6 +136,7 @@ class SweepSpec(StrictModel):
     policy: Policy = Field(default_factory=Policy)
     notify: Notify | None = None
     early_stop: EarlyStop | None = None
+    bayes: BayesOptions | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -168,6 +171,11 @@ class SweepSpec(StrictModel):
             )
         if self.method in ("random", "bayes") and not self.space:
             fail(("space",), f"method {self.method!r} needs at least one parameter in space")
+        if self.bayes is not None and self.method != "bayes":
+            fail(
+                ("bayes",),
+                f"bayes options apply to method 'bayes' only (method is {self.method!r})",
+            )
         if self.method == "single" and self.early_stop is not None:
             fail(
                 ("early_stop",),

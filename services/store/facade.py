@@ -9,6 +9,7 @@ from services.store.metrics import MetricRepository
 from services.store.progress import ProgressRepository
 from services.store.projects import ProjectRepository
 from services.store.runs import RunRepository
+from services.store.search import SearchRepository
 from services.store.summaries import SummaryRepository
 from services.store.sweeps import SweepRepository
 from services.store.trial_states import TrialStateRepository
@@ -26,6 +27,7 @@ class Store:
         self.runs = RunRepository(db)
         self.progress = ProgressRepository(db)
         self.findings = FindingRepository(db)
+        self.search = SearchRepository(db)
 
     def ping(self) -> bool:
         from sqlalchemy import text

@@ -15,6 +15,10 @@ from services.errors import NotFound
 from services.store.db import Database
 from services.store.models import SweepRow, TrialEventRow, TrialRow, utcnow
 
+# Methods whose trials are created one at a time as capacity frees (services.lazy_search);
+# their sweep's max_trials is always set.
+LAZY_METHODS = ("random", "bayes")
+
 
 @dataclass(frozen=True)
 class NewTrial:
@@ -98,6 +102,31 @@ def record_event(s: Session, trial_id: int, status: TrialStatus, detail: str | N
     s.add(TrialEventRow(trial_id=trial_id, status=status.value, detail=detail))
 
 
+def insert_trials(
+    s: Session, sweep: SweepRow, trials: Sequence[NewTrial], first_number: int
+) -> list[TrialRow]:
+    """Queue `trials` in `sweep`, numbered from `first_number`, each with its event."""
+    rows = [
+        TrialRow(
+            sweep_id=sweep.id,
+            project_id=sweep.project_id,
+            number=first_number + i,
+            status=TrialStatus.QUEUED.value,
+            params=t.params,
+            spec=t.spec,
+            attempt=0,
+            max_restarts=t.max_restarts,
+            cancel_requested=False,
+        )
+        for i, t in enumerate(trials)
+    ]
+    s.add_all(rows)
+    s.flush()
+    for r in rows:
+        record_event(s, r.id, TrialStatus.QUEUED)
+    return rows
+
+
 class SweepRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -117,7 +146,7 @@ class SweepRepository:
             )
             s.add(row)
             s.flush()
-            self._add_trials(s, row, trials, first_number=0)
+            insert_trials(s, row, trials, first_number=0)
             s.flush()
             return _sweep(row, _counts(s, [row.id])[row.id])
 
@@ -132,32 +161,9 @@ class SweepRepository:
                     TrialRow.sweep_id == sweep_id
                 )
             )
-            rows = self._add_trials(s, row, trials, first_number=int(first or 0))
+            rows = insert_trials(s, row, trials, first_number=int(first or 0))
             s.flush()
             return [trial_from_row(r) for r in rows]
-
-    def _add_trials(
-        self, s: Session, sweep: SweepRow, trials: Sequence[NewTrial], first_number: int
-    ) -> list[TrialRow]:
-        rows = [
-            TrialRow(
-                sweep_id=sweep.id,
-                project_id=sweep.project_id,
-                number=first_number + i,
-                status=TrialStatus.QUEUED.value,
-                params=t.params,
-                spec=t.spec,
-                attempt=0,
-                max_restarts=t.max_restarts,
-                cancel_requested=False,
-            )
-            for i, t in enumerate(trials)
-        ]
-        s.add_all(rows)
-        s.flush()
-        for r in rows:
-            record_event(s, r.id, TrialStatus.QUEUED)
-        return rows
 
     @staticmethod
     def _get_row(s: Session, project_id: int, sweep_id: int) -> SweepRow:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from services.domain import SweepStatus, Trial, TrialStatus
 from services.store.db import Database
 from services.store.models import SweepRow, TrialRow, utcnow
-from services.store.sweeps import record_event, trial_from_row
+from services.store.sweeps import LAZY_METHODS, record_event, trial_from_row
 
 CANCELLED_BY_REQUEST = "cancelled by request"
 _QUEUED = TrialStatus.QUEUED.value
@@ -33,22 +33,28 @@ class Heartbeat:
     cancel_requested: bool  # the trial should stop; report it as cancelled
 
 
+@contextmanager
+def write_transaction(db: Database) -> Iterator[Session]:
+    """A write transaction. On SQLite, BEGIN IMMEDIATE takes the database's write lock up
+    front: read-then-write steps are serialised across threads and processes, as row locks
+    serialise them on PostgreSQL, and never fail on a stale read snapshot."""
+    with db.session() as s:
+        if not db.is_postgres:
+            conn = s.connection()
+            # pysqlite opens transactions lazily (before the first write), so a fresh
+            # session has none yet; the check keeps a driver that opens one eagerly safe.
+            if not getattr(conn.connection.dbapi_connection, "in_transaction", False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield s
+
+
 class TrialStateRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        """A write transaction. On SQLite, BEGIN IMMEDIATE takes the database's write lock
-        up front: read-then-write steps are serialised across threads and processes, as
-        row locks serialise them on PostgreSQL, and never fail on a stale read snapshot."""
-        with self._db.session() as s:
-            if not self._db.is_postgres:
-                conn = s.connection()
-                # pysqlite opens transactions lazily (before the first write), so a fresh
-                # session has none yet; the check keeps a driver that opens one eagerly safe.
-                if not getattr(conn.connection.dbapi_connection, "in_transaction", False):
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+        with write_transaction(self._db) as s:
             yield s
 
     # -- the scheduler's side ----------------------------------------------------------
@@ -131,15 +137,24 @@ class TrialStateRepository:
             )
 
     def finish_sweeps(self) -> list[int]:
-        """Mark running sweeps whose trials are all terminal (and that have any) finished."""
+        """Mark running sweeps whose trials are all terminal (and that have any) finished;
+        a lazy sweep (random, bayes) also needs all of its max_trials asked for."""
         with self._write() as s:
             live = exists().where(
                 TrialRow.sweep_id == SweepRow.id, TrialRow.status.in_([_QUEUED, _RUNNING])
             )
             any_trial = exists().where(TrialRow.sweep_id == SweepRow.id)
+            asked = (
+                select(func.count())
+                .where(TrialRow.sweep_id == SweepRow.id)
+                .correlate(SweepRow)
+                .scalar_subquery()
+            )
+            # A lazy sweep between two trials has none live, yet more to ask for.
+            all_asked = SweepRow.method.not_in(LAZY_METHODS) | (asked >= SweepRow.max_trials)
             rows = s.scalars(
                 select(SweepRow)
-                .where(SweepRow.status == SweepStatus.RUNNING.value, any_trial, ~live)
+                .where(SweepRow.status == SweepStatus.RUNNING.value, any_trial, ~live, all_asked)
                 .order_by(SweepRow.id)
                 # A sweep being cancelled or claimed from right now is finished next time.
                 .with_for_update(skip_locked=True)

@@ -224,12 +224,15 @@ def test_max_trials_over_int32_is_kept_or_rejected_by_name(client: TestClient) -
 
 
 @pytest.mark.parametrize("method", ["random", "bayes"])
-def test_sampling_methods_are_not_accepted_yet(client: TestClient, method: str) -> None:
+def test_sampling_methods_queue_no_trial_until_the_scheduler_asks(
+    client: TestClient, settings: Settings, method: str
+) -> None:
     space = {"optimizer.lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-1}}
-    response = client.post("/sweeps", json=sweep(method=method, space=space))
-    assert_invalid(response, "method", method)
-    assert "grid" in response.json()["detail"][0]["message"]
-    assert sweep_total(client) == 0
+    body = created(client.post("/sweeps", json=sweep(method=method, space=space)))
+    assert body["method"] == method
+    # Unset max_trials: the sweep runs until the server's per-sweep limit.
+    assert body["max_trials"] == settings.max_trials_per_sweep
+    assert trials_of(client, body["id"]) == []
 
 
 @pytest.mark.parametrize(

@@ -141,15 +141,18 @@ def test_max_steps_sweep_replaces_the_epochs_budget(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("method", ["random", "bayes"])
-def test_sampled_methods_meet_the_existing_refusal(client: TestClient, method: str) -> None:
+def test_sampled_methods_are_accepted_and_asked_lazily(client: TestClient, method: str) -> None:
     text = f"""
 method: {method}
+run_cap: 7
 metric: {{name: val_loss, goal: minimize}}
 parameters:
   learning_rate: {{distribution: log_uniform_values, min: 1e-5, max: 1e-1}}
 """
-    assert_invalid(post_yaml(client, text), "method", "not available in this version")
-    assert sweep_total(client) == 0
+    body = created(post_yaml(client, text))
+    assert (body["method"], body["max_trials"]) == (method, 7)
+    assert body["spec"]["space"]["optimizer.lr"]["distribution"] == "log_uniform"
+    assert trials_of(client, body["id"]) == []  # the scheduler asks for each as room frees
 
 
 LR_GRID = "method: grid\nparameters:\n  lr: {values: [0.1]}\n"

@@ -642,6 +642,36 @@ def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
     return peak
 
 
+def drive_together(
+    schedulers: list[Scheduler], done: Callable[[], bool], ticks: int = 2000
+) -> list[BaseException]:
+    """Tick every scheduler in its own thread until done() holds (bounded in ticks);
+    what the threads raised."""
+    finished = threading.Event()
+    errors: list[BaseException] = []
+
+    def drive(scheduler: Scheduler) -> None:
+        try:
+            for _ in range(ticks):
+                if finished.is_set():
+                    return
+                scheduler.tick()
+                if done():
+                    finished.set()
+        except BaseException as exc:
+            errors.append(exc)
+            finished.set()
+
+    threads = [threading.Thread(target=drive, args=(s,)) for s in schedulers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    if not errors and not finished.is_set():
+        errors.append(AssertionError(f"not done after {ticks} ticks of each scheduler"))
+    return errors
+
+
 @pytest.mark.postgres
 def test_two_schedulers_share_one_database(pg_store: Store, tmp_path: Path) -> None:
     store = pg_store
@@ -659,33 +689,14 @@ def test_two_schedulers_share_one_database(pg_store: Store, tmp_path: Path) -> N
         )
         for name in ("sched-1", "sched-2")
     ]
-    done = threading.Event()
-    errors: list[BaseException] = []
 
     def all_finished() -> bool:
         return all(
             store.sweeps.get(project.id, s.id).status is SweepStatus.FINISHED for s in sweeps
         )
 
-    def drive(scheduler: Scheduler) -> None:
-        try:
-            for _ in range(2000):
-                if done.is_set():
-                    return
-                scheduler.tick()
-                if all_finished():
-                    done.set()
-        except BaseException as exc:
-            errors.append(exc)
-            done.set()
-
-    threads = [threading.Thread(target=drive, args=(s,)) for s in schedulers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert errors == []
-    assert done.is_set() and all_finished()
+    assert drive_together(schedulers, all_finished) == []
+    assert all_finished()
 
     launched = sorted(trial for trial, _, _ in ledger.launches)
     assert launched == all_ids  # every trial launched exactly once, across both
