@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import traceback
@@ -16,6 +17,8 @@ from workers.control import TrialControl
 from workers.runner import train
 from workers.sink import MetricSink
 
+log = logging.getLogger("lrlab.worker")
+
 # Ray reuses worker processes across tasks: one store (engine + pool) per database.
 _STORES: dict[str, Store] = {}
 
@@ -26,8 +29,14 @@ def _store(url: str) -> Store:
     return _STORES[url]
 
 
-def _device(gpus: float) -> torch.device:
-    return torch.device("cuda") if gpus > 0 and torch.cuda.is_available() else torch.device("cpu")
+def _device(gpus: float) -> tuple[torch.device, str | None]:
+    """CUDA when the trial asked for a GPU and one is there; else the CPU, and why not."""
+    if gpus <= 0:
+        return torch.device("cpu"), None
+    if torch.cuda.is_available():
+        return torch.device("cuda"), None
+    why = f"asked for {gpus:g} GPU but CUDA is not available on {socket.gethostname()}"
+    return torch.device("cpu"), f"training on CPU: {why}"
 
 
 def run_attempt(a: Assignment) -> RunReport:
@@ -35,7 +44,10 @@ def run_attempt(a: Assignment) -> RunReport:
     torch.set_num_threads(max(1, int(a.cpus)))
     store = _store(a.database_url)
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    if not store.trial_states.attach_worker(a.trial_id, a.attempt, worker):
+    device, why_cpu = _device(a.gpus)
+    if why_cpu is not None:
+        log.warning("trial %s attempt %s: %s", a.trial_id, a.attempt, why_cpu)
+    if not store.trial_states.attach_worker(a.trial_id, a.attempt, worker, note=why_cpu):
         return RunReport(a.trial_id, a.attempt, RunOutcome.LOST, error="lease lost before start")
     sink = MetricSink(lambda rows: store.metrics.write(a.trial_id, rows))
     control = TrialControl(lambda step: store.trial_states.heartbeat(a.trial_id, a.attempt, step))
@@ -47,7 +59,7 @@ def run_attempt(a: Assignment) -> RunReport:
             sink=sink,
             checkpoints=CheckpointStore(a.checkpoint_dir),
             control=control,
-            device=_device(a.gpus),
+            device=device,
         )
         sink.close()
         return RunReport(

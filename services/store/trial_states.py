@@ -186,14 +186,19 @@ class TrialStateRepository:
             return True
 
     # -- the worker's side -------------------------------------------------------------
-    def attach_worker(self, trial_id: int, attempt: int, worker: str) -> bool:
-        """Record which worker (process, node) runs the attempt."""
+    def attach_worker(
+        self, trial_id: int, attempt: int, worker: str, note: str | None = None
+    ) -> bool:
+        """Record which worker (process, node) runs the attempt, and what it says about how
+        it runs it (say, on CPU for want of CUDA) as a running event."""
         with self._write() as s:
             row = _fenced(s, trial_id, attempt)
             if row is None:
                 return False
             row.worker = worker
             row.heartbeat_at = utcnow()
+            if note is not None:
+                record_event(s, row.id, TrialStatus.RUNNING, note)
             return True
 
     def heartbeat(self, trial_id: int, attempt: int, last_step: int | None) -> Heartbeat:

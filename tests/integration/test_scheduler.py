@@ -513,6 +513,21 @@ def test_fenced_operations_refuse_the_wrong_attempt(store: Store) -> None:
     assert states.get(trial.id).status is TrialStatus.SUCCEEDED  # type: ignore[union-attr]
 
 
+def test_a_workers_note_is_recorded_as_a_running_event(store: Store) -> None:
+    _sweep(store, 1)
+    states = store.trial_states
+    trial = states.claim_next(ME, lambda t: True)
+    assert trial is not None
+    note = "training on CPU: asked for 0.5 GPU but CUDA is not available on node-2"
+    assert not states.attach_worker(trial.id, 1, "node-2:77", note=note)  # fenced: no event
+    assert states.attach_worker(trial.id, 0, "node-2:77", note=note)
+    assert _events(store, trial)[-2:] == [
+        (TrialStatus.RUNNING, f"attempt 0 started by {ME}"),
+        (TrialStatus.RUNNING, note),
+    ]
+    assert _get(store, trial).status is TrialStatus.RUNNING
+
+
 def test_running_lists_by_owner(store: Store) -> None:
     _sweep(store, 3)
     states = store.trial_states
