@@ -14,6 +14,7 @@ from api.routes import (
     lr_find,
     metrics,
     projects,
+    recommendations,
     registry,
     runs,
     streams,
@@ -59,6 +60,6 @@ def create_app(
         app.state.store = store
     errors.install(app)
     routers = (health, registry, projects, sweeps, sweep_analysis, trials, findings, metrics, runs)
-    for module in (*routers, streams, lr_find):
+    for module in (*routers, streams, lr_find, recommendations):
         app.include_router(module.router)
     return app

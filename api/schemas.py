@@ -384,3 +384,24 @@ class LrFindOut(BaseModel):
         description="Log-uniform low and high for a follow-up sweep, with the reasoning."
     )
     notes: list[str]
+
+
+class RecommendationOut(BaseModel):
+    """An lr learned from the project's finished trials, or why there is none."""
+
+    query: dict[str, Any] = Field(description="The query as understood (defaults filled in).")
+    enough_history: bool
+    lr: float | None = Field(description="The suggested lr at the asked batch size.")
+    range: dict[str, float] | None = Field(description="low and high of a good lr range.")
+    match: str | None = Field(description="exact, batch_size_adjusted or any_schedule.")
+    batch_size_rule: str | None = Field(description="linear or sqrt, when lrs were moved.")
+    metric: dict[str, str] | None = Field(description="The metric the trials were ranked by.")
+    reasoning: str
+    notes: list[str]
+    evidence: dict[str, Any] = Field(
+        description="count (ranked trials), considered, trial_ids (best first), "
+        "top_trial_ids (behind the suggestion), diverged_trial_ids, too_slow_trial_ids."
+    )
+    trials: list[dict[str, Any]] = Field(
+        description="Each trial used: lr, lr_at_batch_size, batch_size, schedule, outcome, final."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.store.analyses import AnalysisRepository
 from services.store.db import Database
 from services.store.findings import FindingRepository
+from services.store.history import HistoryRepository
 from services.store.metrics import MetricRepository
 from services.store.progress import ProgressRepository
 from services.store.projects import ProjectRepository
@@ -28,6 +29,7 @@ class Store:
         self.progress = ProgressRepository(db)
         self.findings = FindingRepository(db)
         self.search = SearchRepository(db)
+        self.history = HistoryRepository(db)
 
     def ping(self) -> bool:
         from sqlalchemy import text
