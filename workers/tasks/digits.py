@@ -10,8 +10,6 @@ import functools
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from services.specs import DigitsTask as DigitsParams
@@ -61,7 +59,11 @@ class Digits(DatasetTask):
 @functools.cache
 def _bundled() -> tuple[np.ndarray, np.ndarray]:
     """The images and labels, parsed once per process (~50 ms of gzip + CSV each time
-    otherwise): a Ray worker runs trial after trial. Read-only, as every trial shares them."""
+    otherwise): a Ray worker runs trial after trial. Read-only, as every trial shares them.
+    scikit-learn is imported here, not at module level: it takes longer to import than
+    torch (scipy, pandas), and every worker imports the task registry, digits or not."""
+    from sklearn.datasets import load_digits
+
     data = load_digits()
     x, y = data.data, data.target
     x.setflags(write=False)
@@ -70,6 +72,8 @@ def _bundled() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _split(seed: int, val_fraction: float) -> tuple[np.ndarray, ...]:
+    from sklearn.model_selection import train_test_split
+
     x, y = _bundled()
     x_train, x_val, y_train, y_val = train_test_split(
         x, y, test_size=val_fraction, random_state=seed, stratify=y
