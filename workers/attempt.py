@@ -6,15 +6,17 @@ import logging
 import os
 import socket
 import traceback
+from collections.abc import Mapping
 
 import torch
 
 from services.launcher import Assignment, RunOutcome, RunReport
+from services.pruning import pruning_for
 from services.specs import TrialSpec
 from services.store import Store, open_store
 from workers.checkpoints import CheckpointStore
 from workers.control import TrialControl
-from workers.runner import train
+from workers.runner import EvalHook, train
 from workers.sink import MetricSink
 
 log = logging.getLogger("lrlab.worker")
@@ -39,6 +41,21 @@ def _device(gpus: float) -> tuple[torch.device, str | None]:
     return torch.device("cpu"), f"training on CPU: {why}"
 
 
+def _early_stop(store: Store, a: Assignment, control: TrialControl) -> EvalHook | None:
+    """The sweep's pruner, asked at each evaluation; a pruned trial stops before its next
+    step (the store already records it as pruned, with the reason)."""
+    pruning = pruning_for(store, a.trial_id, a.attempt)
+    if pruning is None:
+        return None
+
+    def on_eval(step: int, metrics: Mapping[str, float]) -> None:
+        reason = pruning(step, metrics)
+        if reason is not None:
+            control.stop_reason = reason
+
+    return on_eval
+
+
 def run_attempt(a: Assignment) -> RunReport:
     # Ray sets OMP_NUM_THREADS per task, but a reused process keeps its old torch setting.
     torch.set_num_threads(max(1, int(a.cpus)))
@@ -60,6 +77,7 @@ def run_attempt(a: Assignment) -> RunReport:
             checkpoints=CheckpointStore(a.checkpoint_dir),
             control=control,
             device=device,
+            on_eval=_early_stop(store, a, control),
         )
         sink.close()
         return RunReport(

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +39,11 @@ from workers.tasks import Task, build_task
 class Control(Protocol):
     stop_reason: str | None
     last_step: int | None
+
+
+# Called after each evaluation with its step and metrics (early stopping asks its pruner
+# here and sets the control's stop_reason); the only per-evaluation hook.
+EvalHook = Callable[[int, Mapping[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ class _Loop:
         if self.t.swa is not None:
             self.t.swa.after_step(self.t.schedule.steps)
 
-    def evaluate(self, step: int) -> None:
+    def evaluate(self, step: int) -> dict[str, float]:
         now = time.perf_counter()
         metrics = self.task.evaluate()
         for name, value in metrics.items():
@@ -140,6 +145,7 @@ class _Loop:
         if "val_loss" in metrics:
             self.t.schedule.after_eval(metrics["val_loss"])
         self.window_start = time.perf_counter()  # evaluation time is not training time
+        return metrics
 
     def state(self, pos: _Position) -> dict[str, Any]:
         return {
@@ -186,9 +192,10 @@ def train(
     checkpoints: CheckpointStore,
     control: Control,
     device: torch.device | None = None,
+    on_eval: EvalHook | None = None,
 ) -> TrainResult:
     try:
-        result = _train(spec, block_sink(sink), checkpoints, control, device)
+        result = _train(spec, block_sink(sink), checkpoints, control, device, on_eval)
     except BaseException:
         with contextlib.suppress(Exception):  # the training error is the one to report
             checkpoints.close()
@@ -203,6 +210,7 @@ def _train(
     checkpoints: CheckpointStore,
     control: Control,
     device: torch.device | None,
+    on_eval: EvalHook | None = None,
 ) -> TrainResult:
     _seed_everything(spec.seed)
     task = build_task(spec)
@@ -244,8 +252,10 @@ def _train(
                 sink.flush()
                 return _diverged(diverged)
         if evaluating:
-            loop.evaluate(step)
+            metrics = loop.evaluate(step)
             last_eval = step
+            if on_eval is not None:
+                on_eval(step, metrics)
         if saving:
             checkpoints.save(loop.state(pos))
     final = pos.step - 1

@@ -1,0 +1,80 @@
+"""Early stopping inside a running trial: at each evaluation the worker asks here whether
+the sweep's pruner stops it.
+
+Why in the worker: the decision then falls at the evaluation it is about, and a pruned
+trial stops before its next step. A pass elsewhere (the scheduler, the live analyzer)
+would see the evaluation only once its points were stored and stop the trial a heartbeat
+later, spending steps on a trial already judged: the very steps early stopping is for.
+
+Each decision is one query (the sweep's values of its metric, `SearchRepository.series`)
+plus the trial's own values seen so far, some of which its sink may not have stored yet.
+A pruned trial is recorded through `request_stop`, so it ends `pruned` with the reason,
+as any policy stop does; a failed decision (the store away) lets the trial go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from services.search.pruning import Decision, TrialPruner, pruner_for
+from services.specs import SweepSpec
+from services.store import Store
+from services.store.search import PruningContext
+
+__all__ = ["EvalPruning", "pruning_for"]
+
+log = logging.getLogger("lrlab.pruning")
+
+
+class EvalPruning:
+    """The pruning decisions of one attempt of one trial."""
+
+    def __init__(
+        self, store: Store, context: PruningContext, attempt: int, pruner: TrialPruner
+    ) -> None:
+        self._store = store
+        self._context = context
+        self._attempt = attempt
+        self._pruner = pruner
+        self._seen: dict[int, float] = {}  # step -> value of this attempt's evaluations
+
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> str | None:
+        """The stop reason when the trial is pruned at this evaluation, else None."""
+        ctx = self._context
+        value = metrics.get(ctx.metric_name)
+        if value is None:
+            return None
+        self._seen[step] = float(value)
+        try:
+            trials = self._store.search.series(ctx.sweep_id, ctx.metric_name)
+        except Exception as exc:  # the next evaluation asks again
+            log.warning("trial %s: no pruning decision at step %s: %s", ctx.trial_id, step, exc)
+            return None
+        own: dict[int, float] = {}
+        for trial in trials:
+            if trial.trial_id == ctx.trial_id:
+                own.update(zip(trial.steps, trial.values, strict=True))
+        own.update(self._seen)
+        decision = Decision(
+            metric=ctx.metric_name,
+            goal="maximize" if ctx.metric_goal == "maximize" else "minimize",
+            step=step,
+            values=tuple(v for s, v in sorted(own.items()) if s <= step),
+            others=[t for t in trials if t.trial_id != ctx.trial_id],
+        )
+        reason = self._pruner.prune(decision)
+        if reason is not None:
+            self._store.trial_states.request_stop(ctx.trial_id, self._attempt, reason)
+        return reason
+
+
+def pruning_for(store: Store, trial_id: int, attempt: int) -> EvalPruning | None:
+    """The attempt's pruning decisions, or None when its sweep has no early_stop."""
+    context = store.search.pruning_context(trial_id)
+    if context is None:
+        return None
+    spec = SweepSpec.model_validate(context.spec)
+    if spec.early_stop is None:
+        return None
+    return EvalPruning(store, context, attempt, pruner_for(spec.early_stop))
