@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -64,24 +65,28 @@ def drop_pg_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def temporary_pg_database(admin_url: str) -> Iterator[str]:
+    """SQLAlchemy URL of an empty database that is dropped on exit."""
+    name = create_pg_database(admin_url)
+    try:
+        yield _sa_url(admin_url, name)
+    finally:
+        drop_pg_database(admin_url, name)
+
+
 @pytest.fixture(scope="session")
 def pg_url(pg_server: str) -> Iterator[str]:
     """SQLAlchemy URL of an empty database created for this test session."""
-    name = create_pg_database(pg_server)
-    try:
-        yield _sa_url(pg_server, name)
-    finally:
-        drop_pg_database(pg_server, name)
+    with temporary_pg_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture
 def fresh_pg_url(pg_server: str) -> Iterator[str]:
     """An empty database of its own, for tests that migrate from nothing."""
-    name = create_pg_database(pg_server)
-    try:
-        yield _sa_url(pg_server, name)
-    finally:
-        drop_pg_database(pg_server, name)
+    with temporary_pg_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store, open_store
 from services.sweeps import submit_sweep
-from tests.conftest import _sa_url, create_pg_database, drop_pg_database
+from tests.conftest import temporary_pg_database
 from tests.integration.ray_cluster import Driver, LocalCluster, RayNode, alive, wait_for
 from workers.checkpoints import CheckpointStore
 
@@ -53,11 +53,9 @@ def node_b(cluster: LocalCluster) -> RayNode:
 
 @pytest.fixture(scope="module")
 def db_url(pg_server: str) -> Iterator[str]:
-    name = create_pg_database(pg_server)
-    try:
-        yield _sa_url(pg_server, name)
-    finally:
-        drop_pg_database(pg_server, name)
+    """A database of this module's own: its scheduler must see no other test's trials."""
+    with temporary_pg_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
