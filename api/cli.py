@@ -67,6 +67,7 @@ def serve(
     runner = _start_scheduler(store, settings) if settings.run_scheduler else None
     wake = runner[0].wake if runner else None
     live = _start_analyzer(store, settings, wake) if settings.run_analyzer else None
+    notifier = _start_notifier(store, settings) if settings.webhook_hosts else None
     click.echo(f"lrlab serving http://{settings.api_host}:{settings.api_port}", err=True)
     click.echo(f"admin token in {settings.admin_token_file.resolve()}", err=True)
     try:
@@ -77,6 +78,8 @@ def serve(
             log_level="warning",
         )
     finally:
+        if notifier is not None:
+            notifier.stop(timeout=10)
         if live is not None:
             live.stop()
         if runner is not None:
@@ -109,6 +112,16 @@ def _start_analyzer(store: Any, settings: Settings, wake: Callable[[], None] | N
     live = LiveAnalyzer(store, settings, on_stop=wake)
     live.start()
     return live
+
+
+
+def _start_notifier(store: Any, settings: Settings) -> Any:
+    """Webhooks of the sweeps that ask for them (only when an allowlist enables them)."""
+    from services.notifier import Notifier
+
+    notifier = Notifier(store, settings)
+    notifier.start()
+    return notifier
 
 
 @main.group()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +78,39 @@ class Settings(BaseSettings):
     stream_poll_points: int = Field(
         default=20_000, ge=100, description="Points a stream reads per poll, all trials."
     )
+
+    webhook_allowed_hosts: str = Field(
+        default="",
+        description="Hosts sweep webhooks may target, comma-separated: exact names or "
+        "'*.example.com' (any subdomain). Empty: webhooks are disabled. A host that resolves "
+        "to a private or loopback address must be listed exactly.",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="If set, each webhook carries X-Lrlab-Signature: sha256=<HMAC of the body>.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Per connect/write/read of one delivery."
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_backoff_seconds: float = Field(
+        default=2.0, gt=0, description="Wait before the first retry; doubles each attempt."
+    )
+    webhook_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    notifier_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often the notifier looks for events to send."
+    )
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _hosts_as_text(cls, value: object) -> object:
+        return ",".join(map(str, value)) if isinstance(value, list | tuple) else value
+
+    @property
+    def webhook_hosts(self) -> tuple[str, ...]:
+        """The allowlist, normalised (lowercase, no trailing dot, no blanks)."""
+        hosts = (h.strip().lower().rstrip(".") for h in self.webhook_allowed_hosts.split(","))
+        return tuple(h for h in hosts if h)
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,6 +7,7 @@ from services.store.db import Database
 from services.store.findings import FindingRepository
 from services.store.history import HistoryRepository
 from services.store.metrics import MetricRepository
+from services.store.notifications import NotificationRepository
 from services.store.progress import ProgressRepository
 from services.store.projects import ProjectRepository
 from services.store.runs import RunRepository
@@ -27,6 +28,7 @@ class Store:
         self.summaries = SummaryRepository(db)
         self.runs = RunRepository(db)
         self.progress = ProgressRepository(db)
+        self.notifications = NotificationRepository(db)
         self.findings = FindingRepository(db)
         self.search = SearchRepository(db)
         self.history = HistoryRepository(db)
