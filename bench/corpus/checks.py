@@ -98,7 +98,7 @@ def _underfitting(s: Series) -> tuple[bool, str]:
         return ok, why
     val = _values(s, "val_loss")
     first, late = float(val[0]), _median(val, 0.9, 1)
-    return late >= 0.3 * first, f"val_loss {first:.3g} -> {late:.3g} (must keep >= 30%)"
+    return late >= 0.4 * first, f"val_loss {first:.3g} -> {late:.3g} (must keep >= 40%)"
 
 
 def _exploding(s: Series) -> tuple[bool, str]:

@@ -157,8 +157,8 @@ HEALTHY = [
     _healthy(
         "adam-batch8",
         "regression",
-        trial(REGRESSION, _adam(1e-3), 1000, batch_size=8),
-        "Adam 1e-3 with batches of 8: noisy, heavy-tailed per-step MSE.",
+        trial(REGRESSION, _adam(3e-3), 1000, batch_size=8),
+        "Adam 3e-3 with batches of 8: noisy, heavy-tailed per-step MSE.",
         seeds=TWO_SEEDS,
     ),
     _healthy(

@@ -3,7 +3,9 @@
 Some findings explain others, and reporting both would give contradictory advice: after
 a divergence, the flat or bouncing curve before it is not a separate problem; a loss that
 bounces is not also "slow" or "stuck" (those would say: raise the lr). Underfitting covers
-a plateau that lasts to the end, and so do vanishing gradients (its cause).
+a plateau that lasts to the end, and so do vanishing gradients (its cause); a steady slow
+decline is not "stuck"; a plateau escaped late explains a fast fall at the end; an lr
+schedule that starved the run explains a flat, high loss better than capacity does.
 """
 
 from __future__ import annotations
@@ -43,9 +45,18 @@ def _settle(found: dict[str, Finding]) -> dict[str, Finding]:
         if kind in found:
             drop |= suppressed
     plateau = found.get("plateau")
-    explained = "underfitting" in found or "vanishing_gradients" in found
-    if explained and plateau is not None and not plateau.evidence.get("escaped"):
-        drop.add("plateau")
+    if plateau is not None:
+        if plateau.evidence.get("lr_starved"):
+            # The schedule stopped the run: not the model's capacity, not a slow lr.
+            drop |= {"underfitting", "slow_convergence"}
+        elif plateau.evidence.get("escaped"):
+            # The fall at the end is the escape from the plateau, not a slow pace.
+            drop.add("slow_convergence")
+        elif "slow_convergence" in found:
+            # A steady decline (measured where it is least noisy) is not "no progress".
+            drop.add("plateau")
+        elif "underfitting" in found or "vanishing_gradients" in found:
+            drop.add("plateau")  # a flat run to the end is what those describe
     return {kind: f for kind, f in found.items() if kind not in drop}
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.analyzer.profile import LossProfile
-from services.analyzer.stats import BoolArray, diff_sigma
+from services.analyzer.stats import BoolArray, IntArray, diff_sigma
 
 __all__ = ["Jitter", "jitter"]
 
@@ -48,6 +48,10 @@ def jitter(p: LossProfile, region: BoolArray, spike_level: float) -> Jitter:
     first = int(p.steps[onsets[0]]) if onsets.size else None
 
     pairs = inside[1:] & inside[:-1]
+    if not _evenly_spaced(p.steps):
+        # A downsampled series keeps each bucket's lowest and highest point, so its
+        # neighbours alternate by construction: alternation means nothing there.
+        pairs = np.zeros_like(pairs)
     signs = np.sign(excess)
     nonzero = pairs & (signs[1:] != 0) & (signs[:-1] != 0)
     n_pairs = int(nonzero.sum())
@@ -55,3 +59,11 @@ def jitter(p: LossProfile, region: BoolArray, spike_level: float) -> Jitter:
     r = excess[inside]
     amplitude = float(1.4826 * np.median(np.abs(r))) if r.size else 0.0
     return Jitter(int(onsets.size), first, flips, amplitude, int(inside.sum()))
+
+
+def _evenly_spaced(steps: IntArray) -> bool:
+    """Logged at a fixed interval (every step, or every k): most gaps are the same."""
+    if steps.size < 3:
+        return True
+    gaps = np.diff(steps)
+    return bool(np.mean(gaps == np.median(gaps)) >= 0.9)

@@ -5,9 +5,10 @@
   drop), linear otherwise. Every threshold is then stated in units of the curve itself.
 - Bins: up to 100 equal-count bins; each holds the median (robust to spikes) and the
   per-step noise from neighbour differences; the noise of a bin median follows from it.
-- Design: bins where the lr rose (warmup, cyclic, warm restarts, an SWA anneal upward),
-  and a short lag after, are "by design": a loss rise there is expected. The window drops
-  the warmup and the SWA phase, whose lr follows the schedule, not the optimization.
+- Design: bins where the lr rose (cyclic, warm restarts, an SWA anneal upward), and a
+  short lag after, are "by design": a loss rise there is expected. A warmup's rise is not:
+  it is there to keep the loss from rising. The window drops the warmup and the SWA
+  phase, whose lr follows the schedule, not the optimization.
 """
 
 from __future__ import annotations
@@ -193,7 +194,12 @@ def build_profile(
         window &= bins.hi < ctx.swa_start_step
     if lr is not None and lr.size:
         lag = max(1, round(LAG_FRACTION * bins.size))
-        by_design = _dilate(lr_rising(lr, bins), lag)
+        rising = lr_rising(lr, bins)
+        if ctx.warmup_steps > 0:
+            # A warmup raises the lr so that the loss does *not* rise: a rise during it
+            # says the target lr is too high, it is not a cycle's expected bump.
+            rising &= bins.lo >= ctx.warmup_steps
+        by_design = _dilate(rising, lag)
     elif ctx.cyclical:
         # The schedule raises the lr but we cannot see when: nothing can be ruled out.
         by_design = np.ones(bins.size, dtype=np.bool_)

@@ -12,10 +12,13 @@ from collections.abc import Callable
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import KINDS, Finding
+from services.analyzer.rules_capacity import underfitting
 from services.analyzer.rules_generalization import overfitting
 from services.analyzer.rules_gradients import exploding_gradients, vanishing_gradients
-from services.analyzer.rules_progress import plateau, slow_convergence, underfitting
-from services.analyzer.rules_stability import divergence, oscillation
+from services.analyzer.rules_oscillation import oscillation
+from services.analyzer.rules_plateau import plateau
+from services.analyzer.rules_progress import slow_convergence
+from services.analyzer.rules_stability import divergence
 
 __all__ = ["RULES", "Rule"]
 

@@ -1,4 +1,4 @@
-"""Divergence and oscillation: the lr is too high for the loss to settle.
+"""Divergence, and the lower-the-lr advice it shares with oscillation (rules_oscillation).
 
 Both read train_loss in its working scale (see profile.py). Thresholds are multiples of
 the curve's own noise and of its own drop (start -> best), so they hold at any loss scale.
@@ -11,7 +11,6 @@ import numpy as np
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
-from services.analyzer.jitter import jitter
 from services.analyzer.profile import LossProfile
 from services.analyzer.recommend import (
     LrAdvice,
@@ -22,31 +21,15 @@ from services.analyzer.recommend import (
     nice,
     warmup_steps_for,
 )
+from services.analyzer.stats import global_diff_sigma
 
-__all__ = ["divergence", "oscillation"]
+__all__ = ["divergence", "lr_text", "stability_changes"]
 
 # Divergence: the loss gave back at least half of what it had gained, and far more than
 # a step's noise; the run's end sits in the raised part.
 GIVE_BACK = 0.5
 RISE_NOISE = 3.0
 RISE_NOISE_MEDIAN = 8.0
-# Oscillation: bin medians swing around a monotone fit by more than this many of their
-# own noise, by a tenth of the whole drop, and by half the progress made meanwhile.
-SWING_NOISE = 4.0
-SWING_OF_DROP = 0.1
-SWING_OF_PROGRESS = 0.5
-# Spikes: single steps back above where training started (they undo the whole drop at
-# once), beyond 6 noise sigmas, and too many for heavy-tailed batch noise.
-SPIKE_OF_DROP = 1.0
-MIN_SPIKES = 3
-SPIKE_RATE = 0.003
-# Alternation: the loss flips above/below its local level on most consecutive steps
-# (independent batch noise flips on half), by a tenth of the drop or more: the lr makes
-# the weights jump across a valley and back.
-FLIP_SHARE = 0.75
-FLIP_OF_DROP = 0.1
-MIN_FLIP_POINTS = 50
-MIN_BINS = 12
 
 
 def _rise_onset(med: np.ndarray, after: int, level: float) -> int:
@@ -56,13 +39,13 @@ def _rise_onset(med: np.ndarray, after: int, level: float) -> int:
     return after + 1 + int(above[0]) if above.size else med.size - 1
 
 
-def _lr_text(p: LossProfile, curves: Curves, ctx: RunContext, onset_bin: int) -> str:
+def lr_text(p: LossProfile, curves: Curves, ctx: RunContext, onset_bin: int) -> str:
     if curves.lr is not None and p.bins.size:
         return f" (lr {fmt(curves.lr.value_at(float(p.bins.lo[onset_bin])))})"
     return f" (lr {fmt(ctx.lr)})" if ctx.lr else ""
 
 
-def _lower_lr_text(advice: LrAdvice) -> str:
+def _lowerlr_text(advice: LrAdvice) -> str:
     if advice.target is None:
         return f"Lower the lr about {fmt(1 / advice.factor)}x: {advice.reason}."
     return (
@@ -71,7 +54,7 @@ def _lower_lr_text(advice: LrAdvice) -> str:
     )
 
 
-def _stability_changes(
+def stability_changes(
     p: LossProfile,
     curves: Curves,
     ctx: RunContext,
@@ -83,7 +66,7 @@ def _stability_changes(
     """Lower lr (from the data); for a blow-up also warmup (if early) and clipping."""
     advice = lower_lr_advice(p, curves.lr, onset_bin, ctx)
     changes = advice.changes(ctx)
-    parts = [_lower_lr_text(advice)]
+    parts = [_lowerlr_text(advice)]
     alternatives: list[Alternative] = []
     span = int(p.steps[-1] - p.steps[0]) if p.steps.size else 0
     warmup = warmup_steps_for(onset_step, ctx, span) if blow_up else None
@@ -151,7 +134,11 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
     drop = max(p.start - best, 0.0)
     rise = late - best
     sigma, sigma_m = p.noise(), p.noise_m()
-    need = max(GIVE_BACK * drop, RISE_NOISE * sigma, RISE_NOISE_MEDIAN * sigma_m)
+    # Levels of bin medians are compared with the noise of bin medians measured between
+    # neighbouring bins (it includes heavy tails and correlated steps), not derived from
+    # one step's noise, which a loss bouncing every other step inflates far beyond it.
+    sigma_level = global_diff_sigma(b.med)
+    need = max(GIVE_BACK * drop, RISE_NOISE_MEDIAN * sigma_level)
     blew_up = (
         b.size >= 6
         and best_i < b.size - k
@@ -165,7 +152,7 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
     if blew_up and by_design:
         # An lr rise (restart, cycle, SWA anneal) is meant to lift the loss; only a rise
         # that ends above where training started is a blow-up then.
-        blew_up = late >= p.start + m * max(GIVE_BACK * drop, RISE_NOISE * sigma)
+        blew_up = late >= p.start + m * max(GIVE_BACK * drop, RISE_NOISE_MEDIAN * sigma_level)
     if nonfinite is None and not blew_up:
         return None
 
@@ -181,7 +168,7 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
         onset_step = int(b.lo[onset_bin])
     r_start, r_best, r_late = p.raw(p.start), p.raw(best), p.raw(late)
     best_step = int(b.lo[best_i])
-    lr_note = _lr_text(p, curves, ctx, onset_bin)
+    lr_note = lr_text(p, curves, ctx, onset_bin)
     evidence.update(
         {
             "start": r_start,
@@ -213,7 +200,7 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
         summary += "."
         severity = "critical" if late > p.start else "warning"
         confidence = confidence_from(rise / need if need > 0 else 10.0, running=ctx.running)
-    text, changes, alternatives = _stability_changes(
+    text, changes, alternatives = stability_changes(
         p, curves, ctx, onset_bin, onset_step, blow_up=True
     )
     return Finding(
@@ -223,115 +210,6 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
         step=onset_step,
         summary=summary,
         evidence=evidence,
-        recommendation=text,
-        changes=changes,
-        alternatives=tuple(alternatives),
-    )
-
-
-def oscillation(curves: Curves, ctx: RunContext) -> Finding | None:
-    """The smoothed loss swings up and down beyond its batch noise without net progress."""
-    p = curves.train
-    if p is None:
-        return None
-    b, usable = p.bins, p.usable
-    if int(usable.sum()) < MIN_BINS:
-        return None
-    m = ctx.margin
-    centers = b.center
-    lo, hi = float(centers[usable][0]), float(centers[usable][-1])
-    # Judge after the first third: the initial descent is fast and rarely the problem.
-    later = usable & (centers >= lo + (hi - lo) / 3)
-    residuals = p.segment_residuals(usable)
-    region = later & np.isfinite(residuals)
-    if int(region.sum()) < 6:
-        return None
-    fit = p.iso(usable)
-    pos = np.flatnonzero(region[usable])
-    progress = float(fit[pos[0]] - fit[-1])
-    drop = max(float(fit[0] - fit[-1]), p.start - float(np.min(b.med)), 0.0)
-    swing = float(np.quantile(np.abs(residuals[region]), 0.8))
-    noise = p.noise_m(region)
-    need = max(SWING_NOISE * noise, SWING_OF_DROP * drop, SWING_OF_PROGRESS * progress)
-    jit = jitter(p, region, SPIKE_OF_DROP * drop)
-    spikes = jit.spikes
-    swings = swing >= m * need
-    min_spikes = m * max(MIN_SPIKES, SPIKE_RATE * jit.points)
-    spiky = spikes >= min_spikes and drop > 0
-    flip_need = min(1.0, 0.5 + (FLIP_SHARE - 0.5) * m)
-    flipping = (
-        jit.points >= MIN_FLIP_POINTS
-        and jit.flip_share >= flip_need
-        and jit.amplitude >= m * FLIP_OF_DROP * drop
-        and drop > 0
-    )
-    if not (swings or spiky or flipping):
-        return None
-
-    threshold = 0.5 * need
-    over = np.flatnonzero(usable & (np.abs(np.nan_to_num(residuals)) > threshold))
-    onset_bin = int(over[0]) if over.size else int(np.flatnonzero(region)[0])
-    onset_step = int(b.lo[onset_bin])
-    if not swings and spiky and jit.first_spike_step is not None:
-        onset_step = jit.first_spike_step
-    meds = b.med[region]
-    q10, q90 = (p.raw(float(q)) for q in np.quantile(meds, [0.1, 0.9]))
-    from_lvl, to_lvl = p.raw(float(fit[pos[0]])), p.raw(float(fit[-1]))
-    lr_note = _lr_text(p, curves, ctx, onset_bin)
-    summary = (
-        f"train_loss swings between {fmt(q10)} and {fmt(q90)} (smoothed) from step "
-        f"{onset_step} to {int(b.hi[region][-1])}{lr_note}"
-        f", {fmt(swing / noise)}x its batch noise, while its trend moved only "
-        f"{fmt(from_lvl)} -> {fmt(to_lvl)}"
-    )
-    if spikes:
-        summary += f"; {spikes} loss spikes"
-    if flipping:
-        summary += (
-            f"; the per-step loss alternates above/below its level on "
-            f"{fmt(100 * jit.flip_share)}% of steps"
-        )
-    summary += "."
-    ratio = max(swing / need if need > 0 else 0.0, spikes / min_spikes)
-    if flipping:
-        ratio = max(ratio, (jit.flip_share - 0.5) / (flip_need - 0.5))
-    text, changes, alternatives = _stability_changes(
-        p, curves, ctx, onset_bin, onset_step, blow_up=False
-    )
-    if ctx.batch_size:
-        alternatives.append(
-            Alternative(
-                f"Double the batch size to {2 * ctx.batch_size}: it halves the gradient "
-                "noise variance that drives the bouncing.",
-                {"batch_size": 2 * ctx.batch_size},
-            )
-        )
-    if ctx.optimizer == "sgd":
-        alternatives.append(
-            Alternative(
-                "Switch to Adam, which damps the step of noisy coordinates.",
-                {"optimizer.name": "adam", "optimizer.lr": 1e-3},
-            )
-        )
-    return Finding(
-        kind="oscillation",
-        severity="warning",
-        confidence=confidence_from(ratio, running=ctx.running),
-        step=onset_step,
-        summary=summary,
-        evidence={
-            "metric": "train_loss",
-            "log_scale": p.log,
-            "swing": swing,
-            "batch_noise": noise,
-            "swing_over_noise": swing / noise if noise > 0 else None,
-            "drop": drop,
-            "progress_in_window": progress,
-            "low": q10,
-            "high": q90,
-            "spikes": spikes,
-            "flip_share": jit.flip_share,
-        },
         recommendation=text,
         changes=changes,
         alternatives=tuple(alternatives),

@@ -1,0 +1,83 @@
+"""How far val_loss jumps away from its own local level: instability seen in evaluations.
+
+An evaluation runs on a fixed held-out set, so it carries no batch noise: between two
+evaluations val_loss moves only as the weights move. A healthy run's val_loss is smooth
+(a running median of five evaluations follows it closely, and a monotone stretch exactly);
+an lr too high throws the weights across the valley and back, and val_loss jumps by tens
+of percent from one evaluation to the next. Jumps are measured as relative changes (log
+scale for a positive loss), so they mean the same at any loss scale. Evaluations where
+the lr rose by design (cycles, restarts), in the warmup and in the SWA phase are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.analyzer.context import RunContext
+from services.analyzer.curves import Curves
+from services.analyzer.stats import BoolArray, IntArray, running_median
+
+__all__ = ["Bounce", "val_bounce"]
+
+MIN_EVALS = 10
+WINDOW = 5
+QUANTILE = 0.8
+
+
+@dataclass(frozen=True)
+class Bounce:
+    amplitude: float  # the QUANTILE of |relative jump| from the running median
+    drop: float  # relative drop of the smoothed val_loss from its start to its minimum
+    onset_step: int  # the first evaluation jumping by more than half the amplitude
+    last_step: int
+    evals: int  # evaluations judged
+    log: bool  # amplitude in log units (a positive loss), else relative to its level
+
+
+def val_bounce(curves: Curves, ctx: RunContext) -> Bounce | None:
+    track = curves.track("val_loss")
+    if track is None:
+        return None
+    bad = track.first_nonfinite()
+    if bad is not None:
+        track = track.head(bad)
+    steps, values = track.steps, track.values
+    if values.size < MIN_EVALS:
+        return None
+    log = bool(np.all(values > 0))
+    if log:
+        y = np.log(values)
+    else:
+        level = float(np.median(np.abs(values)))
+        if level <= 0 or not math.isfinite(level):
+            return None
+        y = values / level
+    keep = _judged(steps, curves, ctx)
+    if int(keep.sum()) < MIN_EVALS:
+        return None
+    smooth = running_median(y, WINDOW)
+    jumps = np.abs(y - smooth)[keep]
+    amplitude = float(np.quantile(jumps, QUANTILE))
+    start = float(np.median(y[: min(2, y.size)]))
+    drop = max(start - float(np.min(smooth)), 0.0)
+    kept_steps = steps[keep]
+    over = np.flatnonzero(jumps > 0.5 * amplitude)
+    onset = int(kept_steps[over[0]]) if over.size else int(kept_steps[0])
+    return Bounce(amplitude, drop, onset, int(kept_steps[-1]), int(keep.sum()), log)
+
+
+def _judged(steps: IntArray, curves: Curves, ctx: RunContext) -> BoolArray:
+    """Evaluations outside warmup, SWA and the bins where the lr rose by design."""
+    keep = steps >= ctx.warmup_steps
+    if ctx.swa_start_step is not None:
+        keep &= steps < ctx.swa_start_step
+    p = curves.train
+    if p is not None and p.bins.size:
+        b = np.clip(np.searchsorted(p.bins.lo, steps, side="right") - 1, 0, p.bins.size - 1)
+        keep &= ~p.by_design[b]
+    elif ctx.cyclical:
+        keep &= False  # the lr rises by design but we cannot see when
+    return np.asarray(keep, dtype=np.bool_)

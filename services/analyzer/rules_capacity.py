@@ -1,0 +1,114 @@
+"""Underfitting: train and val losses both flat, close together and still high.
+
+"High" assumes a loss whose floor is 0 (cross-entropy, MSE): the final train loss is still
+at least HIGH_SHARE of its start. A loss that ended above where it started is not a
+capacity problem (the model got worse, it did not fail to improve): that is left to the
+stability rules. Levels are compared on means over the tail, not medians: a batch loss
+is right-skewed (heavy-tailed errors), so the median batch sits below the val loss of
+the very same model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.analyzer.context import RunContext
+from services.analyzer.curves import Curves
+from services.analyzer.findings import Alternative, Finding, Value, confidence_from
+from services.analyzer.recommend import fmt
+from services.analyzer.rules_progress import FLAT_NOISE, MIN_BINS, budget_seen, lr_up
+
+__all__ = ["underfitting"]
+
+HIGH_SHARE = 0.5
+GAP_SHARE = 0.25
+TAIL = 0.4
+
+
+def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
+    """Train and val losses both flat, close together and still high."""
+    p, v = curves.train_linear, curves.val_linear
+    if p is None or v is None or not budget_seen(curves, ctx):
+        return None
+    if ctx.swa_start_step is not None:
+        v = v.before(ctx.swa_start_step)
+    mask = p.usable
+    if int(mask.sum()) < MIN_BINS or v.size < 5:
+        return None
+    if not (bool(np.all(p.y > 0)) and bool(np.all(v.y > 0))):
+        return None  # "high" needs a floor at zero
+    m = ctx.margin
+    c = p.bins.center[mask]
+    fit = p.iso(mask)
+    span = float(c[-1] - c[0])
+    tail_from = c[0] + (1 - TAIL) * span
+    tail = c >= tail_from
+    drop = max(p.start - float(np.min(p.bins.med[mask])), 0.0)
+    noise = p.noise_m(mask)
+    eps = m * max(FLAT_NOISE * noise, 0.05 * drop)
+    train_tail = float(fit[tail][0] - fit[-1])
+    k = max(2, int(mask.sum()) // 10)
+    train_final = float(np.median(p.bins.med[mask][-k:]))
+    vt = v.steps >= tail_from
+    if int(vt.sum()) < 2:
+        return None
+    v_drop = max(v.start - float(np.min(v.smooth)), 0.0)
+    v_eps = m * max(FLAT_NOISE * v.sigma, 0.05 * v_drop)
+    v_tail = v.smooth[vt]
+    val_final = float(np.median(v.y[-max(2, v.size // 10) :]))
+    flat = train_tail <= eps and abs(float(v_tail[0] - v_tail[-1])) <= v_eps
+    # Within its noise of the start at most: a loss that ended above it got worse.
+    high = p.start + eps >= train_final >= min(1.0, HIGH_SHARE * m) * p.start
+    last_steps = p.steps >= p.bins.lo[mask][-k]
+    train_mean = float(np.mean(p.y[last_steps])) if bool(last_steps.any()) else train_final
+    # The two splits may differ in level from the start (a heavy-tailed loss on a finite
+    # split): only a gap beyond that first offset is a generalization gap.
+    offset = max(v.start - p.start, 0.0)
+    close = val_final - train_mean <= GAP_SHARE * train_mean + offset
+    if not (flat and high and close):
+        return None
+    flat_from = int(np.flatnonzero(fit - fit[-1] <= eps)[0])
+    step = int(p.bins.lo[mask][flat_from])
+    changes = lr_up(ctx, curves, 3.0)
+    alternatives: list[Alternative] = [
+        Alternative(
+            "Or give the model more capacity.",
+            {"task.hidden": tuple(2 * w for w in ctx.hidden)} if ctx.hidden else {},
+        )
+    ]
+    if ctx.weight_decay or ctx.dropout:
+        reg: dict[str, Value] = {}
+        if ctx.weight_decay:
+            reg[ctx.weight_decay_path] = 0.0
+        if ctx.dropout:
+            reg["regularization.dropout"] = 0.0
+        alternatives.append(Alternative("Or drop the regularization that holds it back.", reg))
+    if ctx.total_steps:
+        alternatives.append(
+            Alternative("Or train 2x longer.", {"budget.max_steps": 2 * ctx.total_steps})
+        )
+    return Finding(
+        kind="underfitting",
+        severity="warning",
+        confidence=confidence_from(train_final / (HIGH_SHARE * p.start), running=ctx.running),
+        step=step,
+        summary=(
+            f"train_loss went only from {fmt(p.start)} to {fmt(train_final)} and has been "
+            f"flat since step {step}; val_loss is flat at {fmt(val_final)}, close to it: "
+            "the model does not fit even the training data."
+        ),
+        evidence={
+            "train_start": p.start,
+            "train_final": train_final,
+            "val_final": val_final,
+            "share_remaining": train_final / p.start,
+            "flat_since_step": step,
+        },
+        recommendation=(
+            "Give the model more capacity (wider or deeper), train longer, or raise the lr "
+            "3x: both curves stopped improving at a high loss, with no generalization gap "
+            "to protect."
+        ),
+        changes=changes,
+        alternatives=tuple(alternatives),
+    )
