@@ -20,6 +20,7 @@ from services.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store, open_store
+from services.sweeps import submit_sweep
 from tests.integration.fakes import FakeLauncher, Ledger
 from tests.integration.test_scheduler import (
     _backdate_heartbeat,
@@ -32,8 +33,6 @@ LR = {"distribution": "log_uniform", "low": 1e-5, "high": 1.0}
 
 
 def submit(store: Store, space: dict[str, Any], **options: Any) -> tuple[int, int]:
-    from services.sweeps import submit_sweep
-
     project = store.projects.get_by_name("p") or store.projects.create("p")
     spec = SweepSpec.model_validate({"base": {"task": "digits"}, "space": space, **options})
     return project.id, submit_sweep(store, Settings(), project.id, spec).id
@@ -150,8 +149,6 @@ def test_a_params_draw_that_makes_an_invalid_trial_fails_at_birth(
     spec = SweepSpec.model_validate(
         {"base": base, "space": space, "method": "random", "max_trials": 12, "seed": 1}
     )
-    from services.sweeps import submit_sweep
-
     sweep_id = submit_sweep(store, Settings(), project.id, spec).id
     scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)
     _until(scheduler.tick, finished(store, project.id, sweep_id))
@@ -279,3 +276,28 @@ parameters:
     # W&B's log_uniform bounds are natural-log exponents.
     assert all(math.exp(-9.2) <= t.spec["optimizer"]["lr"] <= math.exp(-2.3) for t in done)
     assert all(t.spec["batch_size"] in (16, 32) for t in done)
+
+
+def test_batch_size_sweep_with_lr_scaling_records_the_effective_lr(
+    store: Store, tmp_path: Path
+) -> None:
+    from services.analyzer.sweep_inputs import config_of
+
+    project = store.projects.create("p")
+    spec = SweepSpec.model_validate(
+        {
+            "base": {"task": "digits", "lr_scaling": {"rule": "sqrt", "base_batch_size": 64}},
+            "space": {"optimizer.lr": LR, "batch_size": [16, 64, 256]},
+            "method": "random",
+            "max_trials": 9,
+        }
+    )
+    sweep_id = submit_sweep(store, Settings(), project.id, spec).id
+    scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)
+    _until(scheduler.tick, finished(store, project.id, sweep_id))
+    for trial in trials(store, project.id, sweep_id):
+        lr, batch = trial.params["optimizer.lr"], trial.params["batch_size"]
+        # The stored spec keeps the drawn lr and the rule; the lr the trial trains with
+        # (and the sweep analysis reports per batch size) is the scaled one.
+        assert trial.spec["lr_scaling"] == {"rule": "sqrt", "base_batch_size": 64}
+        assert config_of(trial.spec).lr == pytest.approx(lr * math.sqrt(batch / 64))
