@@ -114,7 +114,6 @@ def _start_analyzer(store: Any, settings: Settings, wake: Callable[[], None] | N
     return live
 
 
-
 def _start_notifier(store: Any, settings: Settings) -> Any:
     """Webhooks of the sweeps that ask for them (only when an allowlist enables them)."""
     from services.notifier import Notifier
