@@ -254,7 +254,8 @@ def _train(
         if evaluating:
             metrics = loop.evaluate(step)
             last_eval = step
-            if on_eval is not None:
+            # At the last evaluation the budget is spent: there is nothing left to stop.
+            if on_eval is not None and pos.step < t.total_steps:
                 on_eval(step, metrics)
         if saving:
             checkpoints.save(loop.state(pos))
