@@ -25,6 +25,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from time import monotonic, sleep, thread_time
 from typing import Any, Literal
 
 from lrlab.errors import (
@@ -40,6 +41,8 @@ WhenFull = Literal["block", "drop_oldest", "raise"]
 Entry = tuple[int, float, Mapping[str, Any]]
 _NON_FINITE = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
 MAX_NAME = 200
+YIELD_EVERY = 64  # log calls encoded between two GIL hand-overs
+YIELD_SECONDS = 50e-6
 
 
 class BufferFull(LrlabError):
@@ -52,6 +55,7 @@ class BatcherStats:
     sent_batches: int = 0
     dropped_points: int = 0  # refused by the server, invalid, or dropped when full
     retries: int = 0
+    sender_cpu_seconds: float = 0.0  # CPU the sender thread has used (encoding, HTTP)
     errors: list[str] = field(default_factory=list)  # the first few reasons, for finish()
 
 
@@ -91,6 +95,9 @@ class Batcher:
         # settled (stored or dropped). Single writers, so no lock is needed for either.
         self._added = 0
         self._settled = 0
+        self._taken = 0  # points the sender took from the deque (sender only)
+        self._dropped_waiting = 0  # points drop_oldest took from it (under _progress)
+        self._flush_target = 0  # flush(): send at once every point added up to here
         self._wake_at = batch_size
         self._wake = threading.Event()
         self._progress = threading.Condition()
@@ -148,12 +155,14 @@ class Batcher:
         # The sender owns _settled; hand the count over through its lock.
         with self._progress:
             self._settled += dropped
+            self._dropped_waiting += dropped
             self.stats.dropped_points += dropped
 
     # -- control ----------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every point added so far is stored (or dropped); False on timeout."""
         target = self._added
+        self._flush_target = max(self._flush_target, target)
         self._wake.set()
         with self._progress:
             return self._progress.wait_for(lambda: self._settled >= target, timeout)
@@ -175,11 +184,23 @@ class Batcher:
 
     # -- sender side ------------------------------------------------------------------
     def _loop(self) -> None:
+        # Full batches go when they are full; the rest when the interval is up or a
+        # flush asks, and then only what was there at that moment: points that keep
+        # arriving while a batch is sent wait for the next full batch or interval, not
+        # a trickle of tiny requests.
+        due = monotonic() + self.flush_interval
         while not self._abort.is_set():
-            self._wake.wait(self.flush_interval)
+            self._wake.wait(max(0.0, due - monotonic()))
             self._wake.clear()
+            timer = monotonic() >= due
+            until = max(self._flush_target, self._added if timer else 0)
             while self._entries and not self._abort.is_set():
+                gone = self._taken + self._dropped_waiting
+                if gone >= until and self._added - gone < self.batch_size:
+                    break
                 self._send(self._take())
+            if timer:
+                due = monotonic() + self.flush_interval
 
     def _take(self) -> list[Entry]:
         taken: list[Entry] = []
@@ -191,6 +212,7 @@ class Batcher:
                 break
             taken.append(entry)
             points += len(entry[2])
+        self._taken += points
         return taken
 
     def _settle(self, points: int, stored: bool) -> None:
@@ -201,6 +223,7 @@ class Batcher:
                 self.stats.sent_batches += 1
             else:
                 self.stats.dropped_points += points
+            self.stats.sender_cpu_seconds = thread_time()  # _settle runs on the sender
             self._progress.notify_all()
 
     def _record(self, reason: str) -> None:
@@ -269,11 +292,19 @@ class Batcher:
         """The JSON body of a batch and how many points it holds. Written out by hand, not
         with json.dumps over dicts: several times cheaper, and this runs on the same GIL
         as the training loop. Invalid names and values are dropped here."""
-        parts = []
-        for step, time, metrics in entries:
-            tail = f',"time":{time!r}}}'
+        parts: list[str] = []
+        append = parts.append
+        heads = self._heads
+        for count, (step, time, metrics) in enumerate(entries, 1):
+            if not count % YIELD_EVERY:
+                # Hand the GIL to the training thread: back from a torch call that released
+                # it, it would otherwise wait for this loop up to a switch interval (5 ms).
+                # sleep(0) would take the GIL straight back; a short real sleep lets go.
+                sleep(YIELD_SECONDS)
+            mid = f'{step},"value":'
+            tail = f',"time":{time:.3f}}}'  # ms: repr() of a 17-digit float costs ~1 us
             for name, raw in metrics.items():
-                head = self._head(name)
+                head = heads.get(name) or self._head(name)
                 if head is None:
                     continue
                 try:
@@ -281,6 +312,7 @@ class Batcher:
                 except (TypeError, ValueError):
                     self._record(f"{name} at step {step}: {raw!r} is not a number; dropped")
                     continue
-                text = repr(value) if math.isfinite(value) else _NON_FINITE.get(value, '"NaN"')
-                parts.append(f'{head}{step},"value":{text}{tail}')
+                # x - x is 0.0 for every finite float, NaN for NaN and the infinities.
+                text = repr(value) if value - value == 0.0 else _NON_FINITE.get(value, '"NaN"')
+                append(head + mid + text + tail)
         return ('{"points":[' + ",".join(parts) + "]}").encode(), len(parts)

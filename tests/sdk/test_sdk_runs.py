@@ -200,3 +200,14 @@ def test_a_batch_too_large_is_split() -> None:
         run.log({"x": 1.0}, step=s)
     run.finish(timeout=30)
     assert len(fake.stored) == 30 and max(fake.batches) <= 7
+
+
+def test_points_go_in_full_batches_not_a_trickle() -> None:
+    fake = FakeRunServer()
+    client = lrlab.Client("http://lrlab.test", "t", transport=fake)
+    run = client.start_run("batches", batch_size=100, flush_interval=60.0)
+    for s in range(1050):
+        run.log({"x": 1.0}, step=s)
+    run.finish(timeout=30)
+    assert len(fake.stored) == 1050
+    assert fake.batches[:-1] == [100] * (len(fake.batches) - 1) and fake.batches[-1] == 50
