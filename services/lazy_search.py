@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pydantic import ValidationError
 
 from services.domain import PastTrial, Trial
+from services.lr_auto import lr_auto_pending
 from services.search.distributions import Param
 from services.search.engine import search_for
 from services.specs import SweepSpec, apply_params, describe_error
@@ -30,7 +31,7 @@ log = logging.getLogger("lrlab.search")
 def resolve_space(sweep: LazySweep, spec: SweepSpec) -> Mapping[str, Param] | None:
     """The space to ask in now; None while a parameter is not ready to be sampled (say,
     lr bounds still to come from a range test): the sweep is asked again next time."""
-    return spec.space
+    return None if lr_auto_pending(spec) else spec.space
 
 
 def ask_next_trial(store: Store) -> Trial | None:

@@ -29,6 +29,7 @@ from typing import Any
 from services.domain import Trial, TrialStatus
 from services.launcher import Assignment, Launcher, RunOutcome, RunReport
 from services.lazy_search import ask_next_trial
+from services.lr_auto import settle_waiting_sweeps
 from services.store import Store
 from services.store.trial_states import CANCELLED_BY_REQUEST
 
@@ -52,6 +53,7 @@ class TickResult:
     requeued: int = 0
     force_cancelled: int = 0  # launcher.cancel calls after the grace period
     sweeps_finished: int = 0
+    sweeps_settled: int = 0  # lr: auto sweeps given their lrs by their range test
     ignored: int = 0  # reports about attempts no longer running (the fence refused them)
 
 
@@ -114,6 +116,7 @@ class Scheduler:
             if housekeeping:
                 self._escalate_cancels(in_flight, counts)
                 self._requeue_stale(in_flight, counts)
+                counts["sweeps_settled"] += len(settle_waiting_sweeps(self._store))
             self._launch_queued(counts)
             if housekeeping:
                 counts["sweeps_finished"] += len(self._states.finish_sweeps())

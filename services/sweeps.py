@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.domain import Sweep
 from services.errors import InvalidInput
+from services.lr_auto import auto_grid_size, lr_auto_pending, start_lr_auto
 from services.settings import Settings
 from services.specs import SpecError, SweepSpec, TrialSpec, expand_grid
 from services.store import Store
@@ -14,7 +15,8 @@ from services.webhook_targets import check_notify_url
 def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepSpec) -> Sweep:
     """Store the sweep. A grid (or single) sweep queues all its trials now; a random or
     bayes sweep none: the scheduler asks for each as capacity frees (`lazy_search`), up
-    to max_trials (the server's per-sweep limit when unset)."""
+    to max_trials (the server's per-sweep limit when unset). With `lr: auto` a range test
+    is queued first, and the sweep gets its trials once it has ended (`lr_auto`)."""
     if spec.notify is not None:
         check_notify_url(spec.notify.url, settings)  # a 422 naming notify.url
     limit = settings.max_trials_per_sweep
@@ -24,10 +26,15 @@ def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepS
             field="max_trials",
         )
     lazy = spec.method in LAZY_METHODS
+    waits = lr_auto_pending(spec)  # no trial before its range test has set the lr
+    if waits and not lazy and (size := auto_grid_size(spec)) > limit:
+        raise InvalidInput(f"grid has {size} combinations; the limit is {limit}", field="space")
     try:
-        combos = [] if lazy else expand_grid(spec, limit)
+        combos = [] if lazy or waits else expand_grid(spec, limit)
     except SpecError as exc:
         raise InvalidInput(exc.message, field=exc.field) from exc
+    if waits:
+        spec = start_lr_auto(store, project_id, spec)
     trials = [
         NewTrial(
             params=dict(params), spec=trial.model_dump(mode="json"), max_restarts=trial.max_restarts

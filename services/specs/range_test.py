@@ -32,6 +32,7 @@ __all__ = [
     "LrAutoResolution",
     "RangeTestOptions",
     "RangeTestRequest",
+    "check_lr_auto",
     "lift_auto_lr",
     "range_test_options",
     "range_test_spec",
@@ -181,6 +182,29 @@ def lift_auto_lr(data: Any) -> Any:
         del space[path]
         data = {**data, "space": space, "lr_auto": {**form, "path": path}}
     return data
+
+
+def check_lr_auto(auto: LrAuto, method: str, swept: set[str]) -> None:
+    """The sweep-level rules of lr_auto (a located validation error when one is broken)."""
+    if method not in ("grid", "random", "bayes"):
+        fail(
+            ("lr_auto",),
+            f"lr: auto needs method grid, random or bayes (method is {method!r}); for a "
+            "single job, run POST /lr-find and take its recommended lr",
+        )
+    for path in ("optimizer", "optimizer.name"):
+        if path in swept:
+            fail(
+                ("space", path),
+                "lr: auto runs one range test, with base.optimizer, so it cannot serve a "
+                "sweep over optimizers; give each optimizer a sweep of its own",
+                path,
+            )
+    settled = AUTO_PATH in swept
+    if auto.resolution is None and settled:
+        fail(("space", AUTO_PATH), f"{AUTO_PATH} is auto: the range test fills it in", AUTO_PATH)
+    if auto.resolution is not None and not settled:
+        fail(("lr_auto", "resolution"), f"a settled lr_auto needs {AUTO_PATH} in space")
 
 
 def _spec_lr(actual: float, base: TrialSpec) -> float:

@@ -16,6 +16,7 @@ from services.specs.bayes import BayesOptions
 from services.specs.common import StrictModel, Text, fail
 from services.specs.early_stop import EarlyStop
 from services.specs.params import DistributionParam, ParamSpec
+from services.specs.range_test import LrAuto, check_lr_auto, lift_auto_lr
 from services.specs.registry import RegistryParams
 from services.specs.trial import TrialSpec
 
@@ -120,7 +121,8 @@ class SweepSpec(StrictModel):
     `seed` drives the sampler (random/bayes); each trial's own seed is base.seed unless
     "seed" is in the space. max_trials null: the grid's size for a grid, otherwise until
     the server's per-sweep cap. `early_stop` picks a pruner (see `specs.early_stop`);
-    `bayes` the model of method bayes (see `specs.bayes`)."""
+    `bayes` the model of method bayes (see `specs.bayes`); `lr_auto` an lr set by a range
+    test first (see `specs.range_test`)."""
 
     spec_label: ClassVar[str] = "sweep spec"
 
@@ -137,6 +139,7 @@ class SweepSpec(StrictModel):
     notify: Notify | None = None
     early_stop: EarlyStop | None = None
     bayes: BayesOptions | None = None
+    lr_auto: LrAuto | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -144,7 +147,7 @@ class SweepSpec(StrictModel):
         # The default depends on another field, so it is filled in before validation.
         if isinstance(data, dict) and data.get("method") is None:
             data = {**data, "method": "grid" if data.get("space") else "single"}
-        return data
+        return lift_auto_lr(data)  # space[optimizer.lr]: auto -> lr_auto (specs.range_test)
 
     @model_validator(mode="after")
     def _space_fits_method(self) -> SweepSpec:
@@ -169,7 +172,9 @@ class SweepSpec(StrictModel):
                 f"(it has {', '.join(self.space)}); use grid, random or bayes",
                 self.method,
             )
-        if self.method in ("random", "bayes") and not self.space:
+        if self.lr_auto is not None:
+            check_lr_auto(self.lr_auto, self.method, swept)
+        elif self.method in ("random", "bayes") and not self.space:
             fail(("space",), f"method {self.method!r} needs at least one parameter in space")
         if self.bayes is not None and self.method != "bayes":
             fail(

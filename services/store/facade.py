@@ -7,6 +7,7 @@ from services.store.db import Database
 from services.store.findings import FindingRepository
 from services.store.history import HistoryRepository
 from services.store.metrics import MetricRepository
+from services.store.pending_sweeps import PendingSweepRepository
 from services.store.notifications import NotificationRepository
 from services.store.progress import ProgressRepository
 from services.store.projects import ProjectRepository
@@ -32,6 +33,7 @@ class Store:
         self.findings = FindingRepository(db)
         self.search = SearchRepository(db)
         self.history = HistoryRepository(db)
+        self.pending_sweeps = PendingSweepRepository(db)
 
     def ping(self) -> bool:
         from sqlalchemy import text

@@ -111,3 +111,30 @@ def test_the_range_test_lands_within_10x_of_the_best_lr_a_grid_finds(
         assert gap <= 1.0, lines[-1]
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+def test_lr_auto_runs_the_range_test_then_the_grid_it_sets(
+    client: TestClient, store: Store, scheduler: Scheduler
+) -> None:
+    base = {**DIGITS, "optimizer": {"name": "adam"}, "budget": {"max_steps": 30}}
+    auto = {"from": "range_test", "min_lr": 1e-5, "steps": 60, "values": 3}
+    created = client.post("/sweeps", json={"base": base, "space": {"optimizer.lr": auto}})
+    assert created.status_code == 201, created.text
+    sweep_id = created.json()["id"]
+    test_id = created.json()["spec"]["lr_auto"]["range_test_sweep_id"]
+    drive(scheduler, lambda: client.get(f"/sweeps/{sweep_id}").json()["status"] == "finished")
+    sweep = client.get(f"/sweeps/{sweep_id}").json()
+    assert sweep["trial_counts"] == {"succeeded": 3}
+    resolution = sweep["spec"]["lr_auto"]["resolution"]
+    lrs = sweep["spec"]["space"]["optimizer.lr"]["values"]
+    assert (
+        len(lrs) == 3 and resolution["low"] * 0.99 <= lrs[0] < lrs[-1] <= resolution["high"] * 1.01
+    )
+    items = client.get(f"/sweeps/{sweep_id}/trials").json()["items"]
+    assert sorted(t["spec"]["optimizer"]["lr"] for t in items) == lrs
+    test = client.get(f"/lr-find/{test_id}").json()
+    assert test["status"] == "succeeded"
+    assert test["recommended"]["lr"] == pytest.approx(resolution["lr"])
+    # Adam on digits: the range test's lrs are where a grid finds the best (~1e-2).
+    assert 1e-4 < resolution["lr"] < 1e-1
