@@ -10,16 +10,15 @@ from typing import Any
 import lrlab
 import pytest
 
-from tests.conftest import _sa_url, create_pg_database, drop_pg_database
+from tests.conftest import temporary_pg_database
 from tests.sdk.server import LrlabServer
 
 
 @pytest.fixture(scope="module")
 def sdk_db_url(pg_server: str) -> Iterator[str]:
     """A database for this module's server alone (the store fixture wipes the shared one)."""
-    name = create_pg_database(pg_server)
-    yield _sa_url(pg_server, name)  # pytest runs the rest whatever the tests did
-    drop_pg_database(pg_server, name)
+    with temporary_pg_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
