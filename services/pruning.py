@@ -17,14 +17,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from pydantic import TypeAdapter, ValidationError
+
 from services.search.pruning import Decision, TrialPruner, pruner_for
-from services.specs import SweepSpec
+from services.specs.early_stop import EarlyStop
 from services.store import Store
 from services.store.search import PruningContext
 
 __all__ = ["EvalPruning", "pruning_for"]
 
 log = logging.getLogger("lrlab.pruning")
+_EARLY_STOP: TypeAdapter[EarlyStop] = TypeAdapter(EarlyStop)
 
 
 class EvalPruning:
@@ -72,9 +75,14 @@ class EvalPruning:
 def pruning_for(store: Store, trial_id: int, attempt: int) -> EvalPruning | None:
     """The attempt's pruning decisions, or None when its sweep has no early_stop."""
     context = store.search.pruning_context(trial_id)
-    if context is None:
+    raw = None if context is None else context.spec.get("early_stop")
+    if context is None or raw is None:
         return None
-    spec = SweepSpec.model_validate(context.spec)
-    if spec.early_stop is None:
+    # Only the early_stop part is read: a sweep spec stored by an older version need not
+    # validate whole for its trials to train.
+    try:
+        early_stop = _EARLY_STOP.validate_python(raw)
+    except ValidationError as exc:
+        log.warning("trial %s trains without early stopping: %s", trial_id, exc)
         return None
-    return EvalPruning(store, context, attempt, pruner_for(spec.early_stop))
+    return EvalPruning(store, context, attempt, pruner_for(early_stop))

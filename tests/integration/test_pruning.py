@@ -132,3 +132,24 @@ def test_a_store_that_fails_a_decision_lets_the_trial_go_on(
 
     monkeypatch.setattr(store.search, "series", away)
     assert pruning(9, {"val_loss": 99.0}) is None
+
+
+def test_only_the_early_stop_part_of_a_stored_spec_is_read(store: Store) -> None:
+    from services.store.sweeps import NewSweep, NewTrial
+
+    project = store.projects.create("old")
+
+    def trial_with(spec: dict[str, Any]) -> int:
+        sweep = store.sweeps.create(
+            project.id,
+            NewSweep("s", "grid", spec, "val_loss", "minimize", None, 1),
+            [NewTrial(params={}, spec={}, max_restarts=0)],
+        )
+        (trial,) = store.sweeps.list_trials(project.id, sweep.id, limit=1, offset=0).items
+        return trial.id
+
+    # A spec some older version stored, which no longer validates whole: still pruned.
+    asha = {"pruner": "asha", "min_resource": 1, "reduction_factor": 2}
+    assert pruning_for(store, trial_with({"early_stop": asha, "retired": 1}), 0) is not None
+    # An early_stop this version cannot read: the trial trains without one.
+    assert pruning_for(store, trial_with({"early_stop": {"pruner": "gone"}}), 0) is None
