@@ -10,6 +10,7 @@
 Light on purpose: httpx and pydantic; pandas only for DataFrames. No server code.
 """
 
+from lrlab._api_lr import NotAvailable
 from lrlab._api_sweeps import WaitTimeout
 from lrlab._batcher import BatcherStats, BufferFull
 from lrlab._retry import RetryPolicy
@@ -34,10 +35,12 @@ from lrlab.models import (
     Finding,
     Health,
     IssuedToken,
+    LrFind,
     MetricSpec,
     Page,
     Project,
     ProjectCreated,
+    Recommendation,
     RegistryEntry,
     RunInfo,
     Series,
@@ -65,14 +68,17 @@ __all__ = [
     "Forbidden",
     "Health",
     "IssuedToken",
+    "LrFind",
     "LrlabError",
     "MetricPoint",
     "MetricSpec",
+    "NotAvailable",
     "NotFound",
     "Page",
     "PayloadTooLarge",
     "Project",
     "ProjectCreated",
+    "Recommendation",
     "RegistryEntry",
     "RequestError",
     "RetryPolicy",

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from lrlab._api_lr import LrApi
 from lrlab._api_sweeps import SweepsApi
 from lrlab._api_trials import TrialsApi
 from lrlab._batcher import WhenFull
@@ -30,7 +31,7 @@ from lrlab.models import (
 from lrlab.runs import Run
 
 
-class Client(SweepsApi, TrialsApi):
+class Client(SweepsApi, TrialsApi, LrApi):
     """A connection to one lrlab server as one project (the token's).
 
     url and token default to LRLAB_URL and LRLAB_TOKEN (see lrlab._config). `timeout` is

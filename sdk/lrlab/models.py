@@ -238,3 +238,45 @@ class RunInfo(Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_TRIAL
+
+
+class LrFind(Model):
+    """An LR range test: the loss-vs-lr curve (columns steps, lr, loss, smoothed), the
+    suggested lrs with their reasoning, the recommended one and log-uniform bounds for a
+    follow-up sweep. Provisional while it runs."""
+
+    sweep_id: int
+    trial_id: int
+    status: str
+    provisional: bool = True
+    stop_reason: str | None = None
+    error: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    curve: dict[str, Any] = Field(default_factory=dict)
+    verdict: str = ""
+    summary: str = ""
+    suggestions: list[dict[str, Any]] = Field(default_factory=list)
+    recommended: dict[str, Any] | None = None
+    bounds: dict[str, Any] | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_TRIAL
+
+
+class Recommendation(Model):
+    """An lr learned from the project's finished trials, or why there is none
+    (`enough_history` false)."""
+
+    query: dict[str, Any] = Field(default_factory=dict)
+    enough_history: bool = False
+    lr: float | None = None
+    range: dict[str, float] | None = None
+    match: str | None = None
+    batch_size_rule: str | None = None
+    metric: dict[str, str] | None = None
+    reasoning: str = ""
+    notes: list[str] = Field(default_factory=list)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    trials: list[dict[str, Any]] = Field(default_factory=list)

@@ -173,6 +173,15 @@ def test_watch_follows_a_sweep_to_its_end(cli: Cli, client: lrlab.Client) -> Non
     assert "1/1 trials done" in human
 
 
+def test_lr_find_and_recommend(cli: Cli) -> None:
+    started = cli.json("lr-find", "digits", "--no-wait", "--max-lr", "1", "--steps", "40")
+    assert started["status"] == "queued" and started["options"]["steps"] == 40
+    assert "range test" in cli("lr-find", "digits", "--no-wait").stdout
+    advice = cli.json("recommend", "--task", "digits", "--optimizer", "adam")
+    assert advice["enough_history"] is False
+    assert "not enough history" in cli("recommend", "--task", "digits", "--optimizer", "sgd").stdout
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

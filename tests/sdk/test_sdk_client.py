@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import httpx
 import lrlab
 import pytest
 import yaml
@@ -223,3 +224,25 @@ def test_findings(client: lrlab.Client) -> None:
     assert client.trial_findings(run.id, kinds=["overfitting"]) == []
     assert client.trial_findings(run.id, min_severity="critical")
     assert {f.id for f in client.sweep(run.info.sweep_id).findings()} == {f.id for f in found}
+
+
+def test_lr_find_and_recommendations(client: lrlab.Client) -> None:
+    found = client.lr_find(job_spec(optimizer={"name": "sgd", "lr": 1e-4}), max_lr=1.0, steps=50)
+    assert isinstance(found, lrlab.LrFind) and found.status == "queued" and found.provisional
+    assert found.options["max_lr"] == 1.0 and found.options["steps"] == 50
+    again = client.get_lr_find(found.sweep_id, max_points=10)
+    assert again.trial_id == found.trial_id
+    with pytest.raises(TimeoutError):  # no scheduler here: it stays queued
+        client.wait_lr_find(found.sweep_id, timeout=0.2, poll=0.05)
+    advice = client.recommend("digits", "sgd", batch_size=64)
+    assert isinstance(advice, lrlab.Recommendation) and not advice.enough_history
+    assert advice.lr is None and advice.reasoning and advice.query["batch_size"] == 64
+
+
+def test_an_older_server_says_what_it_lacks() -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(404, json={"detail": "Not Found"}))
+    old = lrlab.Client("http://lrlab.test", "t", transport=transport)
+    with pytest.raises(lrlab.NotAvailable, match="not available on this server"):
+        old.recommend("digits", "sgd")
+    with pytest.raises(lrlab.NotAvailable, match="range test"):
+        old.lr_find(job_spec())
