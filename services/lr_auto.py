@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from services.domain import TrialStatus
+from services.errors import NotFound
 from services.lr_find import range_test_trial, read_range_test, submit_range_test
 from services.specs import SpecError, SweepSpec, expand_grid, grid_size
 from services.specs.range_test import (
@@ -53,7 +54,10 @@ def start_lr_auto(store: Store, project_id: int, spec: SweepSpec) -> SweepSpec:
     auto = spec.lr_auto
     assert auto is not None and auto.resolution is None
     if auto.range_test_sweep_id is not None:
-        range_test_trial(store, project_id, auto.range_test_sweep_id)  # NotFound if not ours
+        try:
+            range_test_trial(store, project_id, auto.range_test_sweep_id)
+        except NotFound as exc:  # another project's, or not a range test
+            raise NotFound(exc.message, field="lr_auto.range_test_sweep_id") from exc
         return spec
     request = RangeTestRequest(
         name=f"{spec.name} (range test)"[:200],

@@ -55,6 +55,16 @@ def _model(task: str, model: str | None) -> str | None:
     return model
 
 
+def _schedule(name: str) -> str:
+    if name == "range_test":  # its lr ramps: there is no one lr to learn
+        raise InvalidInput(
+            "schedule range_test ramps the lr (the LR range test); ask for the schedule the "
+            "trials will train with",
+            field="schedule",
+        )
+    return _known("schedule", name, SCHEDULES)
+
+
 def _batch_size(value: str) -> int | Literal["full"]:
     if value == "full":
         return "full"
@@ -82,7 +92,7 @@ def build_query(
         model=_model(task, model),
         optimizer=optimizer,
         batch_size=_batch_size(batch_size),
-        schedule=_known("schedule", schedule, SCHEDULES),
+        schedule=_schedule(schedule),
         rule=chosen,
     )
 

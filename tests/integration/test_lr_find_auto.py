@@ -119,6 +119,7 @@ def test_a_finished_range_test_can_be_reused_but_only_the_projects_own(
     assert settle_waiting_sweeps(store) == [sweep["id"]]
     foreign = other_client.post("/sweeps", json={"base": BASE, "space": reuse})
     assert foreign.status_code == 404
+    assert foreign.json()["detail"][0]["field"] == "lr_auto.range_test_sweep_id"
 
 
 def test_the_grid_limit_counts_the_lrs_to_come(client: TestClient) -> None:

@@ -169,6 +169,7 @@ def test_equal_lrs_get_a_range_around_them() -> None:
         ({"batch_size": "0"}, "batch_size", "integer >= 1"),
         ({"batch_size": "many"}, "batch_size", "integer >= 1"),
         ({"schedule": "linear"}, "schedule", "valid: constant"),
+        ({"schedule": "range_test"}, "schedule", "ramps the lr"),
     ],
 )
 def test_query_errors_name_the_field(args: dict[str, str], field: str, words: str) -> None:
