@@ -40,7 +40,11 @@ def ask_next_trial(store: Store) -> Trial | None:
 
 
 def _make(sweep: LazySweep, history: Callable[[], list[PastTrial]]) -> AskedTrial | None:
-    spec = SweepSpec.model_validate(sweep.spec)
+    try:
+        spec = SweepSpec.model_validate(sweep.spec)
+    except ValidationError as exc:  # stored by another version: asking must not stop others
+        log.warning("sweep %s cannot ask for trials, its spec does not read: %s", sweep.id, exc)
+        return None
     space = resolve_space(sweep, spec)
     if space is None:
         return None

@@ -301,3 +301,20 @@ def test_batch_size_sweep_with_lr_scaling_records_the_effective_lr(
         # (and the sweep analysis reports per batch size) is the scaled one.
         assert trial.spec["lr_scaling"] == {"rule": "sqrt", "base_batch_size": 64}
         assert config_of(trial.spec).lr == pytest.approx(lr * math.sqrt(batch / 64))
+
+
+def test_a_lazy_sweep_whose_spec_does_not_read_blocks_no_other(
+    store: Store, tmp_path: Path
+) -> None:
+    from services.store.sweeps import NewSweep
+
+    # The broken one first: the scheduler asks sweeps in id order.
+    broken = store.sweeps.create(
+        store.projects.create("p").id,
+        NewSweep("broken", "random", {"base": {"task": "gone"}}, "val_loss", "minimize", 5, 2),
+        [],
+    )
+    project_id, sweep_id = submit(store, {"optimizer.lr": LR}, method="random", max_trials=2)
+    scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)
+    _until(scheduler.tick, finished(store, project_id, sweep_id))
+    assert trials(store, project_id, broken.id) == []
