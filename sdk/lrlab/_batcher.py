@@ -41,6 +41,7 @@ WhenFull = Literal["block", "drop_oldest", "raise"]
 Entry = tuple[int, float, Mapping[str, Any]]
 _NON_FINITE = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
 MAX_NAME = 200
+MAX_BATCH = 20_000  # points in one request at most (the server's default limit is 50,000)
 YIELD_EVERY = 64  # log calls encoded between two GIL hand-overs
 YIELD_SECONDS = 50e-6
 
@@ -81,8 +82,8 @@ class Batcher:
     ) -> None:
         if when_full not in ("block", "drop_oldest", "raise"):
             raise ValueError("when_full must be 'block', 'drop_oldest' or 'raise'")
-        if batch_size < 1 or max_points < batch_size:
-            raise ValueError("need 1 <= batch_size <= max_points")
+        if not 1 <= batch_size <= MAX_BATCH or max_points < batch_size:
+            raise ValueError(f"need 1 <= batch_size <= max_points and {MAX_BATCH}")
         self.post = post
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -205,7 +206,9 @@ class Batcher:
     def _take(self) -> list[Entry]:
         taken: list[Entry] = []
         points = 0
-        while points < self.batch_size:
+        # A backlog (the server was slow or away) goes in larger requests, up to
+        # MAX_BATCH: fewer round trips to catch up (a 413 splits them if need be).
+        while points < MAX_BATCH:
             try:
                 entry = self._entries.popleft()
             except IndexError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -39,6 +40,7 @@ class FakeRunServer(httpx.BaseTransport):
         self.failed = threading.Event()  # set once a metric batch has been refused
         self.max_points: int | None = None  # over it: 413
         self.refuse_name: str | None = None  # a batch with it: 422
+        self.latency = 0.0  # seconds each metric request takes
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -48,6 +50,7 @@ class FakeRunServer(httpx.BaseTransport):
             return httpx.Response(200, json=ANALYSIS)
         assert path == "/trials/1/metrics", path
         self.attempts += 1
+        time.sleep(self.latency)  # a network round trip and the server's work
         points = json.loads(request.content)["points"]
         status = self.metrics_status
         if self.max_points is not None and len(points) > self.max_points:

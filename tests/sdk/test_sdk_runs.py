@@ -203,11 +203,15 @@ def test_a_batch_too_large_is_split() -> None:
 
 
 def test_points_go_in_full_batches_not_a_trickle() -> None:
+    """A loop logging slower than a round trip still sends batch_size points a request,
+    not what arrived during the last one."""
     fake = FakeRunServer()
+    fake.latency = 0.01
     client = lrlab.Client("http://lrlab.test", "t", transport=fake)
     run = client.start_run("batches", batch_size=100, flush_interval=60.0)
-    for s in range(1050):
+    for s in range(300):
         run.log({"x": 1.0}, step=s)
+        time.sleep(0.001)  # the pace of a training step, not a wait for anything
     run.finish(timeout=30)
-    assert len(fake.stored) == 1050
-    assert fake.batches[:-1] == [100] * (len(fake.batches) - 1) and fake.batches[-1] == 50
+    assert len(fake.stored) == 300
+    assert len(fake.batches) <= 3 and min(fake.batches[:-1]) >= 100, fake.batches
