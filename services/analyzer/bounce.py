@@ -5,13 +5,13 @@ evaluations val_loss moves only as the weights move. A healthy run's val_loss is
 (a running median of five evaluations follows it closely, and a monotone stretch exactly);
 an lr too high throws the weights across the valley and back, and val_loss jumps by tens
 of percent from one evaluation to the next. Jumps are measured as relative changes (log
-scale for a positive loss), so they mean the same at any loss scale. Evaluations where
+scale; a val_loss that is not positive throughout is not judged), so they mean the same
+at any loss scale. Evaluations where
 the lr rose by design (cycles, restarts), in the warmup and in the SWA phase are left out.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,6 @@ class Bounce:
     onset_step: int  # the first evaluation jumping by more than half the amplitude
     last_step: int
     evals: int  # evaluations judged
-    log: bool  # amplitude in log units (a positive loss), else relative to its level
 
 
 def val_bounce(curves: Curves, ctx: RunContext) -> Bounce | None:
@@ -47,14 +46,11 @@ def val_bounce(curves: Curves, ctx: RunContext) -> Bounce | None:
     steps, values = track.steps, track.values
     if values.size < MIN_EVALS:
         return None
-    log = bool(np.all(values > 0))
-    if log:
-        y = np.log(values)
-    else:
-        level = float(np.median(np.abs(values)))
-        if level <= 0 or not math.isfinite(level):
-            return None
-        y = values / level
+    if not bool(np.all(values > 0)):
+        # A relative jump needs a positive level: a val_loss that reaches 0 (a solved
+        # episode) or goes negative is a score, whose jumps say nothing about the lr.
+        return None
+    y = np.log(values)
     keep = _judged(steps, curves, ctx)
     if int(keep.sum()) < MIN_EVALS:
         return None
@@ -66,7 +62,7 @@ def val_bounce(curves: Curves, ctx: RunContext) -> Bounce | None:
     kept_steps = steps[keep]
     over = np.flatnonzero(jumps > 0.5 * amplitude)
     onset = int(kept_steps[over[0]]) if over.size else int(kept_steps[0])
-    return Bounce(amplitude, drop, onset, int(kept_steps[-1]), int(keep.sum()), log)
+    return Bounce(amplitude, drop, onset, int(kept_steps[-1]), int(keep.sum()))
 
 
 def _judged(steps: IntArray, curves: Curves, ctx: RunContext) -> BoolArray:

@@ -119,6 +119,17 @@ class Curves:
         return build_profile(track, self.context, self.lr, scale="linear")
 
     @cached_property
+    def train_log(self) -> LossProfile | None:
+        """train_loss on a log scale whenever it is positive: for judging how far it rose.
+
+        A rise is a ratio (2x, 10x) and batch noise grows with the loss, so a loss that
+        climbed from 3 to 15 is judged in log units even though it spans under a decade."""
+        p = self.train
+        if p is None or p.log:
+            return p
+        return build_profile(self.tracks["train_loss"], self.context, self.lr, scale="log")
+
+    @cached_property
     def val(self) -> ValCurve | None:
         track = self.tracks.get("val_loss")
         return None if track is None else _val_curve(track, linear=False)

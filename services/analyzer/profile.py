@@ -32,7 +32,15 @@ from services.analyzer.stats import (
     isotonic_decreasing,
 )
 
-__all__ = ["Bins", "LossProfile", "build_profile", "lr_rising", "make_bins", "use_log"]
+__all__ = [
+    "Bins",
+    "LossProfile",
+    "build_profile",
+    "design_mask",
+    "lr_rising",
+    "make_bins",
+    "use_log",
+]
 
 TARGET_BINS = 100
 MIN_PER_BIN = 5
@@ -130,6 +138,11 @@ class LossProfile:
         """A working-scale value back in the metric's own units."""
         return math.exp(value) if self.log else value
 
+    def raw_values(self, index: IntArray) -> FloatArray:
+        """The points at `index`, in the metric's own units."""
+        picked = self.y[index]
+        return np.asarray(np.exp(picked) if self.log else picked, dtype=np.float64)
+
     def noise_m(self, mask: BoolArray | None = None) -> float:
         """Typical noise of a bin median over `mask` (all bins if None or empty)."""
         sm = self.bins.sigma_m
@@ -176,12 +189,13 @@ def build_profile(
     track: Track,
     ctx: RunContext,
     lr: Track | None,
-    scale: Literal["auto", "linear"] = "auto",
+    scale: Literal["auto", "linear", "log"] = "auto",
 ) -> LossProfile:
     bad = track.first_nonfinite()
     finite = track.head(bad) if bad is not None else track
     nonfinite = None if bad is None else (int(track.steps[bad]), float(track.values[bad]))
-    log = scale == "auto" and use_log(finite.values)
+    positive = finite.size > 0 and bool(np.all(finite.values > 0))
+    log = (scale == "auto" and use_log(finite.values)) or (scale == "log" and positive)
     y = np.log(finite.values) if log else finite.values
     bins = make_bins(finite.steps, y)
     head = y[: max(1, min(20, y.size // 100))]
@@ -192,6 +206,12 @@ def build_profile(
         window &= bins.lo >= ctx.warmup_steps
     if ctx.swa_start_step is not None:
         window &= bins.hi < ctx.swa_start_step
+    by_design = design_mask(lr, bins, ctx)
+    return LossProfile(finite.steps, y, log, bins, window, by_design, start, nonfinite)
+
+
+def design_mask(lr: Track | None, bins: Bins, ctx: RunContext) -> BoolArray:
+    """Per bin: the lr rose here by design, or did within the lag before."""
     if lr is not None and lr.size:
         lag = max(1, round(LAG_FRACTION * bins.size))
         rising = lr_rising(lr, bins)
@@ -199,10 +219,8 @@ def build_profile(
             # A warmup raises the lr so that the loss does *not* rise: a rise during it
             # says the target lr is too high, it is not a cycle's expected bump.
             rising &= bins.lo >= ctx.warmup_steps
-        by_design = _dilate(rising, lag)
-    elif ctx.cyclical:
+        return _dilate(rising, lag)
+    if ctx.cyclical:
         # The schedule raises the lr but we cannot see when: nothing can be ruled out.
-        by_design = np.ones(bins.size, dtype=np.bool_)
-    else:
-        by_design = np.zeros(bins.size, dtype=np.bool_)
-    return LossProfile(finite.steps, y, log, bins, window, by_design, start, nonfinite)
+        return np.ones(bins.size, dtype=np.bool_)
+    return np.zeros(bins.size, dtype=np.bool_)

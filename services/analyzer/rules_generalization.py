@@ -2,9 +2,11 @@
 
 val_loss is sparse (one point per evaluation), so it is smoothed with a short running
 median and its noise taken from neighbour differences; the rise must beat both that
-noise and a tenth of val's own drop, and train_loss must keep falling meanwhile (a rise of
-both is instability, not overfitting). The SWA phase is left out: its lr is the
-schedule's choice, and its own averaged result is reported separately.
+noise and a twentieth of val's own drop, and train_loss must keep falling meanwhile (a
+rise of both is instability, not overfitting). The minimum may be the first evaluation:
+a big model on a tiny training set can get worse on held-out data from the start. The
+SWA phase is left out: its lr is the schedule's choice, and its own averaged result is
+reported separately.
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
 from services.analyzer.recommend import fmt, lr_changes, nice, weight_decay_change
+from services.analyzer.stats import MEDIAN_EFFICIENCY
 
 __all__ = ["overfitting"]
 
-RISE_NOISE = 4.0
+# The late level (a median of many evaluations, sd ~0.25 sigma) against the minimum of a
+# 5-point running median (sd ~0.55 sigma, and biased low by about that much for being a
+# minimum): a rise of 3 sigma is more than 3.5 standard errors of their difference.
+RISE_NOISE = 3.0
 RISE_OF_DROP = 0.05
 # Below this share of val's drop the rise is mild: worth knowing, not yet a warning.
 MILD_OF_DROP = 0.1
-TRAIN_FALL_NOISE = 3.0
+# train_loss keeps falling after val's minimum: by 3 standard errors and 2% of its drop.
+TRAIN_FALL_SE = 3.0
 TRAIN_FALL_OF_DROP = 0.02
+TRAIN_AROUND = 2
+# A rise under 2% of val's level is not worth stopping for, however significant.
+MIN_RISE = 0.02
 MIN_EVALS = 6
 # The minimum must leave room for a trend after it: this share of the evaluated span.
 MIN_TAIL_SHARE = 0.1
@@ -33,6 +43,8 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     v, p = curves.val, curves.train
     if v is None or p is None or p.bins.size < 6:
         return None
+    if not bool(np.all(p.y > 0)) and not p.log:
+        return None  # a signed surrogate (policy gradient) has no gap to grow
     if ctx.swa_start_step is not None:
         v = v.before(ctx.swa_start_step)
     m = ctx.margin
@@ -46,21 +58,26 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
         return None
     k = max(2, (v.size - i_min) // 4)
     v_late = float(np.median(v.y[-k:]))
-    v_drop = v.start - v_min
-    if v_drop <= 3 * v.sigma:
-        return None  # val never improved: nothing learned to overfit
+    v_drop = max(v.start - v_min, 0.0)
     rise = v_late - v_min
     need = max(RISE_NOISE * v.sigma, RISE_OF_DROP * v_drop)
-    if rise < m * need:
+    # Significant is not enough: a smooth curve makes a 0.1% rise significant.
+    floor = np.log1p(MIN_RISE) if v.log else MIN_RISE * abs(v_min)
+    if rise < m * max(need, floor):
         return None
 
     b = p.bins
-    centers = b.center
-    t_at_min = float(np.interp(step_min, centers, b.med))
+    # train_loss around val's minimum (the bins within TRAIN_AROUND of it) against its
+    # last bins: each a median of several bin medians, so the fall is judged against the
+    # standard error of their difference.
+    at = int(np.clip(np.searchsorted(b.lo, step_min, side="right") - 1, 0, b.size - 1))
+    around = b.med[max(0, at - TRAIN_AROUND) : at + TRAIN_AROUND + 1]
+    t_at_min = float(np.median(around))
     kt = max(2, b.size // 20)
     t_late = float(np.median(b.med[-kt:]))
     t_drop = max(p.start - float(np.min(b.med)), 0.0)
-    t_need = max(TRAIN_FALL_NOISE * p.noise_m(), TRAIN_FALL_OF_DROP * t_drop)
+    se = MEDIAN_EFFICIENCY * p.noise_m() * np.sqrt(1.0 / around.size + 1.0 / kt)
+    t_need = max(TRAIN_FALL_SE * se, TRAIN_FALL_OF_DROP * t_drop)
     if t_at_min - t_late < m * t_need:
         return None
     if curves.lr is not None:

@@ -12,6 +12,7 @@ import numpy as np
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
+from services.analyzer.profile import design_mask
 from services.analyzer.recommend import (
     clip_threshold,
     fmt,
@@ -19,6 +20,7 @@ from services.analyzer.recommend import (
     lr_changes,
     warmup_steps_for,
 )
+from services.analyzer.series import Track
 
 __all__ = ["exploding_gradients", "vanishing_gradients"]
 
@@ -33,6 +35,7 @@ SPIKE_RATE = 0.002
 COLLAPSE_DECADES = 1.5
 COLLAPSE_ALONE_DECADES = 3.0
 ZERO_SHARE = 0.5
+SOLVED_SHARE = 0.01
 STUCK_OF_DROP = 0.1
 HIGH_SHARE = 0.5
 
@@ -49,7 +52,10 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
     evidence: dict[str, Value] = {"metric": "grad_norm"}
     if b.size >= MIN_BINS:
         # Height above the lowest level reached so far: the usual early fall is not growth.
-        excess = b.med - np.minimum.accumulate(b.med)
+        # Bins where the lr rose by design (cycles, restarts) are left out: larger steps
+        # there are meant, and so are the larger gradients they bring.
+        design = design_mask(curves.lr, b, ctx)
+        excess = np.where(design, 0.0, b.med - np.minimum.accumulate(b.med))
         k = max(2, b.size // 10)
         late = float(np.median(excess[-k:]))
         peak_i = int(np.argmax(excess))
@@ -62,7 +68,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         # median norm is tiny, and an ordinary hard batch is 10x that without exploding.
         ceiling = np.maximum.accumulate(b.med)[groups]
         hit = (logs - b.med[groups] >= SPIKE_DECADES) & (logs - floor >= SPIKE_DECADES)
-        hit &= logs > ceiling
+        hit &= (logs > ceiling) & ~design[groups]
         spike_onsets = np.flatnonzero(hit & ~np.concatenate(([False], hit[:-1])))
         spikes = int(spike_onsets.size)
         evidence.update({"growth_decades_last": late, "growth_decades_peak": peak})
@@ -170,6 +176,23 @@ def _loss_stuck_after(curves: Curves, step: int) -> bool | None:
     return stuck and high
 
 
+def _solved_where_zero(curves: Curves, grad: Track) -> bool:
+    """train_loss is ~0 on the steps whose gradient is exactly 0: solved batches of a
+    saturated, confident model, not dead units (which leave the loss high)."""
+    p = curves.train
+    if p is None or p.steps.size == 0:
+        return False
+    zero_steps = grad.steps[grad.values == 0]
+    at = np.searchsorted(p.steps, zero_steps)
+    hit = at < p.steps.size
+    hit[hit] &= p.steps[at[hit]] == zero_steps[hit]
+    if not bool(hit.any()):
+        return False
+    losses = p.raw_values(at[hit])
+    start = abs(p.raw(p.start))
+    return bool(np.median(np.abs(losses)) <= SOLVED_SHARE * start)
+
+
 def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
     g = curves.grad
     if g is None:
@@ -177,7 +200,7 @@ def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
     m = ctx.margin
     b = g.bins
     evidence: dict[str, Value] = {"metric": "grad_norm"}
-    if g.zero_fraction_late >= ZERO_SHARE:
+    if g.zero_fraction_late >= ZERO_SHARE and not _solved_where_zero(curves, g.track):
         zeros = np.flatnonzero(g.track.values == 0)
         step = int(g.track.steps[zeros[0]]) if zeros.size else None
         evidence["zero_share_last_quarter"] = g.zero_fraction_late

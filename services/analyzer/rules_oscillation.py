@@ -156,13 +156,13 @@ def oscillation(curves: Curves, ctx: RunContext) -> Finding | None:
         evidence.update(train.evidence)
         ratio, onset_step = train.ratio, train.onset_step
     if bounce is not None and val_ratio > 0:
-        pct = 100 * (np.expm1(bounce.amplitude) if bounce.log else bounce.amplitude)
+        pct = 100 * np.expm1(bounce.amplitude)
         parts.append(
             f"val_loss jumps {fmt(pct)}% or more away from its running median on a fifth of "
             f"the {bounce.evals} evaluations from step {bounce.onset_step} to "
             f"{bounce.last_step}, where a settling run moves smoothly"
         )
-        evidence.update({"val_jump": bounce.amplitude, "val_jump_log": bounce.log})
+        evidence["val_jump_log"] = bounce.amplitude
         ratio = max(ratio, val_ratio)
         onset_step = bounce.onset_step if onset_step is None else min(onset_step, bounce.onset_step)
     assert onset_step is not None  # one of the two views fired

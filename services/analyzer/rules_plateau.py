@@ -44,6 +44,8 @@ STUCK_RUNNING_SHARE = 0.2
 # least this share of the run.
 STARVED_LR = 0.01
 STARVED_SHARE = 0.3
+# A stretch over which val_loss fell by this share of its whole drop was not flat.
+VAL_MOVED_OF_DROP = 0.25
 
 
 @dataclass(frozen=True)
@@ -179,13 +181,28 @@ def _starved(p: LossProfile, curves: Curves, ctx: RunContext) -> _Stretch | None
     return _Stretch("starved", cut, last_step, level, share / STARVED_SHARE, summary, evidence)
 
 
+def _val_moved(curves: Curves, first: int, last: int) -> bool:
+    """val_loss fell clearly over the stretch: the run was not stuck, whatever train_loss
+    says (a policy-gradient surrogate, or a batch loss too noisy to show the progress)."""
+    v = curves.val
+    if v is None or v.size < 5:
+        return False
+    inside = (v.steps >= first) & (v.steps <= last)
+    if int(inside.sum()) < 3:
+        return False
+    smooth = v.smooth[inside]
+    fell = float(smooth[0] - smooth[-1])
+    total = max(v.start - float(np.min(v.smooth)), 0.0)
+    return fell > max(FLAT_NOISE * v.sigma, VAL_MOVED_OF_DROP * total)
+
+
 def plateau(curves: Curves, ctx: RunContext) -> Finding | None:
     """No progress for a long stretch: starved of lr, stuck from the start, or escaped."""
     p = curves.train
     if p is None or int(p.usable.sum()) < MIN_BINS:
         return None
     stretch = _starved(p, curves, ctx) or _stuck(p, ctx) or _escaped(p, curves, ctx)
-    if stretch is None:
+    if stretch is None or _val_moved(curves, stretch.first, stretch.last):
         return None
     first_step, last_step = int(p.steps[0]), int(p.steps[-1])
     span = max(last_step - first_step, 1)

@@ -70,6 +70,8 @@ def _train_pace(curves: Curves) -> _Pace | None:
     p = curves.train_linear
     if p is None or int(p.usable.sum()) < MIN_BINS:
         return None
+    if not bool(np.all(p.y > 0)):
+        return None  # a signed surrogate (policy gradient) has no pace to read
     mask = p.usable
     return _Pace("train_loss", p.bins.center[mask], p.iso(mask), p.noise_m(mask), p.raw)
 
@@ -99,8 +101,9 @@ def slow_convergence(curves: Curves, ctx: RunContext) -> Finding | None:
             continue
         first, last = pace.at(0.0) - pace.at(0.25), pace.at(0.75) - pace.at(1.0)
         total = pace.at(0.0) - pace.at(1.0)
-        if total < m * PROGRESS_NOISE * pace.noise or first <= 0:
+        if total < m * PROGRESS_NOISE * pace.noise:
             continue  # no clear progress in this one: the next may show it
+        # A first quarter with no progress and a later fall is speeding up: no slowdown.
         need = max(SLOW_RATIO * first, SLOW_SHARE * total)
         if last < m * need:
             return None  # it slowed down: converging, not slow
@@ -142,6 +145,11 @@ def _slow_finding(
                 {"budget.max_steps": longer},
             )
         )
+    pace_text = (
+        f"{fmt(100 * last / first)}% as much loss as the first"
+        if first > 0
+        else "more loss than the first (the run was speeding up)"
+    )
     start_step, end_step = int(pace.steps[0]), int(pace.steps[-1])
     r = pace.raw
     return Finding(
@@ -164,8 +172,8 @@ def _slow_finding(
         },
         recommendation=(
             f"Raise the lr about {fmt(factor)}x: the last quarter of the run still removed "
-            f"{fmt(100 * last / first)}% as much loss as the first, so the run ended far from "
-            "converged, and while the lr is this far below stable the pace grows with it."
+            f"{pace_text}, so the run ended far from converged, and while the lr is this far "
+            "below stable the pace grows with it."
         ),
         changes=changes,
         alternatives=tuple(alternatives),

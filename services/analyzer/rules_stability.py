@@ -30,6 +30,7 @@ __all__ = ["divergence", "lr_text", "stability_changes"]
 GIVE_BACK = 0.5
 RISE_NOISE = 3.0
 RISE_NOISE_MEDIAN = 8.0
+START_NOISE = 4.0
 
 
 def _rise_onset(med: np.ndarray, after: int, level: float) -> int:
@@ -97,7 +98,7 @@ def stability_changes(
 
 def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
     """Non-finite loss, or a loss that rose far above its best and stayed there."""
-    p = curves.train
+    p = curves.train_log
     name = "train_loss"
     if p is None:
         v = curves.tracks.get("val_loss")
@@ -139,10 +140,14 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
     # one step's noise, which a loss bouncing every other step inflates far beyond it.
     sigma_level = global_diff_sigma(b.med)
     need = max(GIVE_BACK * drop, RISE_NOISE_MEDIAN * sigma_level)
+    # Above where training started is judged with less slack than above the best: the
+    # best is a minimum over many noisy bins (biased low), the start is not. Only for a
+    # positive loss (log scale): a signed surrogate's start is no reference.
+    above_start = p.log and late - p.start >= m * START_NOISE * sigma_level
     blew_up = (
         b.size >= 6
         and best_i < b.size - k
-        and rise >= m * need
+        and (rise >= m * need or above_start)
         and float(b.med[-1]) >= best + 0.5 * rise
     )
     swa = ctx.swa_start_step
