@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench.corpus.recipe import Recipe
 from bench.corpus.recipes_fit import FIT
 from bench.corpus.recipes_progress import PROGRESS
 from bench.corpus.recipes_unstable import UNSTABLE
 
-__all__ = ["HELD_OUT_TASKS", "RECIPES"]
+__all__ = ["FRESH_SEED", "HELD_OUT_TASKS", "RECIPES"]
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (*UNSTABLE, *PROGRESS, *FIT)}
+# One more seed of every recipe, generated after the rules were settled and never looked
+# at while tuning them: a check of the held-out figures on curves new to everyone.
+FRESH_SEED = 11
+
+RECIPES: dict[str, Recipe] = {
+    r.name: dataclasses.replace(r, seeds=(*r.seeds, FRESH_SEED))
+    for r in (*UNSTABLE, *PROGRESS, *FIT)
+}
 if len(RECIPES) != len(UNSTABLE) + len(PROGRESS) + len(FIT):
     raise RuntimeError("two recipes share a name")
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.analyzer.context import RunContext
-from services.analyzer.curves import Curves
+from services.analyzer.curves import MAX_VAL_POINTS, Curves
+from services.analyzer.profile import make_bins
 from services.analyzer.stats import BoolArray, IntArray, running_median
 
 __all__ = ["Bounce", "val_bounce"]
@@ -51,6 +52,10 @@ def val_bounce(curves: Curves, ctx: RunContext) -> Bounce | None:
         # episode) or goes negative is a score, whose jumps say nothing about the lr.
         return None
     y = np.log(values)
+    if y.size > MAX_VAL_POINTS:
+        # Evaluated (nearly) every step: judge bin medians, as the other val views do.
+        bins = make_bins(steps, y)
+        steps, y = np.asarray(bins.lo + (bins.hi - bins.lo) // 2, dtype=np.int64), bins.med
     keep = _judged(steps, curves, ctx)
     if int(keep.sum()) < MIN_EVALS:
         return None

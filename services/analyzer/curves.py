@@ -14,13 +14,13 @@ from services.analyzer.profile import Bins, LossProfile, build_profile, make_bin
 from services.analyzer.series import SeriesLike, Track, to_track
 from services.analyzer.stats import FloatArray, IntArray, global_curvature_sigma, running_median
 
-__all__ = ["METRICS", "Curves", "GradCurve", "ValCurve"]
+__all__ = ["MAX_VAL_POINTS", "METRICS", "Curves", "GradCurve", "ValCurve"]
 
 # The metric names of the contract (DESIGN.md) that the rules read.
 METRICS = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm", "swa_val_loss")
 
 # Evaluations beyond this many are reduced to bin medians before smoothing.
-_MAX_VAL_POINTS = 400
+MAX_VAL_POINTS = 400
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _val_curve(track: Track, linear: bool) -> ValCurve:
     log = not linear and use_log(values)
     y = np.log(values) if log else values
     steps = finite.steps
-    if y.size > _MAX_VAL_POINTS:
+    if y.size > MAX_VAL_POINTS:
         bins = make_bins(steps, y)
         steps, y = np.asarray(bins.lo + (bins.hi - bins.lo) // 2, dtype=np.int64), bins.med
     smooth = running_median(y, 5 if y.size >= 15 else 3)

@@ -21,6 +21,7 @@ from services.analyzer.rules_progress import FLAT_NOISE, MIN_BINS, budget_seen, 
 __all__ = ["underfitting"]
 
 HIGH_SHARE = 0.5
+FLAT_SHOWN = 0.1
 GAP_SHARE = 0.25
 TAIL = 0.4
 
@@ -57,6 +58,10 @@ def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     v_tail = v.smooth[vt]
     val_final = float(np.median(v.y[-max(2, v.size // 10) :]))
     flat = train_tail <= eps and abs(float(v_tail[0] - v_tail[-1])) <= v_eps
+    # "Flat" must be shown, not merely not refuted: one of the two curves is quiet enough
+    # that a change of a tenth of its level would have stood out.
+    shown = min(eps / max(train_final, 1e-300), v_eps / max(val_final, 1e-300)) <= FLAT_SHOWN
+    flat = flat and shown
     # Within its noise of the start at most: a loss that ended above it got worse.
     high = p.start + eps >= train_final >= min(1.0, HIGH_SHARE * m) * p.start
     last_steps = p.steps >= p.bins.lo[mask][-k]
