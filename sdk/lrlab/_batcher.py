@@ -42,6 +42,9 @@ Entry = tuple[int, float, Mapping[str, Any]]
 _NON_FINITE = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
 MAX_NAME = 200
 MAX_BATCH = 20_000  # points in one request at most (the server's default limit is 50,000)
+# batch_size defaults to 5,000: a request costs the sender ~2 ms of CPU whatever its size
+# (HTTP, the loopback's kernel work), against ~1 us a point to encode; a loop logging
+# 5 metrics every millisecond fills a batch each second, the flush interval.
 YIELD_EVERY = 64  # log calls encoded between two GIL hand-overs
 YIELD_SECONDS = 50e-6
 
@@ -73,7 +76,7 @@ class Batcher:
         self,
         post: Callable[[bytes], None],
         *,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         flush_interval: float = 1.0,
         max_points: int = 500_000,
         when_full: WhenFull = "block",

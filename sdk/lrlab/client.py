@@ -131,7 +131,7 @@ class Client(SweepsApi, TrialsApi, LrApi):
         tags: Sequence[str] = (),
         metric: str | None = None,
         goal: str | None = None,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         flush_interval: float = 1.0,
         max_points: int = 500_000,
         when_full: WhenFull = "block",

@@ -42,7 +42,7 @@ class Run:
         http: Http,
         info: RunInfo,
         *,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         flush_interval: float = 1.0,
         max_points: int = 500_000,
         when_full: WhenFull = "block",
