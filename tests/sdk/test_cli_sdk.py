@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,9 @@ def test_watch_follows_a_sweep_to_its_end(cli: Cli, client: lrlab.Client) -> Non
             env=cli.env,
             cwd=cli.cwd,
         )
+    # Whatever happens, the watcher is gone within two minutes (reads below then end).
+    deadline = threading.Timer(120, watcher.kill)
+    deadline.start()
     try:
         assert watcher.stdout is not None
         first = json.loads(watcher.stdout.readline())  # it is connected and reading
@@ -161,6 +165,7 @@ def test_watch_follows_a_sweep_to_its_end(cli: Cli, client: lrlab.Client) -> Non
         out = watcher.stdout.read()  # through the same buffer as readline, to the end
         watcher.wait(timeout=60)
     finally:
+        deadline.cancel()
         if watcher.poll() is None:
             watcher.kill()
             watcher.wait()
