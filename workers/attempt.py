@@ -66,7 +66,8 @@ def run_attempt(a: Assignment) -> RunReport:
         log.warning("trial %s attempt %s: %s", a.trial_id, a.attempt, why_cpu)
     if not store.trial_states.attach_worker(a.trial_id, a.attempt, worker, note=why_cpu):
         return RunReport(a.trial_id, a.attempt, RunOutcome.LOST, error="lease lost before start")
-    sink = MetricSink(lambda rows: store.metrics.write(a.trial_id, rows))
+    # Every 0.5 s at most, so a live reader (the analyzer, a stream) sees a trial promptly.
+    sink = MetricSink(lambda rows: store.metrics.write(a.trial_id, rows), max_age_seconds=0.5)
     control = TrialControl(lambda step: store.trial_states.heartbeat(a.trial_id, a.attempt, step))
     control.start()
     try:

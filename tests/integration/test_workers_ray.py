@@ -163,7 +163,9 @@ def test_a_killed_worker_resumes_from_its_checkpoint_without_gaps_or_duplicates(
 ) -> None:
     base = {
         "task": "digits",
-        "budget": {"max_steps": 600},
+        # Long enough that the kill lands mid-run: the sink writes about once a second, so
+        # a short trial can be over before its first checkpointed step is visible.
+        "budget": {"max_steps": 4000},
         "eval_every": 50,
         "checkpoint_every": 100,
         "max_restarts": 2,
@@ -184,12 +186,12 @@ def test_a_killed_worker_resumes_from_its_checkpoint_without_gaps_or_duplicates(
     assert t.status is TrialStatus.SUCCEEDED
     assert t.attempt == 1
     steps, _ = series(store, t.id, "train_loss")
-    assert steps == list(range(600))
+    assert steps == list(range(4000))
     with store.db.session() as s:
         stored = s.execute(
             text("SELECT count(*) FROM metric_points WHERE trial_id = :t AND name = 'train_loss'"),
             {"t": t.id},
         ).scalar_one()
-    assert stored == 600
+    assert stored == 4000
     events = [e.status for e in store.sweeps.trial_events(t.project_id, t.id)]
     assert events.count(TrialStatus.RUNNING) == 2 and TrialStatus.QUEUED in events[1:]
