@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 
@@ -60,14 +61,17 @@ class GradCurve:
     nonfinite: tuple[int, float] | None
 
 
-def _val_curve(track: Track, linear: bool) -> ValCurve:
+def _val_curve(track: Track, scale: Literal["auto", "linear", "log"]) -> ValCurve:
     bad = track.first_nonfinite()
     finite = track.head(bad) if bad is not None else track
     nonfinite = None if bad is None else (int(track.steps[bad]), float(track.values[bad]))
     if finite.size == 0:
         return ValCurve(finite.steps, finite.values, finite.values, 0.0, False, math.nan, nonfinite)
     values = finite.values
-    log = not linear and use_log(values)
+    if scale == "log":
+        log = bool(np.all(values > 0))
+    else:
+        log = scale == "auto" and use_log(values)
     y = np.log(values) if log else values
     steps = finite.steps
     if y.size > MAX_VAL_POINTS:
@@ -132,14 +136,27 @@ class Curves:
     @cached_property
     def val(self) -> ValCurve | None:
         track = self.tracks.get("val_loss")
-        return None if track is None else _val_curve(track, linear=False)
+        return None if track is None else _val_curve(track, "auto")
 
     @cached_property
     def val_linear(self) -> ValCurve | None:
         v = self.val
         if v is None or not v.log:
             return v
-        return _val_curve(self.tracks["val_loss"], linear=True)
+        return _val_curve(self.tracks["val_loss"], "linear")
+
+    @cached_property
+    def val_log(self) -> ValCurve | None:
+        """val_loss on a log scale whenever it is positive: for judging how far it rose.
+
+        As for train_log: a rise is a ratio, and the evaluation noise of a positive loss
+        grows with its level (a heavy-tailed MSE on a small set most of all), so a rise
+        from a low minimum is judged against the noise at that level, not the noise of
+        the higher stretch after it."""
+        v = self.val
+        if v is None or v.log:
+            return v
+        return _val_curve(self.tracks["val_loss"], "log")
 
     @cached_property
     def grad(self) -> GradCurve | None:

@@ -1,7 +1,10 @@
 """Overfitting: val_loss climbs from its minimum while train_loss keeps falling.
 
 val_loss is sparse (one point per evaluation), so it is smoothed with a short running
-median and its noise taken from neighbour differences; the rise must beat both that
+median and its noise taken from neighbour differences. It is read on a log scale when
+positive (curves.val_log): a rise is a ratio, and evaluation noise grows with the level,
+so a rise from a quiet minimum is not judged by the noisier stretch above it. The rise
+must beat both that
 noise and a twentieth of val's own drop, and train_loss must keep falling meanwhile (a
 rise of both is instability, not overfitting). The minimum may be the first evaluation:
 a big model on a tiny training set can get worse on held-out data from the start. The
@@ -40,7 +43,7 @@ MIN_TAIL_SHARE = 0.1
 
 
 def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
-    v, p = curves.val, curves.train
+    v, p = curves.val_log, curves.train
     if v is None or p is None or p.bins.size < 6:
         return None
     if not bool(np.all(p.y > 0)) and not p.log:

@@ -26,7 +26,6 @@ from services.analyzer import KINDS
 KNOWN_SHORTFALLS: dict[tuple[str, str], tuple[float, float]] = {
     ("all", "healthy"): (0.85, 0.85),
     ("held-out", "oscillation"): (0.8, 0.75),
-    ("held-out", "overfitting"): (0.9, 0.8),
     ("held-out", "underfitting"): (0.8, 0.7),
     ("held-out", "exploding_gradients"): (0.8, 0.75),
     ("held-out", "healthy"): (0.8, 0.85),
