@@ -21,7 +21,7 @@ from services.analyzer.recommend import (
     nice,
     warmup_steps_for,
 )
-from services.analyzer.stats import global_diff_sigma
+from services.analyzer.stats import FloatArray, global_diff_sigma
 
 __all__ = ["divergence", "lr_text", "stability_changes"]
 
@@ -31,6 +31,13 @@ GIVE_BACK = 0.5
 RISE_NOISE = 3.0
 RISE_NOISE_MEDIAN = 8.0
 START_NOISE = 4.0
+# Blown up at once: nearly all of the run (this share of its bins) and its end sit a decade
+# or more above the loss at its first step, the untrained model's. A decade is the unit
+# the gradient rules use for an explosion; even a heavy-tailed batch loss (MSE at batch 8)
+# has a per-step spread of about half a decade at most, and a median of bins far less.
+AT_ONCE_DECADES = 1.0
+AT_ONCE_SHARE = 0.9
+MIN_WITNESS = 5
 
 
 def _rise_onset(med: np.ndarray, after: int, level: float) -> int:
@@ -38,6 +45,47 @@ def _rise_onset(med: np.ndarray, after: int, level: float) -> int:
     suffix_min = np.minimum.accumulate(med[::-1])[::-1]
     above = np.flatnonzero(suffix_min[after + 1 :] > level)
     return after + 1 + int(above[0]) if above.size else med.size - 1
+
+
+def _far_above(values: FloatArray, ceiling: float) -> float | None:
+    """Decades above `ceiling` / 10**AT_ONCE_DECADES of the lower AT_ONCE_SHARE quantile
+    of `values`, when it and the last tenth of them are at or above `ceiling`."""
+    if values.size < MIN_WITNESS:
+        return None
+    low = float(np.quantile(values, 1.0 - AT_ONCE_SHARE))
+    late = float(np.median(values[-max(2, values.size // 10) :]))
+    if low < ceiling or late < ceiling:
+        return None
+    return float(np.log10(low * 10**AT_ONCE_DECADES / ceiling))
+
+
+def _blown_up_at_once(p: LossProfile, curves: Curves) -> tuple[int, float, float, str] | None:
+    """(first step a decade above the first point, that first value, decades above it,
+    the witness: "bins" or "evaluations")
+    when the loss jumped far above its untrained level within its first steps and never
+    came back (a clipped blow-up stays finite). The usual start, a median of the first
+    points, is already the blown-up level then. Two witnesses, either suffices: the train
+    bin medians, and the evaluations (a fixed set: no batch noise, and no batches of a
+    saturated cross-entropy that round to exactly 0 and pull bin medians down)."""
+    b = p.bins
+    if b.size < 6 or p.y.size == 0:
+        return None
+    first = p.raw(float(p.y[0]))
+    if not first > 0 or not (p.log or bool(np.all(p.y >= 0))):
+        return None  # a signed surrogate (policy gradient) is no loss to compare with
+    ceiling = first * 10**AT_ONCE_DECADES
+    decades, witness = _far_above(np.exp(b.med) if p.log else b.med, ceiling), "bins"
+    v = curves.val
+    if v is not None and v.size:
+        seen = _far_above(np.exp(v.y) if v.log else v.y, ceiling)
+        if seen is not None and (decades is None or seen > decades):
+            decades, witness = seen, "evaluations"
+    if decades is None:
+        return None
+    raw = np.exp(p.y) if p.log else p.y
+    above = np.flatnonzero(raw >= ceiling)
+    onset = int(p.steps[above[0]]) if above.size else int(p.steps[0])
+    return onset, first, decades, witness
 
 
 def lr_text(p: LossProfile, curves: Curves, ctx: RunContext, onset_bin: int) -> str:
@@ -94,6 +142,48 @@ def stability_changes(
             )
         )
     return " ".join(parts), changes, alternatives
+
+
+def _at_once_finding(
+    p: LossProfile,
+    curves: Curves,
+    ctx: RunContext,
+    name: str,
+    at_once: tuple[int, float, float, str],
+    evidence: dict[str, Value],
+) -> Finding:
+    onset_step, first, decades, witness = at_once
+    b = p.bins
+    onset_bin = int(np.clip(np.searchsorted(b.lo, onset_step, side="right") - 1, 0, b.size - 1))
+    level = p.raw(float(np.median(b.med)))
+    evidence.update(
+        {
+            "start": first,
+            "median_after": level,
+            "decades_above_start": decades,
+            "onset_step": onset_step,
+        }
+    )
+    text, changes, alternatives = stability_changes(
+        p, curves, ctx, onset_bin, onset_step, blow_up=True
+    )
+    return Finding(
+        kind="divergence",
+        severity="critical",
+        confidence=confidence_from(decades / AT_ONCE_DECADES, running=ctx.running),
+        step=onset_step,
+        summary=(
+            f"{name} was {fmt(first)} at step {int(p.steps[0])} and jumped above "
+            f"{fmt(10**AT_ONCE_DECADES * first)} at step {onset_step}"
+            f"{lr_text(p, curves, ctx, onset_bin)}, and never came back: {fmt(level)} "
+            f"(median) since, {fmt(10**decades)}x or more its first value on "
+            f"{fmt(100 * AT_ONCE_SHARE)}% of its {witness}."
+        ),
+        evidence=evidence,
+        recommendation=text,
+        changes=changes,
+        alternatives=tuple(alternatives),
+    )
 
 
 def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
@@ -159,7 +249,10 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
         # that ends above where training started is a blow-up then.
         blew_up = late >= p.start + m * max(GIVE_BACK * drop, RISE_NOISE_MEDIAN * sigma_level)
     if nonfinite is None and not blew_up:
-        return None
+        at_once = _blown_up_at_once(p, curves)
+        if at_once is None:
+            return None
+        return _at_once_finding(p, curves, ctx, name, at_once, evidence)
 
     # The rise begins where the curve leaves its best for good (a fifth of the drop above
     # it, or beyond its noise), not where the blow-up is already obvious.

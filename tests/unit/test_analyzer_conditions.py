@@ -432,6 +432,33 @@ def test_early_divergence_adds_warmup_and_a_lower_lr() -> None:
     assert isinstance(lr, float) and lr < 0.5
 
 
+def _clipped_blow_up(seed: int, *, with_val: bool) -> Run:
+    """SGD at lr 10 with clipping at 5, as on the digits MLP: the loss is 2.3 at step 0,
+    ~100 from step 2 on and stays finite (clipping bounds each step); a tenth of the
+    batches of the saturated cross-entropy round to exactly 0."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    train = _noise(rng, np.full(n, 100.0), 0.8)
+    train[:2] = (2.3, 7.0)
+    train[2:][rng.random(n - 2) < 0.1] = 0.0
+    idx = np.arange(19, n, 20)
+    val = (idx, _noise(rng, np.full(idx.size, 200.0), 0.4)) if with_val else None
+    ctx = RunContext(lr=10.0, optimizer="sgd", total_steps=n, grad_clip_norm=5.0)
+    return _run(train, val, 10.0, None, ctx, n=n)
+
+
+@pytest.mark.parametrize("with_val", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clipped_blow_up_at_the_first_steps_is_divergence(seed: int, with_val: bool) -> None:
+    # The median of the first points, the usual start, is the blown-up level already: the
+    # first point (the untrained model) is the reference, read on raw bin medians or evals.
+    f = _check(_clipped_blow_up(seed, with_val=with_val)).get("divergence")
+    assert f is not None and f.severity == "critical"
+    assert f.step == 2 and f.evidence["start"] == 2.3
+    lr = f.changes["optimizer.lr"]
+    assert isinstance(lr, float) and lr <= 1.0
+
+
 def test_oscillation_recommends_a_lower_lr_or_momentum() -> None:
     f = _check(oscillating()).get("oscillation")
     assert f is not None
