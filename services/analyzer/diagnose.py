@@ -3,7 +3,8 @@
 Some findings explain others, and reporting both would give contradictory advice: after
 a divergence, the flat or bouncing curve before it is not a separate problem; a loss that
 bounces is not also "slow" or "stuck" (those would say: raise the lr). Underfitting covers
-a plateau that lasts to the end, and so do vanishing gradients (its cause); a steady slow
+a plateau that lasts to the end, and so do vanishing gradients (its cause) and exploding
+gradients (no progress while the gradient explodes is instability); a steady slow
 decline is not "stuck"; a plateau escaped late explains a fast fall at the end; an lr
 schedule that starved the run explains a flat, high loss better than capacity does.
 """
@@ -57,6 +58,10 @@ def _settle(found: dict[str, Finding]) -> dict[str, Finding]:
             drop.add("plateau")
         elif "underfitting" in found or "vanishing_gradients" in found:
             drop.add("plateau")  # a flat run to the end is what those describe
+        elif "exploding_gradients" in found and not plateau.evidence.get("escaped"):
+            # No progress while the gradient explodes is instability: "raise the lr, the
+            # steps are too small" would contradict the finding that explains it.
+            drop.add("plateau")
     return {kind: f for kind, f in found.items() if kind not in drop}
 
 
