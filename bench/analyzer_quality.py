@@ -1,13 +1,16 @@
 """Analyzer quality on real curves: precision and recall per finding kind.
 
     .venv/bin/python bench/analyzer_quality.py [--misses] [--split all|tuning|held-out]
+                                               [--seed N ...]
 
 Runs services.analyzer.diagnose on every curve of the corpus in tests/corpus/ (curves
 made by actually training with lrlab's runner on recipes that cause each condition,
 labelled by the recipe; see bench/corpus/) and prints, for the tuning half, the
 held-out half and all of it, a table of TP/FP/FN, precision and recall per kind against
-the issue's targets, and a confusion table. Then the time diagnose() takes: per corpus
-curve, and on a 10,000-step run with five series of 10,000 points each.
+the issue's targets, and a confusion table; with --seed, also for the curves of those
+seeds alone (the fresh seeds' own check, see bench/corpus/recipes.py). Then the time
+diagnose() takes: per corpus curve, and on a 10,000-step run with five series of 10,000
+points each.
 """
 
 from __future__ import annotations
@@ -58,7 +61,15 @@ def synthetic_timing(repeats: int = 20) -> tuple[float, float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--misses", action="store_true", help="list every FP and FN curve")
-    parser.add_argument("--split", choices=("all", "tuning", "held-out"), default="all")
+    parser.add_argument(
+        "--split",
+        choices=("all", "tuning", "held-out", "seed"),
+        default="all",
+        help="which part --misses lists ('seed': the curves of --seed)",
+    )
+    parser.add_argument(
+        "--seed", type=int, action="append", default=[], help="also score these seeds alone"
+    )
     args = parser.parse_args(argv)
     curves = load_corpus()
     if not curves:
@@ -72,8 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         "held-out": [j for j in judged if held_out(j.curve)],
         "all": judged,
     }
+    if args.seed:
+        halves["seed"] = [j for j in judged if j.curve.seed in args.seed]
+    elif args.split == "seed":
+        parser.error("--split seed needs --seed")
     for name, part in halves.items():
-        print("\n" + report(part, f"### {name}"))
+        title = f"seed {', '.join(map(str, args.seed))}" if name == "seed" else name
+        print("\n" + report(part, f"### {title}"))
     if args.misses:
         print(f"\nFalse positives and negatives ({args.split}):")
         for line in misses(halves[args.split]):

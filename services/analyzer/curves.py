@@ -68,10 +68,9 @@ def _val_curve(track: Track, scale: Literal["auto", "linear", "log"]) -> ValCurv
     if finite.size == 0:
         return ValCurve(finite.steps, finite.values, finite.values, 0.0, False, math.nan, nonfinite)
     values = finite.values
-    if scale == "log":
-        log = bool(np.all(values > 0))
-    else:
-        log = scale == "auto" and use_log(values)
+    # "log": whenever positive (to judge a rise); "auto": when it also spans a decade.
+    positive = bool(np.all(values > 0))
+    log = positive if scale == "log" else scale == "auto" and use_log(values)
     y = np.log(values) if log else values
     steps = finite.steps
     if y.size > MAX_VAL_POINTS:
