@@ -57,7 +57,7 @@ from bench._common import (  # noqa: E402
     pg_database,
     table,
 )
-from services.analysis import ANALYZED, record  # noqa: E402
+from services.analysis import ANALYZED, analysed_series, record  # noqa: E402
 from services.analyzer import RunContext, diagnose  # noqa: E402
 from services.domain import TrialStatus  # noqa: E402
 from services.specs import TrialSpec  # noqa: E402
@@ -279,7 +279,7 @@ def breakdown(store: Store, ids: Sequence[int], project_id: int) -> dict[str, fl
     for trial_id in ids:
         trial = store.sweeps.get_trial(project_id, trial_id)
         t0 = time.perf_counter()
-        series = {s.name: s for s in store.metrics.read(trial_id, list(ANALYZED), max_points=LIMIT)}
+        series = analysed_series(store, trial_id, LIMIT)
         t1 = time.perf_counter()
         total = series["train_loss"].steps[-1] + 1
         diagnosis = diagnose(series, RunContext.from_spec(trial.spec, total_steps=total))

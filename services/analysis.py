@@ -22,11 +22,10 @@ class TrialAnalysis:
     diagnosis: Diagnosis
 
 
-def _series(store: Store, trial_id: int, limit: int) -> dict[str, Series]:
+def analysed_series(store: Store, trial_id: int, limit: int) -> dict[str, Series]:
     """Each analysed series in one read: raw up to `limit` points, longer ones reduced to
     `limit` by min/max buckets (which keep the shape: spikes, the first non-finite)."""
-    names = [n for n in store.metrics.names(trial_id) if n in ANALYZED]
-    return {s.name: s for s in store.metrics.read(trial_id, names, max_points=limit)}
+    return {s.name: s for s in store.metrics.read_shapes(trial_id, ANALYZED, limit)}
 
 
 def _context(trial: Trial, series: dict[str, Series]) -> RunContext:
@@ -42,7 +41,7 @@ def _context(trial: Trial, series: dict[str, Series]) -> RunContext:
 
 def diagnose_trial(store: Store, trial: Trial, limit: int) -> Diagnosis:
     """The diagnosis of a trial already looked up (provisional while it is not terminal)."""
-    series = _series(store, trial.id, limit)
+    series = analysed_series(store, trial.id, limit)
     return diagnose(series, _context(trial, series))
 
 
@@ -53,12 +52,10 @@ def analyze_trial(store: Store, project_id: int, trial_id: int, limit: int) -> T
 
 
 def record(store: Store, trial: Trial, diagnosis: Diagnosis) -> FindingChanges:
-    """Keep a diagnosis: the trial's findings, then its cached analysis keyed by the step
-    the trial's row named before the series were read (a trial that moved on since reads
-    as stale next time, never the other way round)."""
-    changes = store.findings.upsert(trial.id, diagnosis)
-    store.analyses.save(trial.id, trial.last_step, diagnosis.to_dict())
-    return changes
+    """Keep a diagnosis, in one transaction: the trial's findings and its cached analysis,
+    keyed by the step the trial's row named before the series were read (a trial that
+    moved on since reads as stale next time, never the other way round)."""
+    return store.findings.upsert(trial.id, diagnosis, cache=(trial.last_step, diagnosis.to_dict()))
 
 
 def current_analysis(

@@ -7,8 +7,8 @@ from services.store.db import Database
 from services.store.findings import FindingRepository
 from services.store.history import HistoryRepository
 from services.store.metrics import MetricRepository
-from services.store.pending_sweeps import PendingSweepRepository
 from services.store.notifications import NotificationRepository
+from services.store.pending_sweeps import PendingSweepRepository
 from services.store.progress import ProgressRepository
 from services.store.projects import ProjectRepository
 from services.store.runs import RunRepository

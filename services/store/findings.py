@@ -181,13 +181,22 @@ class FindingRepository:
         self._db = db
 
     # -- writes -------------------------------------------------------------------------
-    def upsert(self, trial_id: int, diagnosis: Diagnosis) -> FindingChanges:
+    def upsert(
+        self,
+        trial_id: int,
+        diagnosis: Diagnosis,
+        *,
+        cache: tuple[int | None, dict[str, Any]] | None = None,
+    ) -> FindingChanges:
         """Make the trial's stored findings match `diagnosis` (see the module doc).
         Unchanged findings keep their updated_at, so a pass that learns nothing new is
-        invisible to `changed_since`."""
+        invisible to `changed_since`. `cache`, (analyzed step, analysis JSON), becomes the
+        trial's cached analysis in the same transaction: one round of locks, not two."""
         found = {f.kind: f.to_dict() for f in diagnosis.findings}
         with self._db.session() as s:
             trial = self._lock_trial(s, trial_id)
+            if cache is not None:
+                trial.analyzed_step, trial.analysis = cache
             rows = {
                 r.kind: r
                 for r in s.scalars(select(FindingRow).where(FindingRow.trial_id == trial_id))

@@ -711,6 +711,28 @@ def test_downsampled_read_of_a_short_series_is_whole(store: Store) -> None:
     assert (got.steps, got.total, got.downsampled) == (list(range(50)), 50, False)
 
 
+def test_shapes_read_matches_the_downsampled_read_without_times(store: Store) -> None:
+    trial = _a_trial(store)
+    n = 20_000
+    values = _diverging_series(n, 7_321, 15_000, 15_500)
+    store.metrics.write(trial.id, _points("train_loss", range(n), values, 0.0))
+    store.metrics.write(trial.id, _points("val_loss", range(0, n, 50), [0.5] * (n // 50), 0.0))
+    store.metrics.write(trial.id, _points("other", range(10), [1.0] * 10, 0.0))
+
+    shapes = store.metrics.read_shapes(trial.id, ["val_loss", "missing", "train_loss"], 500)
+    # The names asked for that exist, in the order asked; never the others.
+    assert [s.name for s in shapes] == ["val_loss", "train_loss"]
+    reads = store.metrics.read(trial.id, ["val_loss", "train_loss"], max_points=500)
+    by_name = {s.name: s for s in reads}
+    for shape in shapes:
+        full = by_name[shape.name]
+        assert shape.steps == full.steps
+        _same(shape.values, full.values)
+        assert (shape.total, shape.downsampled, shape.times) == (full.total, full.downsampled, [])
+    assert shapes[1].downsampled and 15_000 in shapes[1].steps
+    assert store.metrics.read_shapes(trial.id, ["missing"], 500) == []
+
+
 # -- metrics: volume and isolation ---------------------------------------------------------
 def test_large_batch_lands_completely(store: Store) -> None:
     trial = _a_trial(store)

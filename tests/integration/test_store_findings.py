@@ -112,6 +112,19 @@ def test_upsert_of_an_unknown_trial_is_not_found(store: Store) -> None:
         store.findings.upsert(999_999, _diagnosis(_finding("healthy", "info")))
 
 
+def test_upsert_keeps_the_cached_analysis_with_the_findings(store: Store) -> None:
+    t, other = _trials(store)
+    analysis = {"provisional": False, "kinds": ["plateau"], "findings": []}
+    store.findings.upsert(t.id, _diagnosis(_finding("plateau")), cache=(499, analysis))
+    cached = store.analyses.get(t.project_id, t.id)
+    assert cached is not None and (cached.analyzed_step, cached.analysis) == (499, analysis)
+    assert [f.kind for f in store.findings.for_trial(t.project_id, t.id).items] == ["plateau"]
+    # Without a cache the stored analysis stays as it was; the other trial's is untouched.
+    store.findings.upsert(t.id, _diagnosis(_finding("oscillation")))
+    assert store.analyses.get(t.project_id, t.id).analysis == analysis  # type: ignore[union-attr]
+    assert store.analyses.get(other.project_id, other.id).analysis is None  # type: ignore[union-attr]
+
+
 def test_lists_filter_by_min_severity_and_kind_most_severe_first(store: Store) -> None:
     t1, t2 = _trials(store)
     store.findings.upsert(
