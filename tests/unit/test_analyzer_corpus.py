@@ -2,8 +2,8 @@
 `python -m bench.corpus.generate`, labelled by the recipe that caused each condition).
 
 Asserts the issue's precision/recall targets per kind on the whole corpus and on its
-held-out half (odd seeds, the fresh seed 11, and one task per kind never used for
-tuning). Where the analyzer is known to fall short, the shortfall is written down in
+held-out half (odd seeds, among them the fresh seeds 11 and 13, and one task per kind
+never used for tuning). Where the analyzer is known to fall short, the shortfall is written down in
 KNOWN_SHORTFALLS with the figure it must still reach, so that a regression fails and an
 improvement past the target fails too, until the entry is removed. docs/benchmarks.md
 ("Analyzer quality on real curves") reports the same figures.
@@ -24,10 +24,9 @@ from services.analyzer import KINDS
 
 # (split, kind) -> (precision floor, recall floor) where the target is not met.
 KNOWN_SHORTFALLS: dict[tuple[str, str], tuple[float, float]] = {
+    ("all", "underfitting"): (0.8, 0.75),
     ("all", "healthy"): (0.85, 0.85),
-    ("held-out", "oscillation"): (0.8, 0.75),
     ("held-out", "underfitting"): (0.8, 0.7),
-    ("held-out", "exploding_gradients"): (0.8, 0.75),
     ("held-out", "healthy"): (0.8, 0.85),
 }
 
