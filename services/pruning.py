@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
 
-from services.search.pruning import Decision, TrialPruner, pruner_for
 from services.specs.early_stop import EarlyStop
 from services.store import Store
 from services.store.search import PruningContext
+
+if TYPE_CHECKING:
+    from services.search.pruning import TrialPruner
 
 __all__ = ["EvalPruning", "pruning_for"]
 
@@ -59,6 +62,8 @@ class EvalPruning:
             if trial.trial_id == ctx.trial_id:
                 own.update(zip(trial.steps, trial.values, strict=True))
         own.update(self._seen)
+        from services.search.pruning import Decision  # loaded with the pruner, see below
+
         decision = Decision(
             metric=ctx.metric_name,
             goal="maximize" if ctx.metric_goal == "maximize" else "minimize",
@@ -85,4 +90,7 @@ def pruning_for(store: Store, trial_id: int, attempt: int) -> EvalPruning | None
     except ValidationError as exc:
         log.warning("trial %s trains without early stopping: %s", trial_id, exc)
         return None
+    # Optuna and scipy load here, for sweeps that prune, not in every worker (~0.8 s).
+    from services.search.pruning import pruner_for
+
     return EvalPruning(store, context, attempt, pruner_for(early_stop))
