@@ -155,25 +155,52 @@ class TrialEventOut(Out):
         return cls(status=e.status.value, at=e.at, detail=e.detail)
 
 
+MetricStep = Annotated[int, Field(ge=0, le=MAX_STEP)]
+MetricValue = Annotated[
+    float,
+    Field(description='A number, or "NaN", "Infinity", "-Infinity" (stored as such).'),
+]
+PointTime = Annotated[float | None, Field(ge=0, le=1e11, description="Unix seconds; default now.")]
+
+
 class PointIn(TypedDict):
     # A TypedDict, not a model: a 5,000-point batch validates without building objects.
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
     name: MetricName
-    step: Annotated[int, Field(ge=0, le=MAX_STEP)]
-    value: Annotated[
-        float,
-        Field(description='A number, or "NaN", "Infinity", "-Infinity" (stored as such).'),
-    ]
-    time: NotRequired[
-        Annotated[float | None, Field(ge=0, le=1e11, description="Unix seconds; default now.")]
+    step: MetricStep
+    value: MetricValue
+    time: NotRequired[PointTime]
+
+
+class SeriesIn(TypedDict):
+    """Points of one metric as columns: `values[i]` (and `times[i]`, if given) at
+    `steps[i]`. The lists have the same length."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    name: MetricName
+    steps: list[MetricStep]
+    values: list[MetricValue]
+    times: NotRequired[
+        Annotated[
+            list[PointTime] | None,
+            Field(description="Unix seconds per point (null: now); all now if left out."),
+        ]
     ]
 
 
 class MetricBatch(TypedDict):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    """Points as rows (`points`), as columns per metric (`series`), or both: one batch,
+    stored in one transaction. Every point counts towards the per-request limit."""
 
-    points: list[PointIn]
+    __pydantic_config__ = ConfigDict(  # type: ignore[misc]
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": ["points"]}, {"required": ["series"]}]},
+    )
+
+    points: NotRequired[list[PointIn]]
+    series: NotRequired[list[SeriesIn]]
 
 
 METRIC_BATCH = TypeAdapter(MetricBatch)

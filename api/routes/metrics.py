@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -14,6 +15,7 @@ from api.schemas import (
     MAX_STEP,
     METRIC_BATCH,
     IngestOut,
+    MetricBatch,
     MetricName,
     SeriesOut,
     SeriesSetOut,
@@ -24,6 +26,7 @@ router = APIRouter(tags=["metrics"])
 TrialId = Annotated[int, Path(ge=1, le=MAX_STEP)]
 Step = Annotated[int | None, Query(ge=0, le=MAX_STEP)]
 BYTES_PER_POINT = 512  # generous: a point with a 200-character name is ~260 bytes of JSON
+Row = tuple[str, int, float, float | None]
 
 
 def _inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -73,12 +76,51 @@ async def ingest_metrics(
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
-    points = batch["points"]
-    if len(points) > limit:
-        raise TooLarge(f"{len(points)} points in one batch; the limit is {limit}", field="points")
-    rows = [(p["name"], p["step"], p["value"], p.get("time")) for p in points]
+    rows = _rows(batch, limit)
     accepted = await run_in_threadpool(store.metrics.write, trial_id, rows)
     return IngestOut(accepted=accepted)
+
+
+def _rows(batch: MetricBatch, limit: int) -> list[Row]:
+    """(name, step, value, time) of every point of a batch the schema passed, rows then
+    series; 422 for a series whose lists differ in length, 413 over the point limit."""
+    if "points" not in batch and "series" not in batch:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "missing",
+                    "loc": ("body", "points"),
+                    "msg": "Field required: a batch has points, series or both",
+                }
+            ]
+        )
+    points = batch.get("points", [])
+    series = batch.get("series", [])
+    mismatched = []
+    for i, s in enumerate(series):
+        steps = len(s["steps"])
+        times = s.get("times")
+        for column, items in (("values", s["values"]), ("times", times)):
+            if items is not None and len(items) != steps:
+                mismatched.append(
+                    {
+                        "type": "length_mismatch",
+                        "loc": ("body", "series", i, column),
+                        "msg": f"{column} has {len(items)} items and steps {steps}: "
+                        "a series' lists must have the same length",
+                    }
+                )
+    if mismatched:
+        raise RequestValidationError(mismatched)
+    total = len(points) + sum(len(s["steps"]) for s in series)
+    if total > limit:
+        field = "series" if series else "points"
+        raise TooLarge(f"{total} points in one batch; the limit is {limit}", field=field)
+    rows: list[Row] = [(p["name"], p["step"], p["value"], p.get("time")) for p in points]
+    for s in series:
+        times = s.get("times")
+        rows.extend(zip(repeat(s["name"]), s["steps"], s["values"], times or repeat(None)))
+    return rows
 
 
 @router.get("/trials/{trial_id}/metrics", response_model=SeriesSetOut)

@@ -122,15 +122,26 @@ sweep_specs = st.fixed_dictionaries(
     },
 )
 printable = st.text(st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=30)
+point_values = floats | st.sampled_from(["NaN", "Infinity", "-Infinity"]) | numbers
 points = st.fixed_dictionaries(
     {
         "name": st.sampled_from(["train_loss", "lr", "lr/1"]) | printable | text,
         "step": st.integers(0, 10**6) | ints,
-        "value": floats | st.sampled_from(["NaN", "Infinity", "-Infinity"]) | numbers,
+        "value": point_values,
     },
     optional={"time": st.floats(0, 2e9) | numbers},
 )
-batches = st.fixed_dictionaries({"points": st.lists(points, max_size=4)})
+columns = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["train_loss", "lr"]) | printable | text,
+        "steps": st.lists(st.integers(0, 10**6) | ints, max_size=4) | json_values,
+        "values": st.lists(point_values, max_size=4) | json_values,
+    },
+    optional={"times": st.lists(st.floats(0, 2e9) | numbers, max_size=4) | json_values},
+)
+batches = st.fixed_dictionaries(
+    {}, optional={"points": st.lists(points, max_size=4), "series": st.lists(columns, max_size=3)}
+)
 project_names = st.from_regex(r"[A-Za-z0-9][\w.-]{0,20}", fullmatch=True)
 named = st.fixed_dictionaries({"name": project_names | printable | json_values})
 query = st.lists(st.tuples(keys, scalars.map(str)), max_size=4)
@@ -221,7 +232,8 @@ def test_jobs_body(client: TestClient, body: Any) -> None:
 def test_metrics_body(client: TestClient, trial: int, body: Any) -> None:
     response = post_json(client, f"/trials/{trial}/metrics", body)
     if response.status_code == 200:
-        assert response.json()["accepted"] <= len(body["points"])
+        sent = len(body.get("points", [])) + sum(len(s["steps"]) for s in body.get("series", []))
+        assert response.json()["accepted"] <= sent
 
 
 @FUZZ

@@ -353,6 +353,11 @@ def test_one_bad_point_rejects_the_whole_batch(client: TestClient, trial: int) -
         (b'{"points": {}}', "points", "array"),
         (b'{"points": [], "trial": 1}', "trial", "not permitted"),
         (b'{"points": [', "", "JSON"),
+        (b'{"series": {}}', "series", "array"),
+        (b'{"series": [1]}', "series[0]", "object"),
+        (b'{"series": [{"name": "lr"}]}', "series[0].steps", "required"),
+        (b'{"series": [{"name": "lr", "steps": [0]}]}', "series[0].values", "required"),
+        (b'{"series": [{"steps": [], "values": []}]}', "series[0].name", "required"),
     ],
 )
 def test_invalid_batch_shape_is_422(
@@ -380,3 +385,149 @@ def test_ingest_to_a_missing_trial_is_404(client: TestClient) -> None:
     assert "trial 987654 not found" in response.json()["detail"][0]["message"]
     assert client.get("/trials/987654/metrics").status_code == 404
     assert client.get("/trials/987654/metric-names").status_code == 404
+
+
+# -- the columnar form (series) -------------------------------------------------------------
+
+
+def series(
+    name: str, steps: list[int], values: list[Any], times: list[Any] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "steps": steps, "values": values}
+    if times is not None:
+        out["times"] = times
+    return out
+
+
+def ingest_body(client: TestClient, trial_id: int, body: dict[str, Any]) -> int:
+    response = client.post(f"/trials/{trial_id}/metrics", json=body)
+    assert response.status_code == 200, response.text
+    accepted: int = response.json()["accepted"]
+    return accepted
+
+
+def test_series_round_trip_keeps_values_times_and_non_finite_points(
+    client: TestClient, trial: int
+) -> None:
+    values = [1.5, "NaN", "Infinity", "-Infinity", 0.25]
+    times = [1000.0 + i for i in range(5)]
+    body = {"series": [series("train_loss", list(range(5)), values, times)]}
+    assert ingest_body(client, trial, body) == 5
+    loss = read(client, trial)["train_loss"]
+    assert (loss["steps"], loss["values"], loss["times"]) == (list(range(5)), values, times)
+
+
+def test_series_take_bare_non_finite_literals(client: TestClient, trial: int) -> None:
+    body = b'{"series": [{"name": "lr", "steps": [0, 1, 2], "values": [NaN, Infinity, -Infinity]}]}'
+    response = client.post(f"/trials/{trial}/metrics", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert read(client, trial)["lr"]["values"] == ["NaN", "Infinity", "-Infinity"]
+
+
+def test_series_without_times_get_the_server_time(client: TestClient, trial: int) -> None:
+    body = {"series": [series("a", [0], [1.0]), series("b", [0, 1], [1.0, 2.0], [5.0, None])]}
+    assert ingest_body(client, trial, body) == 3
+    stored = read(client, trial)
+    assert stored["a"]["times"][0] > 1_600_000_000
+    assert stored["b"]["times"][0] == 5.0 and stored["b"]["times"][1] > 1_600_000_000
+
+
+def test_resending_a_series_batch_changes_nothing(client: TestClient, trial: int) -> None:
+    body = {
+        "series": [
+            series("train_loss", [0, 1, 2], [3.0, "NaN", 2.0]),
+            series("lr", [0, 1, 2], [0.1, 0.1, 0.05], [10.0, 11.0, 12.0]),
+        ]
+    }
+    assert ingest_body(client, trial, body) == 6
+    first = client.get(f"/trials/{trial}/metrics").json()
+    assert ingest_body(client, trial, body) == 6
+    assert client.get(f"/trials/{trial}/metrics").json() == first
+
+
+def test_points_and_series_in_one_batch(client: TestClient, trial: int) -> None:
+    # Rows, then series: a (name, step) in both keeps the series' value, as a later
+    # point of one batch wins.
+    body = {
+        "points": [point("val_loss", 9, 0.5), point("lr", 0, 9.0)],
+        "series": [series("lr", [0, 1], [0.1, 0.2]), series("lr", [2], ["NaN"])],
+    }
+    assert ingest_body(client, trial, body) == 4
+    stored = read(client, trial)
+    assert stored["val_loss"]["values"] == [0.5]
+    assert (stored["lr"]["steps"], stored["lr"]["values"]) == ([0, 1, 2], [0.1, 0.2, "NaN"])
+
+
+def test_empty_series_are_accepted_as_nothing(client: TestClient, trial: int) -> None:
+    assert ingest_body(client, trial, {"series": []}) == 0
+    assert ingest_body(client, trial, {"series": [series("lr", [], [])], "points": []}) == 0
+    assert_nothing_stored(client, trial)
+
+
+def test_series_over_the_point_limit_is_413_and_stores_nothing(
+    client: TestClient, trial: int, settings: Settings
+) -> None:
+    # Every point counts, rows and columns together.
+    limit = settings.max_points_per_request
+    half = limit // 2
+    body = {
+        "points": [point("a", s, 1.0) for s in range(half)],
+        "series": [series("b", list(range(limit - half + 1)), [1.0] * (limit - half + 1))],
+    }
+    response = client.post(f"/trials/{trial}/metrics", json=body)
+    assert_invalid(response, "series", f"{limit + 1} points in one batch", status=413)
+    assert "the limit is" in response.json()["detail"][0]["message"]
+    assert_nothing_stored(client, trial)
+    body["series"][0] = series("b", list(range(limit - half)), [1.0] * (limit - half))
+    assert ingest_body(client, trial, body) == limit
+
+
+BAD_SERIES = [
+    pytest.param(
+        {"values": [1.0]}, "series[0].values", "values has 1 items and steps 2", id="short"
+    ),
+    pytest.param({"values": [1.0, 2.0, 3.0]}, "series[0].values", "same length", id="values-long"),
+    pytest.param({"times": [1.0]}, "series[0].times", "times has 1 items and steps 2", id="times"),
+    pytest.param({"steps": [0, -1]}, "series[0].steps[1]", "greater than or equal to 0", id="neg"),
+    pytest.param(
+        {"steps": [0, 2**63]},
+        "series[0].steps[1]",
+        "less than or equal to 9223372036854775807",
+        id="step-2**63",
+    ),
+    pytest.param({"steps": [0, 1.5]}, "series[0].steps[1]", "integer", id="step-fraction"),
+    pytest.param({"steps": 3}, "series[0].steps", "array", id="steps-not-a-list"),
+    pytest.param({"name": ""}, "series[0].name", "at least 1 character", id="name-empty"),
+    pytest.param({"name": "loss\x00"}, "series[0].name", "pattern", id="name-nul"),
+    pytest.param({"name": "x" * 201}, "series[0].name", "at most 200", id="name-long"),
+    pytest.param({"name": 3}, "series[0].name", "string", id="name-number"),
+    pytest.param({"values": [1.0, "lots"]}, "series[0].values[1]", "number", id="value-text"),
+    pytest.param({"values": [None, 1.0]}, "series[0].values[0]", "number", id="value-null"),
+    pytest.param(
+        {"times": [1.0, -1.0]}, "series[0].times[1]", "greater than or equal to 0", id="time-neg"
+    ),
+    pytest.param({"times": [1.0, 1e12]}, "series[0].times[1]", "less than or equal", id="time-big"),
+    pytest.param({"epoch": 3}, "series[0].epoch", "not permitted", id="unknown-key"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "message"), BAD_SERIES)
+def test_invalid_series_is_422_naming_the_field(
+    client: TestClient, trial: int, change: dict[str, Any], field: str, message: str
+) -> None:
+    good = series("train_loss", [0, 1], [1.0, 2.0])
+    body = {"points": [point("lr", 0, 1.0)], "series": [{**good, **change}]}
+    response = client.post(f"/trials/{trial}/metrics", json=body)
+    assert_invalid(response, field, message)
+    assert response.json()["detail"][0]["in"] == "body"
+    assert_nothing_stored(client, trial)
+
+
+def test_the_openapi_body_documents_points_and_series(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/trials/{trial_id}/metrics"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"points", "series"}
+    assert body["anyOf"] == [{"required": ["points"]}, {"required": ["series"]}]
+    columns = body["properties"]["series"]["items"]
+    assert set(columns["required"]) == {"name", "steps", "values"}
+    assert "times" in columns["properties"] and "$ref" not in str(body)
