@@ -37,6 +37,7 @@ __all__ = [
     "LossProfile",
     "build_profile",
     "design_mask",
+    "lr_raised",
     "lr_rising",
     "make_bins",
     "use_log",
@@ -49,6 +50,12 @@ LR_TOL = 0.01
 # The loss answers an lr rise within a few percent of a run; this many bins (of 100) after
 # a rise are still treated as by design.
 LAG_FRACTION = 0.02
+# The start: the median of the first 1% of points, at most this many.
+HEAD_MAX = 20
+# A settled start grows while the next stretch's median is within this many joint
+# standard errors of the head's, up to this share of the run.
+SETTLE_Z = 2.0
+SETTLE_MAX = 0.1
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,17 @@ class LossProfile:
         picked = s[mask] if mask is not None and bool(mask.any()) else s
         return float(np.median(picked)) if picked.size else 0.0
 
+    def settled_start(self) -> tuple[float, float]:
+        """The level at the start and its standard error, from the series' own noise.
+
+        `start` is the median of the first 1% of points (at most 20): right for a quiet
+        curve, but on a noisy one (small batches of a heavy-tailed loss) a median of six
+        batches is off by a large share of the level. The head is doubled while the
+        next stretch of as many points has the same median within their joint error
+        (the loss has not yet moved by more than its noise), so it is as long as the
+        curve's own noise lets it be without averaging in the fall that followed."""
+        return settled_head(self.y)
+
     def iso(self, mask: BoolArray) -> FloatArray:
         """Non-increasing fit of the bin medians in `mask` (one value per selected bin)."""
         return isotonic_decreasing(self.bins.med[mask], self.bins.count[mask].astype(float))
@@ -173,6 +191,31 @@ class LossProfile:
                 )
                 out[lo:hi] = self.bins.med[lo:hi] - fit
         return out
+
+
+def head_size(n: int) -> int:
+    """Points that make the start: the first 1% (at most 20, at least 1)."""
+    return max(1, min(HEAD_MAX, n // 100))
+
+
+def settled_head(y: FloatArray) -> tuple[float, float]:
+    """(level, standard error) of the start of `y`; see LossProfile.settled_start."""
+    n = int(y.size)
+    if n == 0:
+        return math.nan, math.nan
+    k = head_size(n)
+    sigma = global_diff_sigma(y[: max(2 * k, 3)])
+    level = float(np.median(y[:k]))
+    # Never more than a tenth of the run: the start, not the run's typical level.
+    while 2 * k <= SETTLE_MAX * n:
+        nxt = float(np.median(y[k : 2 * k]))
+        sigma = global_diff_sigma(y[: 2 * k])
+        joint = MEDIAN_EFFICIENCY * sigma * math.sqrt(2.0 / k)
+        if abs(nxt - level) > SETTLE_Z * joint:
+            break
+        k *= 2
+        level = float(np.median(y[:k]))
+    return level, MEDIAN_EFFICIENCY * sigma / math.sqrt(k)
 
 
 def use_log(values: FloatArray) -> bool:
@@ -198,7 +241,7 @@ def build_profile(
     log = (scale == "auto" and use_log(finite.values)) or (scale == "log" and positive)
     y = np.log(finite.values) if log else finite.values
     bins = make_bins(finite.steps, y)
-    head = y[: max(1, min(20, y.size // 100))]
+    head = y[: head_size(int(y.size))]
     start = float(np.median(head)) if y.size else math.nan
 
     window = np.ones(bins.size, dtype=np.bool_)
@@ -210,17 +253,57 @@ def build_profile(
     return LossProfile(finite.steps, y, log, bins, window, by_design, start, nonfinite)
 
 
+def _lr_ends(lr: Track, bins: Bins) -> tuple[FloatArray, FloatArray]:
+    """The lr in effect at each bin's first and last step."""
+    vals = np.where(np.isfinite(lr.values), lr.values, 0.0)
+    n = lr.size
+    a = np.clip(np.searchsorted(lr.steps, bins.lo, side="right") - 1, 0, n - 1)
+    b = np.clip(np.searchsorted(lr.steps, bins.hi, side="right") - 1, 0, n - 1)
+    return vals[a], vals[b]
+
+
+def _scheduled_rises(lr: Track, bins: Bins, ctx: RunContext) -> BoolArray:
+    """Bins where the lr rose, outside the warmup."""
+    rising = lr_rising(lr, bins)
+    if ctx.warmup_steps > 0:
+        # A warmup raises the lr so that the loss does *not* rise: a rise during it
+        # says the target lr is too high, it is not a cycle's expected bump.
+        rising &= bins.lo >= ctx.warmup_steps
+    return rising
+
+
 def design_mask(lr: Track | None, bins: Bins, ctx: RunContext) -> BoolArray:
     """Per bin: the lr rose here by design, or did within the lag before."""
     if lr is not None and lr.size:
         lag = max(1, round(LAG_FRACTION * bins.size))
-        rising = lr_rising(lr, bins)
-        if ctx.warmup_steps > 0:
-            # A warmup raises the lr so that the loss does *not* rise: a rise during it
-            # says the target lr is too high, it is not a cycle's expected bump.
-            rising &= bins.lo >= ctx.warmup_steps
-        return _dilate(rising, lag)
+        return _dilate(_scheduled_rises(lr, bins, ctx), lag)
     if ctx.cyclical:
         # The schedule raises the lr but we cannot see when: nothing can be ruled out.
         return np.ones(bins.size, dtype=np.bool_)
     return np.zeros(bins.size, dtype=np.bool_)
+
+
+def lr_raised(lr: Track | None, bins: Bins, ctx: RunContext) -> BoolArray:
+    """Per bin: the lr still stands above the level a scheduled rise lifted it from.
+
+    design_mask covers a rise and a short lag after it, which is when the loss answers
+    it. Single steps answer the lr in effect: a schedule that lifts the lr towards the
+    edge of stability (a one-cycle peak, each warm restart, a cyclic peak) makes a hard
+    batch's gradient large for as long as the lr stays above where it started, on the
+    way down too. A warmup's rise is not counted (it is there to prevent that)."""
+    design = design_mask(lr, bins, ctx)
+    if lr is None or not lr.size or bins.size == 0:
+        return design
+    rising = _scheduled_rises(lr, bins, ctx)
+    if not bool(rising.any()):
+        return design
+    first, last = _lr_ends(lr, bins)
+    prev_last = np.concatenate(([first[0]], last[:-1]))
+    began = rising & ~np.concatenate(([False], rising[:-1]))
+    idx = np.arange(bins.size)
+    which = np.maximum.accumulate(np.where(began, idx, -1))
+    seen = which >= 0
+    at = np.maximum(which, 0)
+    base = np.minimum(first[at], prev_last[at])
+    raised = seen & (last > base * (1 + LR_TOL) + 1e-300)
+    return np.asarray(design | raised, dtype=np.bool_)

@@ -1,7 +1,8 @@
 """Underfitting: train and val losses both flat, close together and still high.
 
 "High" assumes a loss whose floor is 0 (cross-entropy, MSE): the final train loss is still
-at least HIGH_SHARE of its start. A loss that ended above where it started is not a
+at least HIGH_SHARE of its start, the start estimated with its standard error from the
+curve's own noise (LossProfile.settled_start). A loss that ended above where it started is not a
 capacity problem (the model got worse, it did not fail to improve): that is left to the
 stability rules. Levels are compared on means over the tail, not medians: a batch loss
 is right-skewed (heavy-tailed errors), so the median batch sits below the val loss of
@@ -24,6 +25,7 @@ HIGH_SHARE = 0.5
 FLAT_SHOWN = 0.1
 GAP_SHARE = 0.25
 TAIL = 0.4
+START_SE = 2.0
 
 
 def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
@@ -44,7 +46,8 @@ def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     span = float(c[-1] - c[0])
     tail_from = c[0] + (1 - TAIL) * span
     tail = c >= tail_from
-    drop = max(p.start - float(np.min(p.bins.med[mask])), 0.0)
+    start, start_se = p.settled_start()
+    drop = max(start - float(np.min(p.bins.med[mask])), 0.0)
     noise = p.noise_m(mask)
     eps = m * max(FLAT_NOISE * noise, 0.05 * drop)
     train_tail = float(fit[tail][0] - fit[-1])
@@ -62,13 +65,20 @@ def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     # that a change of a tenth of its level would have stood out.
     shown = min(eps / max(train_final, 1e-300), v_eps / max(val_final, 1e-300)) <= FLAT_SHOWN
     flat = flat and shown
-    # Within its noise of the start at most: a loss that ended above it got worse.
-    high = p.start + eps >= train_final >= min(1.0, HIGH_SHARE * m) * p.start
+    # Within its noise of the start at most: a loss that ended above it got worse. At
+    # least half of it left, as far as the start is known: the start of a noisy curve
+    # (small batches of a heavy-tailed loss) is a median of a few batches, and "half"
+    # is judged against it within START_SE of its standard errors, as "flat" is judged
+    # within the noise, provided the start is known to a tenth (as "flat" must be
+    # shown, "high" must be measurable).
+    known = start_se <= FLAT_SHOWN * abs(start)
+    bar = min(1.0, HIGH_SHARE * m) * (start - (START_SE * start_se if known else 0.0))
+    high = start + eps >= train_final >= bar
     last_steps = p.steps >= p.bins.lo[mask][-k]
     train_mean = float(np.mean(p.y[last_steps])) if bool(last_steps.any()) else train_final
     # The two splits may differ in level from the start (a heavy-tailed loss on a finite
     # split): only a gap beyond that first offset is a generalization gap.
-    offset = max(v.start - p.start, 0.0)
+    offset = max(v.start - start, 0.0)
     close = val_final - train_mean <= GAP_SHARE * train_mean + offset
     if not (flat and high and close):
         return None
@@ -95,18 +105,19 @@ def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     return Finding(
         kind="underfitting",
         severity="warning",
-        confidence=confidence_from(train_final / (HIGH_SHARE * p.start), running=ctx.running),
+        confidence=confidence_from(train_final / (HIGH_SHARE * start), running=ctx.running),
         step=step,
         summary=(
-            f"train_loss went only from {fmt(p.start)} to {fmt(train_final)} and has been "
+            f"train_loss went only from {fmt(start)} to {fmt(train_final)} and has been "
             f"flat since step {step}; val_loss is flat at {fmt(val_final)}, close to it: "
             "the model does not fit even the training data."
         ),
         evidence={
-            "train_start": p.start,
+            "train_start": start,
             "train_final": train_final,
             "val_final": val_final,
-            "share_remaining": train_final / p.start,
+            "train_start_se": start_se,
+            "share_remaining": train_final / start,
             "flat_since_step": step,
         },
         recommendation=(

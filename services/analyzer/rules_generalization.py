@@ -1,7 +1,8 @@
 """Overfitting: val_loss climbs from its minimum while train_loss keeps falling.
 
 val_loss is sparse (one point per evaluation), so it is smoothed with a short running
-median and its noise taken from neighbour differences. It is read on a log scale when
+median and its noise taken from neighbour differences where the rise is measured (from
+just before the minimum to the end). It is read on a log scale when
 positive (curves.val_log): a rise is a ratio, and evaluation noise grows with the level,
 so a rise from a quiet minimum is not judged by the noisier stretch above it. The rise
 must beat both that
@@ -20,7 +21,7 @@ from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
 from services.analyzer.recommend import fmt, lr_changes, nice, weight_decay_change
-from services.analyzer.stats import MEDIAN_EFFICIENCY
+from services.analyzer.stats import MEDIAN_EFFICIENCY, global_curvature_sigma
 
 __all__ = ["overfitting"]
 
@@ -40,6 +41,9 @@ MIN_RISE = 0.02
 MIN_EVALS = 6
 # The minimum must leave room for a trend after it: this share of the evaluated span.
 MIN_TAIL_SHARE = 0.1
+# The rise's noise is measured from this many evaluations before the minimum (the
+# running median's width) to the end.
+LOCAL_BEFORE = 5
 
 
 def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
@@ -63,7 +67,12 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     v_late = float(np.median(v.y[-k:]))
     v_drop = max(v.start - v_min, 0.0)
     rise = v_late - v_min
-    need = max(RISE_NOISE * v.sigma, RISE_OF_DROP * v_drop)
+    # The noise where the rise is measured: from just before the minimum to the end.
+    # Evaluations at a plateau's chance level are far quieter than those of a model in
+    # a steep descent (a saddle being escaped), and a bounce at the bottom of that
+    # descent is not a rise out of a settled minimum.
+    sigma = global_curvature_sigma(v.y[max(0, i_min - LOCAL_BEFORE) :])
+    need = max(RISE_NOISE * sigma, RISE_OF_DROP * v_drop)
     # Significant is not enough: a smooth curve makes a 0.1% rise significant.
     floor = np.log1p(MIN_RISE) if v.log else MIN_RISE * abs(v_min)
     if rise < m * max(need, floor):

@@ -12,7 +12,7 @@ import numpy as np
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
-from services.analyzer.profile import design_mask
+from services.analyzer.profile import design_mask, lr_raised
 from services.analyzer.recommend import (
     clip_threshold,
     fmt,
@@ -68,7 +68,10 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         # median norm is tiny, and an ordinary hard batch is 10x that without exploding.
         ceiling = np.maximum.accumulate(b.med)[groups]
         hit = (logs - b.med[groups] >= SPIKE_DECADES) & (logs - floor >= SPIKE_DECADES)
-        hit &= (logs > ceiling) & ~design[groups]
+        # A hard batch while a schedule holds the lr above where it lifted it from (a
+        # one-cycle peak and its anneal, a warm restart) is the schedule's doing.
+        raised = lr_raised(curves.lr, b, ctx)
+        hit &= (logs > ceiling) & ~raised[groups]
         spike_onsets = np.flatnonzero(hit & ~np.concatenate(([False], hit[:-1])))
         spikes = int(spike_onsets.size)
         evidence.update({"growth_decades_last": late, "growth_decades_peak": peak})

@@ -17,6 +17,7 @@ from services.analyzer import (
     RunContext,
     diagnose,
 )
+from services.analyzer.profile import lr_raised, make_bins, settled_head
 from services.analyzer.recommend import lr_changes, nice, sig, warmup_steps_for
 from services.analyzer.series import to_track
 from services.analyzer.stats import (
@@ -27,6 +28,42 @@ from services.analyzer.stats import (
 )
 from services.domain import Series
 from services.specs import TrialSpec
+
+
+# -- profile: the start and the lr a schedule raised ------------------------------------
+def test_settled_start_grows_the_head_while_the_loss_has_not_moved() -> None:
+    rng = np.random.default_rng(0)
+    # 600 batches of a heavy-tailed loss: flat at 4 for 40 steps, then falling to 2.
+    level = np.where(np.arange(600) < 40, 4.0, 2.0 + 2.0 * np.exp(-(np.arange(600) - 40) / 60))
+    noisy = level * rng.lognormal(0.0, 0.5, 600)
+    start, se = settled_head(noisy)
+    # Six batches (the first 1%) would leave the start ~20% off; the settled head is
+    # longer, stops before the fall, and its error is a few percent of the level.
+    assert se < 0.1 * start
+    assert abs(start - float(np.median(noisy[:40]))) < 3 * se
+    # A quiet curve that falls at once keeps the first 1% as its start.
+    quiet = 4.0 * np.exp(-np.arange(600) / 50.0) + 1e-3 * rng.standard_normal(600)
+    start_q, _ = settled_head(quiet)
+    assert start_q == pytest.approx(float(np.median(quiet[:6])))
+
+
+def test_lr_raised_covers_a_one_cycle_anneal_but_not_a_warmup() -> None:
+    steps = np.arange(1000)
+    bins = make_bins(steps, np.zeros(1000))
+    up = np.minimum(1.0, steps / 300)
+    one_cycle = to_track(
+        (
+            steps,
+            0.004 + 0.096 * np.where(steps < 300, up, np.cos((steps - 300) / 700 * np.pi / 2) ** 2),
+        )
+    )
+    ctx = RunContext(lr=0.004, schedule="one_cycle", max_lr=0.1)
+    raised = lr_raised(one_cycle, bins, ctx)
+    assert raised[:95].all() and not raised[-1]  # up, at the peak and most of the way down
+    warm = to_track((steps, 0.1 * up))
+    assert not lr_raised(warm, bins, RunContext(lr=0.1, warmup_steps=300))[40:].any()
+    flat = to_track((steps, np.full(1000, 0.1)))
+    assert not lr_raised(flat, bins, RunContext(lr=0.1)).any()
 
 
 # -- series input --------------------------------------------------------------------
