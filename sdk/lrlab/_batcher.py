@@ -2,7 +2,9 @@
 
 `add` only appends a (step, time, metrics) tuple to a deque and bumps a counter: no lock,
 no I/O, no JSON. The sender thread wakes every `flush_interval` seconds or once
-`batch_size` points are waiting, turns entries into one JSON batch and posts it. A batch
+`batch_size` points are waiting, turns entries into one JSON batch of columns (a list of
+steps, values and times per metric name) and posts it. A server that predates columns
+gets the same points as rows from then on. A batch
 that fails for a passing reason (server down, 5xx, 429) is kept and sent again, with
 backoff, until it is stored: the store keeps one point per (trial, name, step), so a batch
 that arrives twice changes nothing. A batch the server refuses for good (422: a bad name;
@@ -23,7 +25,7 @@ import math
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import monotonic, sleep, thread_time
 from typing import Any, Literal
@@ -35,6 +37,8 @@ from lrlab.errors import (
     ServerError,
 )
 
+_dumps = json.dumps
+
 log = logging.getLogger("lrlab")
 
 WhenFull = Literal["block", "drop_oldest", "raise"]
@@ -43,9 +47,10 @@ _NON_FINITE = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
 MAX_NAME = 200
 MAX_BATCH = 20_000  # points in one request at most (the server's default limit is 50,000)
 # batch_size defaults to 5,000: a request costs the sender ~2 ms of CPU whatever its size
-# (HTTP, the loopback's kernel work), against ~1 us a point to encode; a loop logging
+# (HTTP, the loopback's kernel work), against ~0.5 us a point to encode; a loop logging
 # 5 metrics every millisecond fills a batch each second, the flush interval.
-YIELD_EVERY = 64  # log calls encoded between two GIL hand-overs
+YIELD_EVERY = 64  # log calls encoded between two GIL hand-overs (rows)
+YIELD_POINTS = 1024  # points encoded between two GIL hand-overs (columns)
 YIELD_SECONDS = 50e-6
 
 
@@ -106,7 +111,9 @@ class Batcher:
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._abort = threading.Event()
-        self._heads: dict[Any, str] = {}
+        self._columnar = True  # until a server says it takes rows only
+        self._heads: dict[Any, str] = {}  # name -> the JSON a row of it starts with
+        self._columns: dict[Any, str] = {}  # name -> the JSON a series of it starts with
         self._invalid_names: set[Any] = set()
         self._warned_full = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -241,7 +248,8 @@ class Batcher:
 
     def _send(self, entries: list[Entry]) -> None:
         total = sum(len(e[2]) for e in entries)
-        body, valid = self._encode(entries)
+        columnar = self._columnar
+        body, valid = self._encode(entries) if columnar else self._encode_rows(entries)
         if not valid:
             self._settle(total, stored=False)
             return
@@ -267,6 +275,11 @@ class Batcher:
                     self._backoff(attempt, exc)
                     attempt += 1
                     continue
+                if columnar and _takes_rows_only(exc):
+                    log.info("lrlab: the server takes metric points as rows only")
+                    self._columnar = columnar = False
+                    body, valid = self._encode_rows(entries)
+                    continue
                 self._record(f"a batch of {total} points was refused: {exc}")
                 self._settle(total, stored=False)
                 return
@@ -283,42 +296,146 @@ class Batcher:
         delay = min(self.max_backoff, 0.1 * 2**attempt) * (0.5 + 0.5 * random.random())
         self._abort.wait(delay)
 
+    def _valid(self, name: Any) -> bool:
+        """Whether `name` can be sent; an invalid one is reported once."""
+        if name in self._invalid_names:
+            return False
+        if _valid_name(name):
+            return True
+        self._invalid_names.add(name)
+        self._record(f"metric name {name!r} is not valid; its points are dropped")
+        return False
+
     def _head(self, name: Any) -> str | None:
         """The JSON text a point of `name` starts with; None (warned once) if invalid."""
         head = self._heads.get(name)
-        if head is None and name not in self._invalid_names:
-            if _valid_name(name):
-                head = self._heads[name] = f'{{"name":{json.dumps(name)},"step":'
-            else:
-                self._invalid_names.add(name)
-                self._record(f"metric name {name!r} is not valid; its points are dropped")
+        if head is None and self._valid(name):
+            head = self._heads[name] = f'{{"name":{_dumps(name)},"step":'
         return head
 
-    def _encode(self, entries: Iterable[Entry]) -> tuple[bytes, int]:
-        """The JSON body of a batch and how many points it holds. Written out by hand, not
-        with json.dumps over dicts: several times cheaper, and this runs on the same GIL
-        as the training loop. Invalid names and values are dropped here."""
+    def _column(self, name: Any) -> str | None:
+        """The JSON text a series of `name` starts with; None (warned once) if invalid."""
+        head = self._columns.get(name)
+        if head is None and self._valid(name):
+            head = self._columns[name] = f'{{"name":{_dumps(name)},"values":'
+        return head
+
+    def _encode(self, entries: list[Entry]) -> tuple[bytes, int]:
+        """The JSON body of a batch as columns, and how many points it holds. Log calls
+        with the same names (in the same order) make one series per name; the lists are
+        written by json.dumps, in C, not point by point: this runs on the same GIL as the
+        training loop. Invalid names and values are dropped here."""
+        parts: list[str] = []
+        valid = 0
+        start = points = 0
+        for end, entry in enumerate(entries, 1):
+            points += len(entry[2])
+            if points >= YIELD_POINTS:
+                valid += self._encode_columns(entries[start:end], parts)
+                start, points = end, 0
+                # Hand the GIL to the training thread: back from a torch call that released
+                # it, it would otherwise wait for this loop up to a switch interval (5 ms).
+                # sleep(0) would take the GIL straight back; a short real sleep lets go.
+                sleep(YIELD_SECONDS)
+        if start < len(entries):
+            valid += self._encode_columns(entries[start:], parts)
+        return ('{"series":[' + ",".join(parts) + "]}").encode(), valid
+
+    def _encode_columns(self, entries: list[Entry], parts: list[str]) -> int:
+        groups: dict[tuple[Any, ...], list[Entry]] = {}
+        for entry in entries:
+            names = tuple(entry[2])
+            group = groups.get(names)
+            if group is None:
+                groups[names] = [entry]
+            else:
+                group.append(entry)
+        valid = 0
+        columns = self._columns
+        for names, group in groups.items():
+            steps = [e[0] for e in group]
+            times = [e[1] for e in group]
+            tail = f',"steps":{_dumps(steps)},"times":[{_ms(times)}]}}'
+            for name, raws in zip(
+                names, zip(*[e[2].values() for e in group], strict=True), strict=True
+            ):
+                head = columns.get(name) or self._column(name)
+                if head is None:
+                    continue
+                try:
+                    values = _dumps(list(map(float, raws)), allow_nan=False)
+                except Exception:  # a value that is not a number, or NaN/inf
+                    valid += self._encode_column(head, name, steps, raws, times, parts)
+                    continue
+                parts.append(head + values + tail)
+                valid += len(raws)
+        return valid
+
+    def _encode_column(
+        self,
+        head: str,
+        name: Any,
+        steps: list[int],
+        raws: tuple[Any, ...],
+        times: list[float],
+        parts: list[str],
+    ) -> int:
+        """One series point by point: values that are not numbers dropped (and reported),
+        non-finite ones written as the strings the server takes."""
+        kept: list[tuple[int, str, float]] = []
+        for step, raw, at in zip(steps, raws, times, strict=True):
+            text = self._number(name, step, raw)
+            if text is not None:
+                kept.append((step, text, at))
+        if kept:
+            kept_steps, texts, kept_times = zip(*kept, strict=True)
+            parts.append(
+                f'{head}[{",".join(texts)}],"steps":{_dumps(kept_steps)},'
+                f'"times":[{_ms(kept_times)}]}}'
+            )
+        return len(kept)
+
+    def _encode_rows(self, entries: Iterable[Entry]) -> tuple[bytes, int]:
+        """The JSON body of a batch as rows, for servers without columns. Written out by
+        hand, not with json.dumps over dicts: several times cheaper. Invalid names and
+        values are dropped here."""
         parts: list[str] = []
         append = parts.append
         heads = self._heads
         for count, (step, time, metrics) in enumerate(entries, 1):
             if not count % YIELD_EVERY:
-                # Hand the GIL to the training thread: back from a torch call that released
-                # it, it would otherwise wait for this loop up to a switch interval (5 ms).
-                # sleep(0) would take the GIL straight back; a short real sleep lets go.
-                sleep(YIELD_SECONDS)
+                sleep(YIELD_SECONDS)  # the GIL for the training thread, as in _encode
             mid = f'{step},"value":'
             tail = f',"time":{time:.3f}}}'  # ms: repr() of a 17-digit float costs ~1 us
             for name, raw in metrics.items():
                 head = heads.get(name) or self._head(name)
                 if head is None:
                     continue
-                try:
-                    value = float(raw)
-                except (TypeError, ValueError):
-                    self._record(f"{name} at step {step}: {raw!r} is not a number; dropped")
-                    continue
-                # x - x is 0.0 for every finite float, NaN for NaN and the infinities.
-                text = repr(value) if value - value == 0.0 else _NON_FINITE.get(value, '"NaN"')
-                append(head + mid + text + tail)
+                text = self._number(name, step, raw)
+                if text is not None:
+                    append(head + mid + text + tail)
         return ('{"points":[' + ",".join(parts) + "]}").encode(), len(parts)
+
+    def _number(self, name: Any, step: int, raw: Any) -> str | None:
+        """The JSON text of one value: non-finite ones as the strings the server takes;
+        None (reported) for what float() refuses."""
+        try:
+            value = float(raw)
+        except Exception:  # a string, None, a tensor of several elements, 10**400...
+            self._record(f"{name} at step {step}: {raw!r} is not a number; dropped")
+            return None
+        # x - x is 0.0 for every finite float, NaN for NaN and the infinities.
+        return repr(value) if value - value == 0.0 else _NON_FINITE.get(value, '"NaN"')
+
+
+def _ms(times: Sequence[float]) -> str:
+    """Unix times to the ms, comma-separated: one %-format over them all is several times
+    cheaper than round() and repr() of each (a 13-digit float's repr is slow)."""
+    return ("%.3f," * len(times) % tuple(times))[:-1]
+
+
+def _takes_rows_only(exc: LrlabError) -> bool:
+    """A 422 from a server that predates columns: `series` is not a field it knows."""
+    return exc.status_code == 422 and any(
+        d.field == "series" and d.type == "extra_forbidden" for d in exc.details
+    )

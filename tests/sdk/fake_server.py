@@ -41,6 +41,8 @@ class FakeRunServer(httpx.BaseTransport):
         self.max_points: int | None = None  # over it: 413
         self.refuse_name: str | None = None  # a batch with it: 422
         self.latency = 0.0  # seconds each metric request takes
+        self.rows_only = False  # a server that predates columns: "series" is a 422
+        self.forms: list[str] = []  # "series" or "points": the form of each batch taken
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -51,7 +53,11 @@ class FakeRunServer(httpx.BaseTransport):
         assert path == "/trials/1/metrics", path
         self.attempts += 1
         time.sleep(self.latency)  # a network round trip and the server's work
-        points = json.loads(request.content)["points"]
+        body = json.loads(request.content)
+        if self.rows_only and "series" in body:
+            detail = [{"field": "series", "message": "not permitted", "type": "extra_forbidden"}]
+            return httpx.Response(422, json={"detail": detail})
+        points = points_of(body)
         status = self.metrics_status
         if self.max_points is not None and len(points) > self.max_points:
             status = 413
@@ -64,4 +70,19 @@ class FakeRunServer(httpx.BaseTransport):
         for p in points:
             self.stored[(p["name"], p["step"])] = p["value"]
         self.batches.append(len(points))
+        self.forms.extend(form for form in ("points", "series") if form in body)
         return httpx.Response(200, json={"accepted": len(points)})
+
+
+def points_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The points of a metric batch, rows and columns alike, checked as the server would."""
+    assert set(body) <= {"points", "series"} and body, body
+    points = list(body.get("points", []))
+    for s in body.get("series", []):
+        steps, values, times = s["steps"], s["values"], s.get("times")
+        assert len(values) == len(steps) and (times is None or len(times) == len(steps)), s
+        for i, step in enumerate(steps):
+            points.append({"name": s["name"], "step": step, "value": values[i]})
+            if times is not None:
+                points[-1]["time"] = times[i]
+    return points
