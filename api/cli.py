@@ -100,6 +100,7 @@ def _start_scheduler(store: Any, settings: Settings) -> tuple[Any, Any]:
         database_url=settings.resolved_database_url,
         checkpoint_root=settings.checkpoint_dir.resolve(),
         lease_seconds=settings.lease_seconds,
+        run_silence_seconds=settings.run_silence_seconds,
     )
     scheduler.start()
     return scheduler, launcher

@@ -65,3 +65,20 @@ def finish_run(
         raise InvalidInput(f"a run finishes as one of: {allowed}", field="status")
     store.runs.finish(project_id, run_id, status)
     return current_analysis(store, project_id, run_id, settings.max_series_points)
+
+
+def silence_reason(seconds: float) -> str:
+    return f"no metrics and no heartbeat for {seconds:g} s: the script ended without finish()"
+
+
+def give_up_silent_runs(store: Store, seconds: float) -> list[int]:
+    """Mark failed the running runs whose script has not been heard from for `seconds`
+    (it crashed, or was killed, before finish()); returns their ids."""
+    failed = []
+    for project_id, run_id in store.runs.silent(seconds):
+        run = store.runs.finish(
+            project_id, run_id, TrialStatus.FAILED, reason=silence_reason(seconds)
+        )
+        if run.trial.status is TrialStatus.FAILED:  # not finished by its script meanwhile
+            failed.append(run_id)
+    return failed

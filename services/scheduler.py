@@ -30,12 +30,14 @@ from services.domain import Trial, TrialStatus
 from services.launcher import Assignment, Launcher, RunOutcome, RunReport
 from services.lazy_search import ask_next_trial
 from services.lr_auto import settle_waiting_sweeps
+from services.runs import give_up_silent_runs, silence_reason
 from services.store import Store
 from services.store.trial_states import CANCELLED_BY_REQUEST
 
 log = logging.getLogger("lrlab.scheduler")
 
 HEARTBEAT_LOST = "worker heartbeat lost"
+RUNS_CHECK_SECONDS = 10.0  # how often silent external runs are looked for
 # Every trial asks for some CPU (Resources.cpus > 0) and Ray counts in units of 1e-4: a
 # launcher without this much free CPU has room for no trial, so no claim is tried.
 _ANY_CPU = 1e-4
@@ -55,6 +57,7 @@ class TickResult:
     sweeps_finished: int = 0
     sweeps_settled: int = 0  # lr: auto sweeps given their lrs by their range test
     ignored: int = 0  # reports about attempts no longer running (the fence refused them)
+    runs_given_up: int = 0  # external runs failed for silence (their script died)
 
 
 def trial_resources(spec: Mapping[str, Any]) -> tuple[float, float]:
@@ -82,6 +85,7 @@ class Scheduler:
         scheduler_id: str | None = None,
         lease_seconds: float = 30.0,
         cancel_grace_seconds: float = 5.0,
+        run_silence_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.id = scheduler_id or default_scheduler_id()
@@ -92,6 +96,8 @@ class Scheduler:
         self._checkpoint_root = Path(checkpoint_root)
         self._lease = lease_seconds
         self._grace = cancel_grace_seconds
+        self._run_silence = run_silence_seconds  # None: external runs are never given up
+        self._runs_checked_at: float | None = None
         self._clock = clock
         self._pending: list[RunReport] = []  # reports a failed tick could not record yet
         self._cancel_seen: dict[tuple[int, int], float] = {}  # (trial, attempt) -> clock
@@ -116,6 +122,7 @@ class Scheduler:
             if housekeeping:
                 self._escalate_cancels(in_flight, counts)
                 self._requeue_stale(in_flight, counts)
+                self._give_up_silent_runs(counts)
                 counts["sweeps_settled"] += len(settle_waiting_sweeps(self._store))
             self._launch_queued(counts)
             if housekeeping:
@@ -211,6 +218,19 @@ class Scheduler:
                     status.value,
                 )
                 _tally(counts, status)
+
+    def _give_up_silent_runs(self, counts: Counter[str]) -> None:
+        """External runs whose script went silent end failed. Checked every
+        RUNS_CHECK_SECONDS, not every tick: the silence allowed is minutes long."""
+        if self._run_silence is None:
+            return
+        now = self._clock()
+        if self._runs_checked_at is not None and now - self._runs_checked_at < RUNS_CHECK_SECONDS:
+            return
+        self._runs_checked_at = now
+        for run_id in give_up_silent_runs(self._store, self._run_silence):
+            log.warning("run %s: %s -> failed", run_id, silence_reason(self._run_silence))
+            counts["runs_given_up"] += 1
 
     def _launch_queued(self, counts: Counter[str]) -> None:
         while self._launcher.can_start(_ANY_CPU, 0.0):

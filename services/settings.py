@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         default=30.0, gt=0, description="A running trial without a heartbeat this long is requeued."
     )
+    run_silence_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="An external run with no metric batch and no heartbeat this long is "
+        "marked failed: its script ended without finish() (the SDK beats every 30 s).",
+    )
     run_analyzer: bool = Field(
         default=True, description="Run the live analyzer in `lrlab serve` (off: analyse on read)."
     )

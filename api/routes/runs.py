@@ -49,6 +49,16 @@ def get_run(run_id: RunId, project: CurrentProject, store: StoreDep) -> RunOut:
     return RunOut.of(store.runs.get(project.id, run_id))
 
 
+@router.post("/runs/{run_id}/heartbeat", response_model=RunOut)
+def heartbeat(run_id: RunId, project: CurrentProject, store: StoreDep) -> RunOut:
+    """The script is alive. A running run that hears nothing (no heartbeat, no metric
+    batch) for `run_silence_seconds` ends failed; the answer's status says whether this
+    one still runs (or was cancelled: `cancel_requested`)."""
+    store.runs.get(project.id, run_id)  # NotFound when not the project's run
+    store.runs.touch(run_id)
+    return RunOut.of(store.runs.get(project.id, run_id))
+
+
 @router.post("/runs/{run_id}/finish", response_model=AnalysisOut)
 def finish(
     run_id: RunId,

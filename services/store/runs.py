@@ -6,6 +6,7 @@ claims, requeues or launches one (it has no spec to run)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -127,10 +128,51 @@ class RunRepository:
             items = [_run(t, sw) for t, sw in rows]
             return Page(items=items, total=total, limit=limit, offset=offset)
 
-    def finish(self, project_id: int, run_id: int, status: TrialStatus | None) -> Run:
+    def touch(self, run_id: int) -> bool:
+        """Note a sign of life from a running run's script (a heartbeat, a metric batch);
+        False when the run is not running (finished, or given up as silent)."""
+        with self._db.session() as s:
+            done = s.execute(
+                update(TrialRow)
+                .where(
+                    TrialRow.id == run_id,
+                    TrialRow.kind == EXTERNAL,
+                    TrialRow.status == TrialStatus.RUNNING.value,
+                )
+                .values(heartbeat_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            return getattr(done, "rowcount", 0) == 1
+
+    def silent(self, seconds: float) -> tuple[tuple[int, int], ...]:
+        """(project id, run id) of the running runs with no sign of life for `seconds`
+        (counted from their start when none ever came)."""
+        cutoff = utcnow() - timedelta(seconds=seconds)
+        last_seen = func.coalesce(TrialRow.heartbeat_at, TrialRow.started_at)
+        with self._db.session() as s:
+            rows = s.execute(
+                select(TrialRow.project_id, TrialRow.id)
+                .where(
+                    TrialRow.kind == EXTERNAL,
+                    TrialRow.status == TrialStatus.RUNNING.value,
+                    last_seen < cutoff,
+                )
+                .order_by(TrialRow.id)
+            ).all()
+        return tuple((int(p), int(r)) for p, r in rows)
+
+    def finish(
+        self,
+        project_id: int,
+        run_id: int,
+        status: TrialStatus | None,
+        *,
+        reason: str | None = None,
+    ) -> Run:
         """End a running run: `status` (default succeeded, or cancelled when a cancel was
-        asked for), its last step from its series, its sweep finished. Finishing again is
-        harmless (a client retrying) unless it names a different final status."""
+        asked for), its last step from its series, its sweep finished; `reason` is kept as
+        the trial's stop_reason. Finishing again is harmless (a client retrying) unless it
+        names a different final status."""
         if status is not None and not status.is_terminal:
             raise ValueError(f"finish needs a terminal status, not {status.value!r}")
         with self._db.session() as s:
@@ -147,6 +189,7 @@ class RunRepository:
                 update(TrialRow)
                 .where(TrialRow.id == run_id, TrialRow.status == TrialStatus.RUNNING.value)
                 .values(status=final.value, finished_at=now, last_step=last_step)
+                .values(stop_reason=reason if reason is not None else TrialRow.stop_reason)
             )
             if getattr(done, "rowcount", 0) != 1:
                 s.refresh(trial)
@@ -155,7 +198,7 @@ class RunRepository:
                         f"run {run_id} already finished as {trial.status!r}", field="status"
                     )
                 return _run(trial, sweep)
-            record_event(s, run_id, final, f"run {final.value}")
+            record_event(s, run_id, final, reason or f"run {final.value}")
             if sweep.status == SweepStatus.RUNNING.value:
                 sweep.status = SweepStatus.FINISHED.value
                 sweep.finished_at = sweep.updated_at = now

@@ -8,13 +8,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from services.domain import TrialStatus
+from services.errors import Conflict
 from services.launcher import RunOutcome
-from services.scheduler import Scheduler
+from services.runs import silence_reason
+from services.scheduler import RUNS_CHECK_SECONDS, Scheduler
 from services.store import Store
-from services.store.models import utcnow
+from services.store.models import TrialRow, utcnow
 from services.store.runs import NewRun
 from services.store.sweeps import NewSweep, NewTrial
 from tests.integration.fakes import FakeClock, FakeLauncher
@@ -249,3 +253,79 @@ def test_the_scheduler_never_launches_requeues_or_ends_a_run(store: Store, tmp_p
     assert store.sweeps.get(project.id, run.trial.sweep_id).status.value == "running"
     events = store.sweeps.trial_events(project.id, run_id)
     assert [e.status for e in events] == [TrialStatus.RUNNING]
+
+
+# -- runs whose script went silent ------------------------------------------------------------
+
+
+def _silent_for(store: Store, run_id: int, seconds: float) -> None:
+    """Move the run's start and last heartbeat `seconds` into the past."""
+    then = utcnow() - timedelta(seconds=seconds)
+    with store.db.session() as s:
+        s.execute(
+            update(TrialRow).where(TrialRow.id == run_id).values(started_at=then, heartbeat_at=None)
+        )
+
+
+def test_a_heartbeat_keeps_a_run_alive_and_says_its_status(
+    client: TestClient, other_client: TestClient
+) -> None:
+    run = start(client)
+    beat = client.post(f"/runs/{run['id']}/heartbeat")
+    assert beat.status_code == 200 and beat.json()["status"] == "running"
+    assert other_client.post(f"/runs/{run['id']}/heartbeat").status_code == 404
+    assert client.post("/runs/999999/heartbeat").status_code == 404
+    client.post(f"/runs/{run['id']}/finish")
+    # A finished run's heartbeat changes nothing and says so.
+    assert client.post(f"/runs/{run['id']}/heartbeat").json()["status"] == "succeeded"
+
+
+def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(
+    store: Store, tmp_path: Path
+) -> None:
+    project = store.projects.create("p")
+    silent, beating, fresh = (_new_run(store, project.id) for _ in range(3))
+    for run_id in (silent, beating):
+        _silent_for(store, run_id, 700)
+    assert store.runs.touch(beating)  # a heartbeat (or a metric batch) just came
+    clock = FakeClock()
+    scheduler = Scheduler(
+        store,
+        FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED),
+        database_url=store.db.url,
+        checkpoint_root=tmp_path,
+        run_silence_seconds=600,
+        clock=clock,
+    )
+    assert scheduler.tick().runs_given_up == 1
+    run = store.runs.get(project.id, silent).trial
+    assert run.status is TrialStatus.FAILED and run.finished_at is not None
+    assert run.stop_reason == silence_reason(600)
+    assert [e.detail for e in store.sweeps.trial_events(project.id, silent)][-1] == run.stop_reason
+    for alive in (beating, fresh):
+        assert store.runs.get(project.id, alive).trial.status is TrialStatus.RUNNING
+    # Silent now too, but looked for again only after RUNS_CHECK_SECONDS.
+    _silent_for(store, fresh, 700)
+    assert scheduler.tick().runs_given_up == 0
+    clock.advance(RUNS_CHECK_SECONDS)
+    assert scheduler.tick().runs_given_up == 1
+    assert not store.runs.touch(silent)  # a given-up run is not revived by a late beat
+    # Its script, back after all, finishes it: harmless; claiming success is a conflict.
+    assert store.runs.finish(project.id, silent, None).trial.status is TrialStatus.FAILED
+    with pytest.raises(Conflict):
+        store.runs.finish(project.id, silent, TrialStatus.SUCCEEDED)
+
+
+def test_without_a_silence_limit_runs_are_never_given_up(store: Store, tmp_path: Path) -> None:
+    project = store.projects.create("p")
+    run_id = _new_run(store, project.id)
+    _silent_for(store, run_id, 10 * 24 * 3600)
+    scheduler = Scheduler(
+        store,
+        FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED),
+        database_url=store.db.url,
+        checkpoint_root=tmp_path,
+        clock=FakeClock(),
+    )
+    assert scheduler.tick().runs_given_up == 0
+    assert store.runs.get(project.id, run_id).trial.status is TrialStatus.RUNNING
