@@ -160,7 +160,10 @@ MetricValue = Annotated[
     float,
     Field(description='A number, or "NaN", "Infinity", "-Infinity" (stored as such).'),
 ]
-PointTime = Annotated[float | None, Field(ge=0, le=1e11, description="Unix seconds; default now.")]
+MAX_TIME = 1e11  # Unix seconds: the year 5138
+PointTime = Annotated[
+    float | None, Field(ge=0, le=MAX_TIME, description="Unix seconds; default now.")
+]
 
 
 class PointIn(TypedDict):
@@ -173,19 +176,50 @@ class PointIn(TypedDict):
     time: NotRequired[PointTime]
 
 
+F64_COLUMN = "Base64 (standard alphabet, padded) of little-endian IEEE-754 float64s, one per step"
+
+
 class SeriesIn(TypedDict):
     """Points of one metric as columns: `values[i]` (and `times[i]`, if given) at
-    `steps[i]`. The lists have the same length."""
+    `steps[i]`. The columns have the same length. Values come as a JSON list (`values`)
+    or packed as float64s (`values_f64`), exactly one of the two; times likewise
+    (`times` or `times_f64`), or neither."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    __pydantic_config__ = ConfigDict(  # type: ignore[misc]
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": ["values"]}, {"required": ["values_f64"]}],
+            "not": {"required": ["times", "times_f64"]},
+        },
+    )
 
     name: MetricName
     steps: list[MetricStep]
-    values: list[MetricValue]
+    values: NotRequired[list[MetricValue]]
+    values_f64: NotRequired[
+        Annotated[
+            str,
+            Field(
+                description=f"{F64_COLUMN}, instead of values: the cheapest form to encode. "
+                "NaN and the infinities are stored as such.",
+                json_schema_extra={"contentEncoding": "base64"},
+            ),
+        ]
+    ]
     times: NotRequired[
         Annotated[
             list[PointTime] | None,
             Field(description="Unix seconds per point (null: now); all now if left out."),
+        ]
+    ]
+    times_f64: NotRequired[
+        Annotated[
+            str,
+            Field(
+                description=f"{F64_COLUMN}, instead of times: Unix seconds, finite, "
+                "from 0 to 1e11.",
+                json_schema_extra={"contentEncoding": "base64"},
+            ),
         ]
     ]
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import binascii
+import math
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -13,10 +17,12 @@ from pydantic import ValidationError
 from api.deps import CurrentProject, SettingsDep, StoreDep
 from api.schemas import (
     MAX_STEP,
+    MAX_TIME,
     METRIC_BATCH,
     IngestOut,
     MetricBatch,
     MetricName,
+    SeriesIn,
     SeriesOut,
     SeriesSetOut,
 )
@@ -25,7 +31,10 @@ from services.errors import InvalidInput, TooLarge
 router = APIRouter(tags=["metrics"])
 TrialId = Annotated[int, Path(ge=1, le=MAX_STEP)]
 Step = Annotated[int | None, Query(ge=0, le=MAX_STEP)]
-BYTES_PER_POINT = 512  # generous: a point with a 200-character name is ~260 bytes of JSON
+# Generous: a point with a 200-character name is ~260 bytes of JSON, a point of a series
+# ~30 (JSON lists) or ~45 (base64 float64 values and times beside a 20-digit step).
+BYTES_PER_POINT = 512
+F64 = np.dtype("<f8")
 Row = tuple[str, int, float, float | None]
 
 
@@ -83,7 +92,8 @@ async def ingest_metrics(
 
 def _rows(batch: MetricBatch, limit: int) -> list[Row]:
     """(name, step, value, time) of every point of a batch the schema passed, rows then
-    series; 422 for a series whose lists differ in length, 413 over the point limit."""
+    series; 422 for a series whose columns are missing, doubled, undecodable or differ in
+    length, 413 over the point limit."""
     if "points" not in batch and "series" not in batch:
         raise RequestValidationError(
             [
@@ -96,31 +106,95 @@ def _rows(batch: MetricBatch, limit: int) -> list[Row]:
         )
     points = batch.get("points", [])
     series = batch.get("series", [])
-    mismatched = []
-    for i, s in enumerate(series):
-        steps = len(s["steps"])
-        times = s.get("times")
-        for column, items in (("values", s["values"]), ("times", times)):
-            if items is not None and len(items) != steps:
-                mismatched.append(
-                    {
-                        "type": "length_mismatch",
-                        "loc": ("body", "series", i, column),
-                        "msg": f"{column} has {len(items)} items and steps {steps}: "
-                        "a series' lists must have the same length",
-                    }
-                )
-    if mismatched:
-        raise RequestValidationError(mismatched)
+    errors: list[dict[str, Any]] = []
+    columns = [_columns(i, s, errors) for i, s in enumerate(series)]
+    if errors:
+        raise RequestValidationError(errors)
     total = len(points) + sum(len(s["steps"]) for s in series)
     if total > limit:
         field = "series" if series else "points"
         raise TooLarge(f"{total} points in one batch; the limit is {limit}", field=field)
     rows: list[Row] = [(p["name"], p["step"], p["value"], p.get("time")) for p in points]
-    for s in series:
-        times = s.get("times")
-        rows.extend(zip(repeat(s["name"]), s["steps"], s["values"], times or repeat(None)))
+    for s, (values, times) in zip(series, columns, strict=True):
+        rows.extend(zip(repeat(s["name"]), s["steps"], values, times or repeat(None)))
     return rows
+
+
+def _columns(
+    i: int, s: SeriesIn, errors: list[dict[str, Any]]
+) -> tuple[Sequence[float], Sequence[float | None] | None]:
+    """The values and times of series `i` as lists, from JSON or base64 float64 columns;
+    what is wrong with them is added to `errors`."""
+    steps = len(s["steps"])
+
+    def fail(column: str, kind: str, msg: str) -> None:
+        errors.append({"type": kind, "loc": ("body", "series", i, column), "msg": msg})
+
+    def check_length(column: str, items: Sequence[Any] | np.ndarray, unit: str) -> None:
+        if len(items) != steps:
+            fail(
+                column,
+                "length_mismatch",
+                f"{column} has {len(items)} {unit} and steps {steps}: "
+                "a series' columns must have the same length",
+            )
+
+    values: Sequence[float] = []
+    if "values" in s and "values_f64" in s:
+        fail("values_f64", "value_conflict", "a series has values or values_f64, not both")
+    elif "values_f64" in s:
+        packed = _f64(s["values_f64"], "values_f64", fail)
+        if packed is not None:
+            check_length("values_f64", packed, "numbers")
+            nan = np.isnan(packed)
+            if nan.any():  # one NaN, as "NaN" in JSON gives, whatever its bits were
+                packed = np.where(nan, math.nan, packed)
+            values = packed.tolist()
+    elif "values" in s:
+        values = s["values"]
+        check_length("values", values, "items")
+    else:
+        fail("values", "missing", "Field required: a series has values or values_f64")
+
+    times: Sequence[float | None] | None = s.get("times")
+    if "times" in s and "times_f64" in s:
+        fail("times_f64", "value_conflict", "a series has times or times_f64, not both")
+    elif "times_f64" in s:
+        packed = _f64(s["times_f64"], "times_f64", fail)
+        times = None
+        if packed is not None:
+            check_length("times_f64", packed, "numbers")
+            inside = (packed >= 0.0) & (packed <= MAX_TIME)  # False for NaN too
+            if not inside.all():
+                first = int(np.argmin(inside))
+                fail(
+                    "times_f64",
+                    "time_range",
+                    f"times_f64[{first}] is {float(packed[first])!r}: times are Unix "
+                    f"seconds, finite, from 0 to {MAX_TIME:g}",
+                )
+            times = packed.tolist()
+    elif times is not None:
+        check_length("times", times, "items")
+    return values, times
+
+
+def _f64(text: str, column: str, fail: Callable[[str, str, str], None]) -> np.ndarray | None:
+    """The float64s packed in a base64 column; None (and a failure) if it holds none."""
+    try:
+        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (ValueError, UnicodeEncodeError) as exc:  # binascii.Error is a ValueError
+        fail(column, "base64", f"{column} is not valid base64 (standard alphabet, padded): {exc}")
+        return None
+    if len(raw) % 8:
+        fail(
+            column,
+            "f64_length",
+            f"{column} decodes to {len(raw)} bytes, not a multiple of 8: "
+            "it holds little-endian float64s",
+        )
+        return None
+    return np.frombuffer(raw, dtype=F64)
 
 
 @router.get("/trials/{trial_id}/metrics", response_model=SeriesSetOut)

@@ -8,7 +8,9 @@ Each answer must be below 500, and a 4xx must carry the usual `detail` list.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,6 +30,11 @@ FUZZ = hypothesis_settings(
 )
 
 # -- what a client can send ----------------------------------------------------------------
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
 
 SPEC_MODELS = [
     specs.TrialSpec, specs.SweepSpec, specs.Regularization, specs.Budget, specs.Resources,
@@ -131,13 +138,31 @@ points = st.fixed_dictionaries(
     },
     optional={"time": st.floats(0, 2e9) | numbers},
 )
+# Base64 columns: packed float64s (NaN and the infinities among them), bytes of any
+# length, text that is not base64 at all, and anything else.
+packed_values = (
+    st.lists(floats, max_size=4).map(lambda xs: b64encode(struct.pack(f"<{len(xs)}d", *xs)))
+    | st.binary(max_size=40).map(b64encode)
+    | text
+    | json_values
+)
+packed_times = (
+    st.lists(st.floats(0, 2e9) | floats, max_size=4).map(
+        lambda xs: b64encode(struct.pack(f"<{len(xs)}d", *xs))
+    )
+    | packed_values
+)
 columns = st.fixed_dictionaries(
     {
         "name": st.sampled_from(["train_loss", "lr"]) | printable | text,
         "steps": st.lists(st.integers(0, 10**6) | ints, max_size=4) | json_values,
-        "values": st.lists(point_values, max_size=4) | json_values,
     },
-    optional={"times": st.lists(st.floats(0, 2e9) | numbers, max_size=4) | json_values},
+    optional={  # values or values_f64 (the one rule), times, times_f64 or neither
+        "values": st.lists(point_values, max_size=4) | json_values,
+        "times": st.lists(st.floats(0, 2e9) | numbers, max_size=4) | json_values,
+        "values_f64": packed_values,
+        "times_f64": packed_times,
+    },
 )
 batches = st.fixed_dictionaries(
     {}, optional={"points": st.lists(points, max_size=4), "series": st.lists(columns, max_size=3)}

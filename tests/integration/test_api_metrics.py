@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.routes.metrics import BYTES_PER_POINT
 from services.settings import Settings
 from services.store import Store
 
@@ -529,5 +532,260 @@ def test_the_openapi_body_documents_points_and_series(client: TestClient) -> Non
     assert set(body["properties"]) == {"points", "series"}
     assert body["anyOf"] == [{"required": ["points"]}, {"required": ["series"]}]
     columns = body["properties"]["series"]["items"]
-    assert set(columns["required"]) == {"name", "steps", "values"}
-    assert "times" in columns["properties"] and "$ref" not in str(body)
+    assert set(columns["required"]) == {"name", "steps"}
+    assert columns["oneOf"] == [{"required": ["values"]}, {"required": ["values_f64"]}]
+    assert columns["not"] == {"required": ["times", "times_f64"]}
+    assert {"values", "values_f64", "times", "times_f64"} <= set(columns["properties"])
+    for packed_column in ("values_f64", "times_f64"):
+        documented = columns["properties"][packed_column]
+        assert documented["type"] == "string" and documented["contentEncoding"] == "base64"
+        assert "little-endian IEEE-754 float64" in documented["description"]
+    assert "$ref" not in str(body)
+
+
+# -- binary columns (values_f64, times_f64) -------------------------------------------------
+
+
+def f64(numbers: list[float]) -> str:
+    """Base64 of little-endian float64s, as values_f64 and times_f64 take them."""
+    return base64.b64encode(struct.pack(f"<{len(numbers)}d", *numbers)).decode()
+
+
+def packed(
+    name: str, steps: list[int], values: list[float], times: list[float] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": name, "steps": steps, "values_f64": f64(values)}
+    if times is not None:
+        out["times_f64"] = f64(times)
+    return out
+
+
+def test_packed_series_round_trip_keeps_values_times_and_non_finite_points(
+    client: TestClient, trial: int
+) -> None:
+    values = [1.5, math.nan, math.inf, -math.inf, 0.1 + 0.2, -0.0, 5e-324, 1.7976931348623157e308]
+    times = [1_700_000_000.123456 + i / 7 for i in range(len(values))]
+    steps = list(range(0, 8 * len(values), 8))
+    body = {"series": [packed("train_loss", steps, values, times)]}
+    assert ingest_body(client, trial, body) == len(values)
+    loss = read(client, trial)["train_loss"]
+    assert loss["steps"] == steps
+    expected = [
+        1.5,
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        0.1 + 0.2,
+        -0.0,
+        5e-324,
+        1.7976931348623157e308,
+    ]
+    assert loss["values"] == expected
+    assert loss["times"] == times  # every bit of a float64, not rounded to the ms
+
+
+def test_packed_nan_of_any_bits_is_stored_as_nan(client: TestClient, trial: int) -> None:
+    # A quiet NaN with a payload and a negative one: both are the NaN "NaN" in JSON gives.
+    raw = struct.pack("<QQ", 0x7FF8_0000_0000_0001, 0xFFF8_0000_0000_0000)
+    body = {
+        "series": [{"name": "lr", "steps": [0, 1], "values_f64": base64.b64encode(raw).decode()}]
+    }
+    assert ingest_body(client, trial, body) == 2
+    assert read(client, trial)["lr"]["values"] == ["NaN", "NaN"]
+    assert ingest_body(client, trial, body) == 2  # and a re-send matches what is stored
+    assert read(client, trial)["lr"]["values"] == ["NaN", "NaN"]
+
+
+def test_packed_and_json_columns_store_the_same_points(client: TestClient) -> None:
+    values = [3.0, math.nan, 2.5, math.inf]
+    times = [100.0, 101.5, 102.25, 103.125]
+    as_json = ["NaN" if math.isnan(v) else "Infinity" if v == math.inf else v for v in values]
+    trials = [make_trial(client) for _ in range(4)]
+    bodies = [
+        {"series": [series("m", [0, 1, 2, 3], as_json, times)]},
+        {"series": [packed("m", [0, 1, 2, 3], values, times)]},
+        # Either column may be packed on its own.
+        {"series": [{**series("m", [0, 1, 2, 3], as_json), "times_f64": f64(times)}]},
+        {"series": [{**packed("m", [0, 1, 2, 3], values), "times": times}]},
+    ]
+    for trial_id, body in zip(trials, bodies, strict=True):
+        assert ingest_body(client, trial_id, body) == 4
+    stored = [read(client, t)["m"] for t in trials]
+    assert all(
+        (s["steps"], s["values"], s["times"])
+        == (stored[0]["steps"], stored[0]["values"], stored[0]["times"])
+        for s in stored
+    ), stored
+    assert stored[0]["values"] == [3.0, "NaN", 2.5, "Infinity"]
+
+
+def test_packed_series_without_times_get_the_server_time(client: TestClient, trial: int) -> None:
+    assert ingest_body(client, trial, {"series": [packed("a", [0, 1], [1.0, 2.0])]}) == 2
+    assert all(t > 1_600_000_000 for t in read(client, trial)["a"]["times"])
+
+
+def test_resending_a_packed_batch_changes_nothing(client: TestClient, trial: int) -> None:
+    body = {
+        "series": [
+            packed("train_loss", [0, 1, 2], [3.0, math.nan, 2.0]),
+            packed("lr", [0, 1, 2], [0.1, 0.1, 0.05], [10.0, 11.0, 12.0]),
+        ],
+        "points": [point("val_loss", 2, 0.5)],
+    }
+    assert ingest_body(client, trial, body) == 7
+    first = client.get(f"/trials/{trial}/metrics").json()
+    assert ingest_body(client, trial, body) == 7
+    assert client.get(f"/trials/{trial}/metrics").json() == first
+
+
+def test_empty_packed_columns_are_accepted_as_nothing(client: TestClient, trial: int) -> None:
+    body = {"series": [{"name": "lr", "steps": [], "values_f64": "", "times_f64": ""}]}
+    assert ingest_body(client, trial, body) == 0
+    assert_nothing_stored(client, trial)
+
+
+def test_packed_series_over_the_point_limit_is_413_and_stores_nothing(
+    client: TestClient, trial: int, settings: Settings
+) -> None:
+    limit = settings.max_points_per_request
+    steps = list(range(limit + 1))
+    body = {"series": [packed("b", steps, [1.0] * (limit + 1), [5.0] * (limit + 1))]}
+    response = client.post(f"/trials/{trial}/metrics", json=body)
+    assert_invalid(response, "series", f"{limit + 1} points in one batch", status=413)
+    assert_nothing_stored(client, trial)
+    body = {"series": [packed("b", steps[:limit], [1.0] * limit, [5.0] * limit)]}
+    assert ingest_body(client, trial, body) == limit
+
+
+def test_the_largest_packed_batch_passes_the_body_size_guard(
+    client: TestClient, trial: int, settings: Settings
+) -> None:
+    # The request size guard allows BYTES_PER_POINT a point: a packed batch at the limit,
+    # one point a series with the longest name and step, stays under it.
+    limit = settings.max_points_per_request
+    name = "n" * 200
+    body = {"series": [packed(name, [2**63 - 1 - i], [1.0], [5.0]) for i in range(limit)]}
+    content = json.dumps(body).encode()
+    assert len(content) <= limit * BYTES_PER_POINT
+    response = client.post(f"/trials/{trial}/metrics", content=content, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == limit
+
+
+BAD_PACKED = [
+    pytest.param(
+        {"values_f64": "AAAA@@@@AAAA"}, "series[0].values_f64", "not valid base64", id="alphabet"
+    ),
+    pytest.param(
+        {"values_f64": f64([1.0, 2.0])[:-1]}, "series[0].values_f64", "not valid base64", id="pad"
+    ),
+    pytest.param({"values_f64": "AAAAé"}, "series[0].values_f64", "not valid base64", id="utf8"),
+    pytest.param(
+        {"values_f64": f64([1.0, 2.0]) + "AAAA"},
+        "series[0].values_f64",
+        "not valid base64",
+        id="after-padding",
+    ),
+    pytest.param(
+        {"values_f64": base64.b64encode(bytes(12)).decode()},
+        "series[0].values_f64",
+        "decodes to 12 bytes, not a multiple of 8",
+        id="bytes-12",
+    ),
+    pytest.param(
+        {"values_f64": f64([1.0])},
+        "series[0].values_f64",
+        "values_f64 has 1 numbers and steps 2",
+        id="short",
+    ),
+    pytest.param(
+        {"values_f64": f64([1.0, 2.0, 3.0])}, "series[0].values_f64", "same length", id="long"
+    ),
+    pytest.param({"values_f64": 3}, "series[0].values_f64", "string", id="not-a-string"),
+    pytest.param(
+        {"values": [1.0, 2.0], "values_f64": f64([1.0, 2.0])},
+        "series[0].values_f64",
+        "values or values_f64, not both",
+        id="both-values",
+    ),
+    pytest.param({"values_f64": None}, "series[0].values_f64", "string", id="values_f64-null"),
+    pytest.param(
+        {"times": [1.0, 2.0], "times_f64": f64([1.0, 2.0])},
+        "series[0].times_f64",
+        "times or times_f64, not both",
+        id="both-times",
+    ),
+    pytest.param(
+        {"times": None, "times_f64": f64([1.0, 2.0])},
+        "series[0].times_f64",
+        "times or times_f64, not both",
+        id="both-times-null",
+    ),
+    pytest.param(
+        {"times_f64": f64([1.0])},
+        "series[0].times_f64",
+        "times_f64 has 1 numbers and steps 2",
+        id="times-short",
+    ),
+    pytest.param(
+        {"times_f64": "!!"}, "series[0].times_f64", "not valid base64", id="times-alphabet"
+    ),
+    pytest.param(
+        {"times_f64": base64.b64encode(bytes(9)).decode()},
+        "series[0].times_f64",
+        "not a multiple of 8",
+        id="times-bytes-9",
+    ),
+    pytest.param(
+        {"times_f64": f64([1.0, -1.0])},
+        "series[0].times_f64",
+        "times_f64[1] is -1.0: times are Unix seconds, finite, from 0 to 1e+11",
+        id="time-neg",
+    ),
+    pytest.param(
+        {"times_f64": f64([1e12, 1.0])},
+        "series[0].times_f64",
+        "times_f64[0] is 1000000000000.0",
+        id="time-big",
+    ),
+    pytest.param(
+        {"times_f64": f64([1.0, math.nan])}, "series[0].times_f64", "[1] is nan", id="time-nan"
+    ),
+    pytest.param(
+        {"times_f64": f64([math.inf, 1.0])}, "series[0].times_f64", "[0] is inf", id="time-inf"
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "message"), BAD_PACKED)
+def test_invalid_packed_series_is_422_naming_the_field(
+    client: TestClient, trial: int, change: dict[str, Any], field: str, message: str
+) -> None:
+    good = packed("train_loss", [0, 1], [1.0, 2.0])
+    body = {"points": [point("lr", 0, 1.0)], "series": [{**good, **change}]}
+    response = client.post(f"/trials/{trial}/metrics", json=body)
+    assert_invalid(response, field, message)
+    assert response.json()["detail"][0]["in"] == "body"
+    assert_nothing_stored(client, trial)
+
+
+def test_a_series_without_values_is_422_at_values(client: TestClient, trial: int) -> None:
+    body = {"series": [{"name": "lr", "steps": [0], "times_f64": f64([1.0])}]}
+    response = client.post(f"/trials/{trial}/metrics", json=body)
+    assert_invalid(response, "series[0].values", "a series has values or values_f64")
+    assert_nothing_stored(client, trial)
+
+
+def test_every_bad_packed_series_is_reported_at_once(client: TestClient, trial: int) -> None:
+    body = {
+        "series": [
+            packed("a", [0, 1], [1.0]),
+            {**packed("b", [0], [1.0]), "times_f64": "?"},
+            packed("c", [0], [1.0], [-5.0]),
+        ]
+    }
+    response = client.post(f"/trials/{trial}/metrics", json=body)
+    assert response.status_code == 422, response.text
+    fields = [e["field"] for e in response.json()["detail"]]
+    assert fields == ["series[0].values_f64", "series[1].times_f64", "series[2].times_f64"]
+    assert_nothing_stored(client, trial)
