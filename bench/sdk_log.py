@@ -45,6 +45,7 @@ from bench._common import (  # noqa: E402
 )
 
 METRICS = ("train_loss", "lr", "grad_norm", "samples_per_sec", "epoch")
+FORMS = {"packed": "series, base64 float64 columns", "json": "series, JSON lists", "rows": "points"}
 LogFn = Callable[..., None] | None
 
 
@@ -146,6 +147,7 @@ def slowdown(client: lrlab.Client, pairs: int, steps: int) -> dict[str, Any]:
                 run.flush(timeout=600)
             cpu[arm].append(time.process_time() - began)
     sender_cpu = run.stats.sender_cpu_seconds - cpu_before
+    form = run._batcher._form  # what the server took: packed columns unless it predates them
     run.finish(timeout=600)
     wall_ratios = [lg / bare for lg, bare in zip(wall["log"], wall["bare"], strict=True)]
     cpu_ratios = [lg / bare for lg, bare in zip(cpu["log"], cpu["bare"], strict=True)]
@@ -158,6 +160,7 @@ def slowdown(client: lrlab.Client, pairs: int, steps: int) -> dict[str, Any]:
         "cpu_pooled": sum(cpu["log"]) / sum(cpu["bare"]),
         "cpu_fastest": min(cpu["log"]) / min(cpu["bare"]),
         "sender_us_per_point": 1e6 * sender_cpu / (pairs * steps * len(METRICS)),
+        "form": form,
     }
 
 
@@ -204,6 +207,7 @@ def report(
         ("slowdown, CPU incl. sender (fastest segments)", _pct(slow["cpu_fastest"])),
         ("slowdown, wall (median of pairs)", _spread(slow["wall"])),
         ("sender thread CPU per point", f"{slow['sender_us_per_point']:.2f} us"),
+        ("metric batches sent as", FORMS.get(slow["form"], slow["form"])),
         (
             "end to end, SDK to store",
             f"{e2e['points_per_s']:,.0f} points/s "

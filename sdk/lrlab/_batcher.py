@@ -2,9 +2,10 @@
 
 `add` only appends a (step, time, metrics) tuple to a deque and bumps a counter: no lock,
 no I/O, no JSON. The sender thread wakes every `flush_interval` seconds or once
-`batch_size` points are waiting, turns entries into one JSON batch of columns (a list of
-steps, values and times per metric name) and posts it. A server that predates columns
-gets the same points as rows from then on. A batch
+`batch_size` points are waiting, turns entries into one JSON batch of columns (per metric
+name, a list of steps and its values and times packed as base64 float64s) and posts it.
+A server that predates packed columns gets JSON lists from then on, one that predates
+columns gets rows. A batch
 that fails for a passing reason (server down, 5xx, 429) is kept and sent again, with
 backoff, until it is stored: the store keeps one point per (trial, name, step), so a batch
 that arrives twice changes nothing. A batch the server refuses for good (422: a bad name;
@@ -23,7 +24,10 @@ import json
 import logging
 import math
 import random
+import sys
 import threading
+from array import array
+from binascii import b2a_base64
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,16 +42,18 @@ from lrlab.errors import (
 )
 
 _dumps = json.dumps
+_BIG_ENDIAN = sys.byteorder == "big"  # array("d") is in the host's order; the server's is little
 
 log = logging.getLogger("lrlab")
 
 WhenFull = Literal["block", "drop_oldest", "raise"]
+Form = Literal["packed", "json", "rows"]  # how batches go: the newest the server takes
 Entry = tuple[int, float, Mapping[str, Any]]
 _NON_FINITE = {math.inf: '"Infinity"', -math.inf: '"-Infinity"'}
 MAX_NAME = 200
 MAX_BATCH = 20_000  # points in one request at most (the server's default limit is 50,000)
 # batch_size defaults to 5,000: a request costs the sender ~2 ms of CPU whatever its size
-# (HTTP, the loopback's kernel work), against ~0.5 us a point to encode; a loop logging
+# (HTTP, the loopback's kernel work), against ~0.2 us a point to encode; a loop logging
 # 5 metrics every millisecond fills a batch each second, the flush interval.
 YIELD_EVERY = 64  # log calls encoded between two GIL hand-overs (rows)
 YIELD_POINTS = 1024  # points encoded between two GIL hand-overs (columns)
@@ -111,9 +117,9 @@ class Batcher:
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._abort = threading.Event()
-        self._columnar = True  # until a server says it takes rows only
+        self._form: Form = "packed"  # until a server says it takes an older form only
         self._heads: dict[Any, str] = {}  # name -> the JSON a row of it starts with
-        self._columns: dict[Any, str] = {}  # name -> the JSON a series of it starts with
+        self._columns: dict[Any, bytes] = {}  # name -> the JSON a series of it starts with
         self._invalid_names: set[Any] = set()
         self._warned_full = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -248,8 +254,8 @@ class Batcher:
 
     def _send(self, entries: list[Entry]) -> None:
         total = sum(len(e[2]) for e in entries)
-        columnar = self._columnar
-        body, valid = self._encode(entries) if columnar else self._encode_rows(entries)
+        form = self._form
+        body, valid = self._encode_as(form, entries)
         if not valid:
             self._settle(total, stored=False)
             return
@@ -275,10 +281,11 @@ class Batcher:
                     self._backoff(attempt, exc)
                     attempt += 1
                     continue
-                if columnar and _takes_rows_only(exc):
-                    log.info("lrlab: the server takes metric points as rows only")
-                    self._columnar = columnar = False
-                    body, valid = self._encode_rows(entries)
+                older = _older_form(form, exc)
+                if older is not None:
+                    log.info("lrlab: the server takes metric points as %s only", older)
+                    self._form = form = older
+                    body, valid = self._encode_as(form, entries)
                     continue
                 self._record(f"a batch of {total} points was refused: {exc}")
                 self._settle(total, stored=False)
@@ -313,35 +320,42 @@ class Batcher:
             head = self._heads[name] = f'{{"name":{_dumps(name)},"step":'
         return head
 
-    def _column(self, name: Any) -> str | None:
+    def _column(self, name: Any) -> bytes | None:
         """The JSON text a series of `name` starts with; None (warned once) if invalid."""
         head = self._columns.get(name)
         if head is None and self._valid(name):
-            head = self._columns[name] = f'{{"name":{_dumps(name)},"values":'
+            head = self._columns[name] = f'{{"name":{_dumps(name)},'.encode()
         return head
 
-    def _encode(self, entries: list[Entry]) -> tuple[bytes, int]:
+    def _encode_as(self, form: Form, entries: list[Entry]) -> tuple[bytes, int]:
+        """The JSON body of a batch in `form`, and how many points it holds."""
+        if form == "rows":
+            return self._encode_rows(entries)
+        return self._encode(entries, packed=form == "packed")
+
+    def _encode(self, entries: list[Entry], packed: bool = True) -> tuple[bytes, int]:
         """The JSON body of a batch as columns, and how many points it holds. Log calls
-        with the same names (in the same order) make one series per name; the lists are
-        written by json.dumps, in C, not point by point: this runs on the same GIL as the
+        with the same names (in the same order) make one series per name; its values and
+        times are packed as float64s (or, `packed` False, written by json.dumps) a whole
+        column at once, in C, not point by point: this runs on the same GIL as the
         training loop. Invalid names and values are dropped here."""
-        parts: list[str] = []
+        parts: list[bytes] = []
         valid = 0
         start = points = 0
         for end, entry in enumerate(entries, 1):
             points += len(entry[2])
             if points >= YIELD_POINTS:
-                valid += self._encode_columns(entries[start:end], parts)
+                valid += self._encode_columns(entries[start:end], parts, packed)
                 start, points = end, 0
                 # Hand the GIL to the training thread: back from a torch call that released
                 # it, it would otherwise wait for this loop up to a switch interval (5 ms).
                 # sleep(0) would take the GIL straight back; a short real sleep lets go.
                 sleep(YIELD_SECONDS)
         if start < len(entries):
-            valid += self._encode_columns(entries[start:], parts)
-        return ('{"series":[' + ",".join(parts) + "]}").encode(), valid
+            valid += self._encode_columns(entries[start:], parts, packed)
+        return b'{"series":[' + b",".join(parts) + b"]}", valid
 
-    def _encode_columns(self, entries: list[Entry], parts: list[str]) -> int:
+    def _encode_columns(self, entries: list[Entry], parts: list[bytes], packed: bool) -> int:
         groups: dict[tuple[Any, ...], list[Entry]] = {}
         for entry in entries:
             names = tuple(entry[2])
@@ -352,10 +366,11 @@ class Batcher:
                 group.append(entry)
         valid = 0
         columns = self._columns
+        write_values, values_key = (_f64, _F64_VALUES) if packed else (_json, _JSON_VALUES)
         for names, group in groups.items():
             steps = [e[0] for e in group]
             times = [e[1] for e in group]
-            tail = f',"steps":{_dumps(steps)},"times":[{_ms(times)}]}}'
+            tail = _tail(steps, times, packed)
             for name, raws in zip(
                 names, zip(*[e[2].values() for e in group], strict=True), strict=True
             ):
@@ -363,36 +378,37 @@ class Batcher:
                 if head is None:
                     continue
                 try:
-                    values = _dumps(list(map(float, raws)), allow_nan=False)
-                except Exception:  # a value that is not a number, or NaN/inf
-                    valid += self._encode_column(head, name, steps, raws, times, parts)
+                    values = write_values(raws)
+                except Exception:  # a value float() may take or refuse (a str, a tensor)
+                    valid += self._encode_column(head, name, steps, raws, times, parts, packed)
                     continue
-                parts.append(head + values + tail)
+                parts.append(head + values_key + values + tail)
                 valid += len(raws)
         return valid
 
     def _encode_column(
         self,
-        head: str,
+        head: bytes,
         name: Any,
         steps: list[int],
         raws: tuple[Any, ...],
         times: list[float],
-        parts: list[str],
+        parts: list[bytes],
+        packed: bool,
     ) -> int:
-        """One series point by point: values that are not numbers dropped (and reported),
-        non-finite ones written as the strings the server takes."""
-        kept: list[tuple[int, str, float]] = []
+        """One series point by point: values float() refuses are dropped (and reported)."""
+        kept: list[tuple[int, float, float]] = []
         for step, raw, at in zip(steps, raws, times, strict=True):
-            text = self._number(name, step, raw)
-            if text is not None:
-                kept.append((step, text, at))
+            value = self._float(name, step, raw)
+            if value is not None:
+                kept.append((step, value, at))
         if kept:
-            kept_steps, texts, kept_times = zip(*kept, strict=True)
-            parts.append(
-                f'{head}[{",".join(texts)}],"steps":{_dumps(kept_steps)},'
-                f'"times":[{_ms(kept_times)}]}}'
-            )
+            kept_steps, values, kept_times = zip(*kept, strict=True)
+            if packed:
+                column = _F64_VALUES + _f64(values)
+            else:
+                column = _JSON_VALUES + f"[{','.join(map(_text, values))}]".encode()
+            parts.append(head + column + _tail(kept_steps, kept_times, packed))
         return len(kept)
 
     def _encode_rows(self, entries: Iterable[Entry]) -> tuple[bytes, int]:
@@ -419,13 +435,47 @@ class Batcher:
     def _number(self, name: Any, step: int, raw: Any) -> str | None:
         """The JSON text of one value: non-finite ones as the strings the server takes;
         None (reported) for what float() refuses."""
+        value = self._float(name, step, raw)
+        return None if value is None else _text(value)
+
+    def _float(self, name: Any, step: int, raw: Any) -> float | None:
+        """float(raw); None (reported) if float() refuses it."""
         try:
-            value = float(raw)
+            return float(raw)
         except Exception:  # a string, None, a tensor of several elements, 10**400...
             self._record(f"{name} at step {step}: {raw!r} is not a number; dropped")
             return None
-        # x - x is 0.0 for every finite float, NaN for NaN and the infinities.
-        return repr(value) if value - value == 0.0 else _NON_FINITE.get(value, '"NaN"')
+
+
+_F64_VALUES = b'"values_f64":"'
+_JSON_VALUES = b'"values":'
+
+
+def _text(value: float) -> str:
+    """The JSON text of a float: non-finite ones as the strings the server takes."""
+    # x - x is 0.0 for every finite float, NaN for NaN and the infinities.
+    return repr(value) if value - value == 0.0 else _NON_FINITE.get(value, '"NaN"')
+
+
+def _f64(numbers: Sequence[Any]) -> bytes:
+    """Base64 of `numbers` as little-endian float64s (what values_f64 and times_f64 hold),
+    converted in C; raises for an item that is not a float, an int or like them."""
+    packed = array("d", numbers)
+    if _BIG_ENDIAN:
+        packed.byteswap()
+    return b2a_base64(packed, newline=False)
+
+
+def _json(numbers: Sequence[Any]) -> bytes:
+    """A JSON list of finite floats; raises for anything else (NaN too)."""
+    return _dumps(list(map(float, numbers)), allow_nan=False).encode()
+
+
+def _tail(steps: Sequence[int], times: Sequence[float], packed: bool) -> bytes:
+    """The end of a series' JSON: its steps and times, then the closing brace."""
+    if packed:
+        return b'","steps":%b,"times_f64":"%b"}' % (_dumps(steps).encode(), _f64(times))
+    return f',"steps":{_dumps(steps)},"times":[{_ms(times)}]}}'.encode()
 
 
 def _ms(times: Sequence[float]) -> str:
@@ -434,8 +484,15 @@ def _ms(times: Sequence[float]) -> str:
     return ("%.3f," * len(times) % tuple(times))[:-1]
 
 
-def _takes_rows_only(exc: LrlabError) -> bool:
-    """A 422 from a server that predates columns: `series` is not a field it knows."""
-    return exc.status_code == 422 and any(
-        d.field == "series" and d.type == "extra_forbidden" for d in exc.details
-    )
+def _older_form(form: Form, exc: LrlabError) -> Form | None:
+    """The form to fall back to after `exc`, a 422 from a server that predates `form`: one
+    without packed columns finds values_f64 (or times_f64) not permitted, one without
+    columns series itself; None if `exc` is not that."""
+    if exc.status_code != 422 or form == "rows":
+        return None
+    unknown = {d.field for d in exc.details if d.type == "extra_forbidden"}
+    if "series" in unknown:
+        return "rows"
+    if form == "packed" and any(f.endswith((".values_f64", ".times_f64")) for f in unknown):
+        return "json"
+    return None

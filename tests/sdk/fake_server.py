@@ -3,7 +3,10 @@ fail: to test what the run's buffer does while the real thing is away."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import struct
 import threading
 import time
 from typing import Any
@@ -42,7 +45,9 @@ class FakeRunServer(httpx.BaseTransport):
         self.refuse_name: str | None = None  # a batch with it: 422
         self.latency = 0.0  # seconds each metric request takes
         self.rows_only = False  # a server that predates columns: "series" is a 422
-        self.forms: list[str] = []  # "series" or "points": the form of each batch taken
+        self.json_columns_only = False  # one that predates values_f64 and times_f64
+        # "points", "series" (JSON lists) or "packed" (values_f64): the forms of each batch
+        self.forms: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -57,6 +62,8 @@ class FakeRunServer(httpx.BaseTransport):
         if self.rows_only and "series" in body:
             detail = [{"field": "series", "message": "not permitted", "type": "extra_forbidden"}]
             return httpx.Response(422, json={"detail": detail})
+        if self.json_columns_only and any(PACKED & set(s) for s in body.get("series", [])):
+            return httpx.Response(422, json={"detail": _before_packed(body["series"])})
         points = points_of(body)
         status = self.metrics_status
         if self.max_points is not None and len(points) > self.max_points:
@@ -71,7 +78,36 @@ class FakeRunServer(httpx.BaseTransport):
             self.stored[(p["name"], p["step"])] = p["value"]
         self.batches.append(len(points))
         self.forms.extend(form for form in ("points", "series") if form in body)
+        if any("values_f64" in s for s in body.get("series", [])):
+            self.forms[-1] = "packed"
         return httpx.Response(200, json={"accepted": len(points)})
+
+
+PACKED = {"values_f64", "times_f64"}
+NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _before_packed(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a server with JSON columns only answers to packed ones (its pydantic errors)."""
+    detail = []
+    for i, s in enumerate(series):
+        if "values" not in s:
+            detail.append({"field": f"series[{i}].values", "message": "required"})
+            detail[-1]["type"] = "missing"
+        detail.extend(
+            {"field": f"series[{i}].{key}", "message": "not permitted", "type": "extra_forbidden"}
+            for key in sorted(PACKED & set(s))
+        )
+    return detail
+
+
+def unpack(column: str) -> list[Any]:
+    """A values_f64/times_f64 column: little-endian float64s, whatever the host's order; the
+    non-finite ones as the strings the server stores and reads back ("NaN", "Infinity")."""
+    raw = base64.b64decode(column, validate=True)
+    assert len(raw) % 8 == 0, column
+    numbers = struct.unpack(f"<{len(raw) // 8}d", raw)
+    return ["NaN" if math.isnan(x) else NON_FINITE.get(x, x) for x in numbers]
 
 
 def points_of(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -79,7 +115,11 @@ def points_of(body: dict[str, Any]) -> list[dict[str, Any]]:
     assert set(body) <= {"points", "series"} and body, body
     points = list(body.get("points", []))
     for s in body.get("series", []):
-        steps, values, times = s["steps"], s["values"], s.get("times")
+        assert ("values" in s) != ("values_f64" in s), s
+        assert not ("times" in s and "times_f64" in s), s
+        steps = s["steps"]
+        values = unpack(s["values_f64"]) if "values_f64" in s else s["values"]
+        times = unpack(s["times_f64"]) if "times_f64" in s else s.get("times")
         assert len(values) == len(steps) and (times is None or len(times) == len(steps)), s
         for i, step in enumerate(steps):
             points.append({"name": s["name"], "step": step, "value": values[i]})
