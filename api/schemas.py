@@ -359,6 +359,11 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    last_seen_at: datetime | None = Field(
+        description="The last heartbeat or metric batch from the run's script. A running run "
+        "not heard from for run_silence_seconds (default 600) ends failed."
+    )
+    stop_reason: str | None = Field(description="Why the run ended, when not by finish().")
 
     @classmethod
     def of(cls, run: Run) -> RunOut:
@@ -377,6 +382,8 @@ class RunOut(BaseModel):
             created_at=t.created_at,
             started_at=t.started_at,
             finished_at=t.finished_at,
+            last_seen_at=t.heartbeat_at,
+            stop_reason=t.stop_reason,
         )
 
 

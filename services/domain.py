@@ -102,6 +102,7 @@ class Trial:
     kind: str = "trained"  # "trained" (the scheduler runs it) or "external" (POST /runs)
     stop_status: TrialStatus | None = None  # a policy stop's terminal status, once asked for
     analyzed_step: int | None = None  # the last step the live analyzer looked at
+    heartbeat_at: datetime | None = None  # the last sign of life of its worker or script
 
 
 @dataclass(frozen=True)

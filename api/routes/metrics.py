@@ -26,6 +26,7 @@ from api.schemas import (
     SeriesOut,
     SeriesSetOut,
 )
+from services.domain import TrialStatus
 from services.errors import InvalidInput, TooLarge
 
 router = APIRouter(tags=["metrics"])
@@ -78,7 +79,7 @@ async def ingest_metrics(
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit * BYTES_PER_POINT:
         raise TooLarge(f"body of {declared} bytes is over the limit for {limit} points")
-    await run_in_threadpool(store.sweeps.get_trial, project.id, trial_id)
+    trial = await run_in_threadpool(store.sweeps.get_trial, project.id, trial_id)
     # Validated straight from bytes: the fast path for large batches.
     try:
         batch = METRIC_BATCH.validate_json(await request.body())
@@ -87,6 +88,9 @@ async def ingest_metrics(
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
     rows = _rows(batch, limit)
     accepted = await run_in_threadpool(store.metrics.write, trial_id, rows)
+    if trial.kind == "external" and trial.status is TrialStatus.RUNNING:
+        # A batch is a sign of life from the run's script, like a heartbeat.
+        await run_in_threadpool(store.runs.touch, trial_id)
     return IngestOut(accepted=accepted)
 
 

@@ -135,10 +135,13 @@ class Client(SweepsApi, TrialsApi, LrApi):
         flush_interval: float = 1.0,
         max_points: int = 500_000,
         when_full: WhenFull = "block",
+        heartbeat_interval: float = 30.0,
     ) -> Run:
         """Start a run logged from this process (like wandb.init). `metric`/`goal` name
         the series that ranks it. See `Run` for logging and lrlab._batcher for the
-        buffer's policies."""
+        buffer's policies. A background thread beats every `heartbeat_interval` seconds
+        until finish(): the server ends a run failed after ten minutes without a sign of
+        life (its script died without finishing it)."""
         body: dict[str, Any] = {"name": name, "config": config or {}, "tags": list(tags)}
         if metric is not None or goal is not None:
             body["metric"] = {k: v for k, v in (("name", metric), ("goal", goal)) if v is not None}
@@ -150,6 +153,7 @@ class Client(SweepsApi, TrialsApi, LrApi):
             flush_interval=flush_interval,
             max_points=max_points,
             when_full=when_full,
+            heartbeat_interval=heartbeat_interval,
         )
 
     def list_runs(

@@ -234,6 +234,8 @@ class RunInfo(Model):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    last_seen_at: datetime | None = None  # the last heartbeat or metric batch
+    stop_reason: str | None = None  # why it ended, when not by finish()
 
     @property
     def is_terminal(self) -> bool:

@@ -13,17 +13,21 @@ thread sends in batches (see _batcher for the retry and buffer-full policies).
 from __future__ import annotations
 
 import atexit
+import logging
 import operator
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
 from lrlab._batcher import Batcher, BatcherStats, WhenFull
 from lrlab._http import Http
 from lrlab._retry import RetryPolicy
-from lrlab.errors import LrlabError
+from lrlab.errors import LrlabError, NotFound
 from lrlab.models import Analysis, RunInfo
+
+log = logging.getLogger("lrlab")
 
 # The batcher retries failed batches itself (for as long as it takes); one attempt each.
 _ONE_ATTEMPT = RetryPolicy(retries=0)
@@ -32,6 +36,31 @@ _JSON = {"Content-Type": "application/json"}
 
 class RunNotFlushed(LrlabError):
     """finish() or flush() ran out of time with points still unsent (they stay buffered)."""
+
+
+class _Heartbeat:
+    """Tells the server every `interval` seconds that the script is alive, so that a run
+    whose script died without finish() can be told from one that is merely quiet (a long
+    evaluation): the server ends a run failed after minutes without heartbeat or metrics."""
+
+    def __init__(self, beat: Callable[[], None], interval: float, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, args=(beat, interval), name=name, daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self, beat: Callable[[], None], interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                beat()
+            except NotFound:
+                return  # the run is gone, or a server without heartbeats
+            except LrlabError as exc:  # the server is away: the next beat tries again
+                log.info("lrlab: heartbeat not sent: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class Run:
@@ -46,6 +75,7 @@ class Run:
         flush_interval: float = 1.0,
         max_points: int = 500_000,
         when_full: WhenFull = "block",
+        heartbeat_interval: float = 30.0,
     ) -> None:
         self._http = http
         self.info = info
@@ -61,6 +91,7 @@ class Run:
             when_full=when_full,
             name=f"lrlab-run-{info.id}",
         )
+        self._heartbeat = _Heartbeat(self._beat, heartbeat_interval, f"lrlab-beat-{info.id}")
         atexit.register(self._at_exit)
 
     def __repr__(self) -> str:
@@ -70,6 +101,10 @@ class Run:
         self._http.send(
             "POST", self._path, content=body, headers=_JSON, idempotent=True, retry=_ONE_ATTEMPT
         )
+
+    def _beat(self) -> None:
+        answer = self._http.call("POST", f"/runs/{self.id}/heartbeat", retry=_ONE_ATTEMPT)
+        self.info = RunInfo.model_validate(answer)
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record `metrics` (name -> number) at `step` (default: the step after the last
@@ -114,6 +149,7 @@ class Run:
             )
         body = {"status": status} if status else None
         answer = self._http.call("POST", f"/runs/{self.id}/finish", json=body, idempotent=True)
+        self._heartbeat.stop()
         self._finished = Analysis.model_validate(answer)
         atexit.unregister(self._at_exit)
         return self._finished
@@ -144,8 +180,11 @@ class Run:
             try:
                 self.finish(status="failed", timeout=30.0)
             except LrlabError:
+                self._heartbeat.stop()
                 self._batcher.abort()
 
     def _at_exit(self) -> None:
-        # A script that never called finish(): still send what it logged.
+        # A script that never called finish(): still send what it logged. The beats stop,
+        # so the server ends the run failed once it has been silent long enough.
+        self._heartbeat.stop()
         self._batcher.close(timeout=30.0)

@@ -280,6 +280,14 @@ def test_a_heartbeat_keeps_a_run_alive_and_says_its_status(
     assert client.post(f"/runs/{run['id']}/heartbeat").json()["status"] == "succeeded"
 
 
+def test_a_metric_batch_is_a_sign_of_life(client: TestClient, store: Store) -> None:
+    run = start(client)
+    _silent_for(store, run["id"], 700)
+    assert [r for _, r in store.runs.silent(600)] == [run["id"]]
+    log(client, run["id"], "train_loss", [1.0, 0.9])
+    assert store.runs.silent(600) == ()
+
+
 def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(
     store: Store, tmp_path: Path
 ) -> None:

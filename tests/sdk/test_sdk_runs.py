@@ -57,6 +57,21 @@ def test_a_failing_script_marks_its_run_failed(client: lrlab.Client) -> None:
     assert stored_points(client, run.id)["train_loss"] == {0: 1.0}
 
 
+def test_a_quiet_run_beats_until_it_is_finished(client: lrlab.Client) -> None:
+    run = client.start_run("long-eval", heartbeat_interval=0.05)
+    assert run.info.last_seen_at is None  # nothing logged, no beat yet
+    deadline = time.monotonic() + 30
+    while client.get_run(run.id).last_seen_at is None:  # only a heartbeat can set it
+        assert time.monotonic() < deadline, "no heartbeat reached the server"
+        time.sleep(0.05)
+    run.finish()
+    beats = run._heartbeat._thread
+    beats.join(timeout=10)
+    assert not beats.is_alive()  # finished: no more beats
+    info = client.get_run(run.id)
+    assert info.status == "succeeded" and info.stop_reason is None
+
+
 def test_log_checks_the_step(client: lrlab.Client) -> None:
     with client.start_run("steps") as run:
         with pytest.raises(ValueError, match="step must be >= 0"):
