@@ -281,7 +281,7 @@ def breakdown(store: Store, ids: Sequence[int], project_id: int) -> dict[str, fl
         t0 = time.perf_counter()
         series = analysed_series(store, trial_id, LIMIT)
         t1 = time.perf_counter()
-        total = series["train_loss"].steps[-1] + 1
+        total = int(series["train_loss"][0][-1]) + 1
         diagnosis = diagnose(series, RunContext.from_spec(trial.spec, total_steps=total))
         t2 = time.perf_counter()
         record(store, trial, diagnosis)

@@ -3,17 +3,21 @@ keep the result (the cached diagnosis and the findings) for whoever reads it nex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from services.analyzer import Diagnosis, RunContext, diagnose
-from services.domain import Series, Trial, TrialStatus
+from services.domain import Trial, TrialStatus
 from services.run_config import context_from_config
 from services.store import Store
 from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
 ANALYZED = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm")
+Columns = tuple[np.ndarray, np.ndarray]  # steps (int64), values (float64)
 
 
 @dataclass(frozen=True)
@@ -22,18 +26,20 @@ class TrialAnalysis:
     diagnosis: Diagnosis
 
 
-def analysed_series(store: Store, trial_id: int, limit: int) -> dict[str, Series]:
-    """Each analysed series in one read: raw up to `limit` points, longer ones reduced to
-    `limit` by min/max buckets (which keep the shape: spikes, the first non-finite)."""
-    return {s.name: s for s in store.metrics.read_shapes(trial_id, ANALYZED, limit)}
+def analysed_series(store: Store, trial_id: int, limit: int) -> dict[str, Columns]:
+    """Each analysed series in one read, as (steps, values) arrays: raw up to `limit`
+    points, longer ones reduced to `limit` by min/max buckets (which keep the shape:
+    spikes, the first non-finite). Arrays, not lists: the rules work on arrays, and a
+    10,000-point list costs ~0.5 ms each way."""
+    return store.metrics.read_shapes(trial_id, ANALYZED, limit)
 
 
-def _context(trial: Trial, series: dict[str, Series]) -> RunContext:
+def _context(trial: Trial, series: Mapping[str, Columns]) -> RunContext:
     running = not trial.status.is_terminal
     total = None
     if trial.status is TrialStatus.SUCCEEDED and "train_loss" in series:
-        steps = series["train_loss"].steps
-        total = steps[-1] + 1 if steps else None  # it ran its whole budget
+        steps = series["train_loss"][0]
+        total = int(steps[-1]) + 1 if steps.size else None  # it ran its whole budget
     if trial.kind == "external":  # no TrialSpec: what its free-form config says
         return context_from_config(trial.params, running=running, total_steps=total)
     return RunContext.from_spec(trial.spec, running=running, total_steps=total)

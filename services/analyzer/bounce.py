@@ -19,7 +19,7 @@ import numpy as np
 from services.analyzer.context import RunContext
 from services.analyzer.curves import MAX_VAL_POINTS, Curves
 from services.analyzer.profile import make_bins
-from services.analyzer.stats import BoolArray, IntArray, running_median
+from services.analyzer.stats import BoolArray, IntArray, median, running_median
 
 __all__ = ["Bounce", "val_bounce"]
 
@@ -62,7 +62,7 @@ def val_bounce(curves: Curves, ctx: RunContext) -> Bounce | None:
     smooth = running_median(y, WINDOW)
     jumps = np.abs(y - smooth)[keep]
     amplitude = float(np.quantile(jumps, QUANTILE))
-    start = float(np.median(y[: min(2, y.size)]))
+    start = float(median(y[: min(2, y.size)]))
     drop = max(start - float(np.min(smooth)), 0.0)
     kept_steps = steps[keep]
     over = np.flatnonzero(jumps > 0.5 * amplitude)

@@ -13,7 +13,13 @@ import numpy as np
 from services.analyzer.context import RunContext
 from services.analyzer.profile import Bins, LossProfile, build_profile, make_bins, use_log
 from services.analyzer.series import SeriesLike, Track, to_track
-from services.analyzer.stats import FloatArray, IntArray, global_curvature_sigma, running_median
+from services.analyzer.stats import (
+    FloatArray,
+    IntArray,
+    global_curvature_sigma,
+    median,
+    running_median,
+)
 
 __all__ = ["MAX_VAL_POINTS", "METRICS", "Curves", "GradCurve", "ValCurve"]
 
@@ -79,7 +85,7 @@ def _val_curve(track: Track, scale: Literal["auto", "linear", "log"]) -> ValCurv
     smooth = running_median(y, 5 if y.size >= 15 else 3)
     span = float(np.max(y) - np.min(y))
     sigma = max(global_curvature_sigma(y), 1e-6 * span + 1e-12 * float(np.max(np.abs(y))) + 1e-300)
-    start = float(np.median(y[: min(2, y.size)]))
+    start = float(median(y[: min(2, y.size)]))
     return ValCurve(steps, y, smooth, sigma, log, start, nonfinite)
 
 

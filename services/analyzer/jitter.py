@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.analyzer.profile import LossProfile
-from services.analyzer.stats import BoolArray, IntArray, diff_sigma
+from services.analyzer.stats import BoolArray, IntArray, diff_sigma, median
 
 __all__ = ["Jitter", "jitter"]
 
@@ -57,7 +57,7 @@ def jitter(p: LossProfile, region: BoolArray, spike_level: float) -> Jitter:
     n_pairs = int(nonzero.sum())
     flips = float(np.mean(signs[1:][nonzero] != signs[:-1][nonzero])) if n_pairs else 0.5
     r = excess[inside]
-    amplitude = float(1.4826 * np.median(np.abs(r))) if r.size else 0.0
+    amplitude = float(1.4826 * median(np.abs(r))) if r.size else 0.0
     return Jitter(int(onsets.size), first, flips, amplitude, int(inside.sum()))
 
 
@@ -66,4 +66,4 @@ def _evenly_spaced(steps: IntArray) -> bool:
     if steps.size < 3:
         return True
     gaps = np.diff(steps)
-    return bool(np.mean(gaps == np.median(gaps)) >= 0.9)
+    return bool(np.mean(gaps == median(gaps)) >= 0.9)

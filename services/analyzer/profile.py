@@ -30,6 +30,7 @@ from services.analyzer.stats import (
     global_diff_sigma,
     group_medians,
     isotonic_decreasing,
+    median,
 )
 
 __all__ = [
@@ -154,13 +155,13 @@ class LossProfile:
         """Typical noise of a bin median over `mask` (all bins if None or empty)."""
         sm = self.bins.sigma_m
         picked = sm[mask] if mask is not None and bool(mask.any()) else sm
-        return float(np.median(picked)) if picked.size else 0.0
+        return float(median(picked)) if picked.size else 0.0
 
     def noise(self, mask: BoolArray | None = None) -> float:
         """Typical per-step noise over `mask`."""
         s = self.bins.sigma
         picked = s[mask] if mask is not None and bool(mask.any()) else s
-        return float(np.median(picked)) if picked.size else 0.0
+        return float(median(picked)) if picked.size else 0.0
 
     def settled_start(self) -> tuple[float, float]:
         """The level at the start and its standard error, from the series' own noise.
@@ -205,16 +206,16 @@ def settled_head(y: FloatArray) -> tuple[float, float]:
         return math.nan, math.nan
     k = head_size(n)
     sigma = global_diff_sigma(y[: max(2 * k, 3)])
-    level = float(np.median(y[:k]))
+    level = float(median(y[:k]))
     # Never more than a tenth of the run: the start, not the run's typical level.
     while 2 * k <= SETTLE_MAX * n:
-        nxt = float(np.median(y[k : 2 * k]))
+        nxt = float(median(y[k : 2 * k]))
         sigma = global_diff_sigma(y[: 2 * k])
         joint = MEDIAN_EFFICIENCY * sigma * math.sqrt(2.0 / k)
         if abs(nxt - level) > SETTLE_Z * joint:
             break
         k *= 2
-        level = float(np.median(y[:k]))
+        level = float(median(y[:k]))
     return level, MEDIAN_EFFICIENCY * sigma / math.sqrt(k)
 
 
@@ -242,7 +243,7 @@ def build_profile(
     y = np.log(finite.values) if log else finite.values
     bins = make_bins(finite.steps, y)
     head = y[: head_size(int(y.size))]
-    start = float(np.median(head)) if y.size else math.nan
+    start = float(median(head)) if y.size else math.nan
 
     window = np.ones(bins.size, dtype=np.bool_)
     if ctx.warmup_steps > 0:

@@ -18,6 +18,7 @@ from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
 from services.analyzer.recommend import fmt
 from services.analyzer.rules_progress import FLAT_NOISE, MIN_BINS, budget_seen, lr_up
+from services.analyzer.stats import median
 
 __all__ = ["underfitting"]
 
@@ -52,14 +53,14 @@ def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     eps = m * max(FLAT_NOISE * noise, 0.05 * drop)
     train_tail = float(fit[tail][0] - fit[-1])
     k = max(2, int(mask.sum()) // 10)
-    train_final = float(np.median(p.bins.med[mask][-k:]))
+    train_final = float(median(p.bins.med[mask][-k:]))
     vt = v.steps >= tail_from
     if int(vt.sum()) < 2:
         return None
     v_drop = max(v.start - float(np.min(v.smooth)), 0.0)
     v_eps = m * max(FLAT_NOISE * v.sigma, 0.05 * v_drop)
     v_tail = v.smooth[vt]
-    val_final = float(np.median(v.y[-max(2, v.size // 10) :]))
+    val_final = float(median(v.y[-max(2, v.size // 10) :]))
     flat = train_tail <= eps and abs(float(v_tail[0] - v_tail[-1])) <= v_eps
     # "Flat" must be shown, not merely not refuted: one of the two curves is quiet enough
     # that a change of a tenth of its level would have stood out.

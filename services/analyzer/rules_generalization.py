@@ -21,7 +21,7 @@ from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
 from services.analyzer.recommend import fmt, lr_changes, nice, weight_decay_change
-from services.analyzer.stats import MEDIAN_EFFICIENCY, global_curvature_sigma
+from services.analyzer.stats import MEDIAN_EFFICIENCY, global_curvature_sigma, median
 
 __all__ = ["overfitting"]
 
@@ -64,7 +64,7 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     if v.size - 1 - i_min < 2 or (v.steps[-1] - step_min) < MIN_TAIL_SHARE * span:
         return None
     k = max(2, (v.size - i_min) // 4)
-    v_late = float(np.median(v.y[-k:]))
+    v_late = float(median(v.y[-k:]))
     v_drop = max(v.start - v_min, 0.0)
     rise = v_late - v_min
     # The noise where the rise is measured: from just before the minimum to the end.
@@ -84,9 +84,9 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     # standard error of their difference.
     at = int(np.clip(np.searchsorted(b.lo, step_min, side="right") - 1, 0, b.size - 1))
     around = b.med[max(0, at - TRAIN_AROUND) : at + TRAIN_AROUND + 1]
-    t_at_min = float(np.median(around))
+    t_at_min = float(median(around))
     kt = max(2, b.size // 20)
-    t_late = float(np.median(b.med[-kt:]))
+    t_late = float(median(b.med[-kt:]))
     t_drop = max(p.start - float(np.min(b.med)), 0.0)
     se = MEDIAN_EFFICIENCY * p.noise_m() * np.sqrt(1.0 / around.size + 1.0 / kt)
     t_need = max(TRAIN_FALL_SE * se, TRAIN_FALL_OF_DROP * t_drop)

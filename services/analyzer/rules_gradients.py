@@ -21,6 +21,7 @@ from services.analyzer.recommend import (
     warmup_steps_for,
 )
 from services.analyzer.series import Track
+from services.analyzer.stats import median
 
 __all__ = ["exploding_gradients", "vanishing_gradients"]
 
@@ -57,7 +58,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         design = design_mask(curves.lr, b, ctx)
         excess = np.where(design, 0.0, b.med - np.minimum.accumulate(b.med))
         k = max(2, b.size // 10)
-        late = float(np.median(excess[-k:]))
+        late = float(median(excess[-k:]))
         peak_i = int(np.argmax(excess))
         peak = float(excess[peak_i])
         groups = np.repeat(np.arange(b.size), b.count)
@@ -109,7 +110,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
     clip = clip_threshold(g.track, onset)
     healthy = g.track.values[g.track.steps < onset]
     if healthy.size:
-        evidence["healthy_median"] = float(np.median(healthy))
+        evidence["healthy_median"] = float(median(healthy))
     evidence["onset_step"] = onset
     changes: dict[str, Value] = {}
     alternatives: list[Alternative] = []
@@ -169,10 +170,10 @@ def _loss_stuck_after(curves: Curves, step: int) -> bool | None:
         return False
     drop = max(p.start - float(np.min(p.bins.med)), 0.0)
     med_after = p.bins.med[after]
-    progress = float(med_after[0] - np.median(med_after[-max(2, med_after.size // 10) :]))
+    progress = float(med_after[0] - median(med_after[-max(2, med_after.size // 10) :]))
     stuck = progress <= max(4 * p.noise_m(), STUCK_OF_DROP * drop)
     if bool(np.all(lin.y > 0)):
-        final = float(np.median(lin.bins.med[-max(2, lin.bins.size // 10) :]))
+        final = float(median(lin.bins.med[-max(2, lin.bins.size // 10) :]))
         high = final >= HIGH_SHARE * lin.start
     else:
         high = drop <= 6 * p.noise_m()
@@ -193,7 +194,7 @@ def _solved_where_zero(curves: Curves, grad: Track) -> bool:
         return False
     losses = p.raw_values(at[hit])
     start = abs(p.raw(p.start))
-    return bool(np.median(np.abs(losses)) <= SOLVED_SHARE * start)
+    return bool(median(np.abs(losses)) <= SOLVED_SHARE * start)
 
 
 def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
@@ -227,8 +228,8 @@ def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
     if b.size < MIN_BINS:
         return None
     e = max(1, b.size // 5)
-    early = float(np.median(b.med[:e]))
-    late = float(np.median(b.med[-max(1, b.size // 10) :]))
+    early = float(median(b.med[:e]))
+    late = float(median(b.med[-max(1, b.size // 10) :]))
     collapse = early - late
     if collapse < m * COLLAPSE_DECADES:
         return None

@@ -24,7 +24,7 @@ from services.analyzer.findings import Alternative, Finding, Severity, Value, co
 from services.analyzer.profile import LossProfile
 from services.analyzer.recommend import fmt
 from services.analyzer.rules_progress import FLAT_NOISE, MIN_BINS, lr_up
-from services.analyzer.stats import MEDIAN_EFFICIENCY, FloatArray
+from services.analyzer.stats import MEDIAN_EFFICIENCY, FloatArray, median
 
 __all__ = ["plateau"]
 
@@ -68,7 +68,7 @@ def _no_progress(med: FloatArray, noise_m: float, margin: float) -> bool:
     third = max(3, med.size // 3)
     if med.size < 2 * third:
         return False
-    first, last = float(np.median(med[:third])), float(np.median(med[-third:]))
+    first, last = float(median(med[:third])), float(median(med[-third:]))
     se = MEDIAN_EFFICIENCY * noise_m * np.sqrt(2.0 / third)
     return bool(first - last <= margin * STUCK_SE * se)
 
@@ -89,7 +89,7 @@ def _stuck(p: LossProfile, ctx: RunContext) -> _Stretch | None:
     ):
         return None
     first, last = int(p.bins.lo[mask][0]), int(p.bins.hi[mask][-1])
-    level = p.raw(float(np.median(fit)))
+    level = p.raw(float(median(fit)))
     summary = (
         f"train_loss made no progress from step {first} to {last}: it stayed at "
         f"{fmt(level)} (trend {fmt(p.raw(float(fit[0])))} -> {fmt(p.raw(float(fit[-1])))}, "
@@ -133,7 +133,7 @@ def _escaped(p: LossProfile, curves: Curves, ctx: RunContext) -> _Stretch | None
             return None
     first, last = int(p.bins.lo[mask][i]), int(hi[j])
     share = (last - first) / span if span > 0 else 1.0
-    level = p.raw(float(np.median(fit[i : j + 1])))
+    level = p.raw(float(median(fit[i : j + 1])))
     summary = (
         f"train_loss stalled at {fmt(level)} from step {first} to {last} "
         f"({fmt(100 * share)}% of the run), then fell again to {fmt(p.raw(float(fit[-1])))}."
@@ -164,12 +164,10 @@ def _starved(p: LossProfile, curves: Curves, ctx: RunContext) -> _Stretch | None
     med = p.bins.med[after]
     drop = max(p.start - float(np.min(p.bins.med)), 0.0)
     eps = ctx.margin * max(FLAT_NOISE * p.noise_m(after), FLAT_OF_DROP * drop)
-    moved = float(
-        np.median(med[: max(1, med.size // 3)]) - np.median(med[-max(1, med.size // 3) :])
-    )
+    moved = float(median(med[: max(1, med.size // 3)]) - median(med[-max(1, med.size // 3) :]))
     if moved > eps:
         return None
-    level = p.raw(float(np.median(med)))
+    level = p.raw(float(median(med)))
     was, now = float(peak[k]), float(values[k])
     share = (last_step - cut) / max(last_step - first_step, 1)
     summary = (

@@ -21,7 +21,7 @@ from services.analyzer.recommend import (
     nice,
     warmup_steps_for,
 )
-from services.analyzer.stats import FloatArray, global_diff_sigma
+from services.analyzer.stats import FloatArray, global_diff_sigma, median
 
 __all__ = ["divergence", "lr_text", "stability_changes"]
 
@@ -53,7 +53,7 @@ def _far_above(values: FloatArray, ceiling: float) -> float | None:
     if values.size < MIN_WITNESS:
         return None
     low = float(np.quantile(values, 1.0 - AT_ONCE_SHARE))
-    late = float(np.median(values[-max(2, values.size // 10) :]))
+    late = float(median(values[-max(2, values.size // 10) :]))
     if low < ceiling or late < ceiling:
         return None
     return float(np.log10(low * 10**AT_ONCE_DECADES / ceiling))
@@ -155,7 +155,7 @@ def _at_once_finding(
     onset_step, first, decades, witness = at_once
     b = p.bins
     onset_bin = int(np.clip(np.searchsorted(b.lo, onset_step, side="right") - 1, 0, b.size - 1))
-    level = p.raw(float(np.median(b.med)))
+    level = p.raw(float(median(b.med)))
     evidence.update(
         {
             "start": first,
@@ -221,7 +221,7 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
     best_i = int(np.argmin(b.med))
     best = float(b.med[best_i])
     k = max(2, b.size // 20)
-    late = float(np.median(b.med[-k:]))
+    late = float(median(b.med[-k:]))
     drop = max(p.start - best, 0.0)
     rise = late - best
     sigma, sigma_m = p.noise(), p.noise_m()

@@ -1,9 +1,9 @@
 """What the analyzer accepts as a series, and the cleaned arrays rules start from.
 
 A series is anything with `steps` and `values` (services.domain.Series) or a plain
-`(steps, values)` pair. Points are put in step order and a repeated step keeps its last
-value (a resumed trial overwrites the steps it re-runs). Non-finite values are kept: they
-are the evidence of a divergence.
+`(steps, values)` pair of sequences or numpy arrays (taken without a copy). Points are put
+in step order and a repeated step keeps its last value (a resumed trial overwrites the
+steps it re-runs). Non-finite values are kept: they are the evidence of a divergence.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class HasStepsValues(Protocol):
     def values(self) -> Sequence[float]: ...
 
 
-SeriesLike = HasStepsValues | tuple[Sequence[int], Sequence[float]]
+SeriesLike = HasStepsValues | tuple[Sequence[int], Sequence[float]] | tuple[IntArray, FloatArray]
 
 
 @dataclass(frozen=True)

@@ -163,29 +163,23 @@ class MetricRepository:
                 out.append(_raw(name, steps, values, times, limit))
         return out
 
-    def read_shapes(self, trial_id: int, names: Sequence[str], max_points: int) -> list[Series]:
-        """The named series that exist, each reduced to `max_points` like `read`'s
-        downsampled reads, read in one query and without their recorded times (`times`
-        is empty): what the analyzer needs, at the least cost, for many trials at once."""
+    def read_shapes(
+        self, trial_id: int, names: Sequence[str], max_points: int
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """name -> (steps, values) arrays of the named series that exist, each reduced to
+        `max_points` as `read`'s downsampled reads reduce it, in one query and without
+        recorded times: what the analyzer needs, at the least cost, for many trials."""
         if self._db.is_postgres:
             columns = self._fetch_shapes_postgres(trial_id, names)
         else:
             columns = self._fetch_shapes_sqlite(trial_id, names)
-        out = []
+        out = {}
         for name in names:
             if name in columns:
                 steps, values = columns[name]
                 keep = downsample_indices(values, max_points)
-                out.append(
-                    Series(
-                        name=name,
-                        steps=steps[keep].tolist(),
-                        values=values[keep].tolist(),
-                        times=[],
-                        total=int(steps.size),
-                        downsampled=bool(keep.size < steps.size),
-                    )
-                )
+                reduced = keep.size < steps.size
+                out[name] = (steps[keep], values[keep]) if reduced else (steps, values)
         return out
 
     def _fetch_shapes_postgres(
