@@ -16,6 +16,7 @@ from services.analyzer import (
     Finding,
     RunContext,
     diagnose,
+    stats,
 )
 from services.analyzer.profile import lr_raised, make_bins, settled_head
 from services.analyzer.recommend import lr_changes, nice, sig, warmup_steps_for
@@ -278,3 +279,18 @@ def test_findings_come_most_severe_first() -> None:
     diagnosis = diagnose({"train_loss": (steps, loss), "grad_norm": (steps, grad)})
     ranks = [("info", "warning", "critical").index(f.severity) for f in diagnosis.findings]
     assert ranks == sorted(ranks, reverse=True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 10, 101, 1000])
+def test_median_is_numpys_median_without_its_cost(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for _ in range(100):
+        x = rng.normal(size=n)
+        for special in (np.nan, np.inf, -np.inf):
+            if rng.random() < 0.2:
+                x[rng.integers(n)] = special
+        with np.errstate(invalid="ignore"):
+            want, got = np.median(x), stats.median(x)
+        assert (np.isnan(want) and np.isnan(got)) or want == got, (x, want, got)
+    assert np.isnan(stats.median(np.array([])))
+    assert stats.median([3, 1, 2]) == 2.0 and stats.median([[1, 2], [3, 4]]) == 2.5
