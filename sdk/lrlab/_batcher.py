@@ -5,11 +5,11 @@ no I/O, no JSON. The sender thread wakes every `flush_interval` seconds or once
 `batch_size` points are waiting, turns entries into one JSON batch of columns (per metric
 name, a list of steps and its values and times packed as base64 float64s) and posts it.
 A server that predates packed columns gets JSON lists from then on, one that predates
-columns gets rows. A batch
-that fails for a passing reason (server down, 5xx, 429) is kept and sent again, with
-backoff, until it is stored: the store keeps one point per (trial, name, step), so a batch
-that arrives twice changes nothing. A batch the server refuses for good (422: a bad name;
-404: the run is gone) is dropped and counted, with the server's message kept.
+columns gets rows. A batch that fails for a passing reason (server down, 5xx, 429) is kept
+and sent again, with backoff, until it is stored: the store keeps one point per (trial,
+name, step), so a batch that arrives twice changes nothing. A batch the server refuses
+for good (422: a bad name; 404: the run is gone) is dropped and counted, with the
+server's message kept.
 
 The buffer holds at most `max_points` points not yet stored. When it is full (the server
 has been unreachable for a while), `when_full` decides:
