@@ -124,7 +124,8 @@ def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunCo
       most half the onset lr).
     - It fell at the same lr and then turned: the lr sits at the edge of stability; a 3x
       cut leaves a margin.
-    - It never fell: an order of magnitude, the standard first step.
+    - It never fell, or the trouble began too early to tell: an order of magnitude, the
+      standard first step.
     """
     b = p.bins
     onset_bin = max(0, min(onset_bin, b.size - 1)) if b.size else 0
@@ -153,6 +154,8 @@ def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunCo
                     f"up at lr {fmt(observed)}",
                 )
     at = f" at lr {fmt(observed)}" if observed else ""
+    # Too few points before the onset to say whether the loss was falling there.
+    unknown = not (b.size and onset_bin >= 2)
     if made_progress:
         return LrAdvice(
             1 / 3,
@@ -161,11 +164,13 @@ def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunCo
             f"the loss fell{at} and then turned up at the same lr: it sits at the edge of "
             "stability, and a 3x cut leaves a margin",
         )
+    why = (
+        f"the trouble began with the run{at}, leaving no stretch before it to learn a safe lr from"
+        if unknown
+        else f"the loss never made progress{at}"
+    )
     return LrAdvice(
-        0.1,
-        observed,
-        peak,
-        f"the loss never made progress{at}: an order of magnitude lower is the standard first step",
+        0.1, observed, peak, f"{why}: an order of magnitude lower is the standard first step"
     )
 
 
