@@ -124,8 +124,8 @@ def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunCo
       most half the onset lr).
     - It fell at the same lr and then turned: the lr sits at the edge of stability; a 3x
       cut leaves a margin.
-    - It never fell, or the trouble began too early to tell: an order of magnitude, the
-      standard first step.
+    - It did not clearly fall before the onset, or the onset came too early to tell: an
+      order of magnitude, the standard first step.
     """
     b = p.bins
     onset_bin = max(0, min(onset_bin, b.size - 1)) if b.size else 0
@@ -167,7 +167,7 @@ def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunCo
     why = (
         f"the trouble began with the run{at}, leaving no stretch before it to learn a safe lr from"
         if unknown
-        else f"the loss never made progress{at}"
+        else f"the loss made no clear progress before the trouble began{at}"
     )
     return LrAdvice(
         0.1, observed, peak, f"{why}: an order of magnitude lower is the standard first step"
