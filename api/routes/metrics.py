@@ -90,7 +90,7 @@ async def ingest_metrics(
     accepted = await run_in_threadpool(store.metrics.write, trial_id, rows)
     if trial.kind == "external" and trial.status is TrialStatus.RUNNING:
         # A batch is a sign of life from the run's script, like a heartbeat.
-        await run_in_threadpool(store.runs.touch, trial_id)
+        await run_in_threadpool(store.runs.touch, project.id, trial_id)
     return IngestOut(accepted=accepted)
 
 

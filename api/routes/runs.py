@@ -54,9 +54,8 @@ def heartbeat(run_id: RunId, project: CurrentProject, store: StoreDep) -> RunOut
     """The script is alive. A running run that hears nothing (no heartbeat, no metric
     batch) for `run_silence_seconds` ends failed; the answer's status says whether this
     one still runs (or was cancelled: `cancel_requested`)."""
-    store.runs.get(project.id, run_id)  # NotFound when not the project's run
-    store.runs.touch(run_id)
-    return RunOut.of(store.runs.get(project.id, run_id))
+    store.runs.touch(project.id, run_id)  # nothing when it is not the project's running run
+    return RunOut.of(store.runs.get(project.id, run_id))  # NotFound when not the project's
 
 
 @router.post("/runs/{run_id}/finish", response_model=AnalysisOut)

@@ -128,14 +128,15 @@ class RunRepository:
             items = [_run(t, sw) for t, sw in rows]
             return Page(items=items, total=total, limit=limit, offset=offset)
 
-    def touch(self, run_id: int) -> bool:
+    def touch(self, project_id: int, run_id: int) -> bool:
         """Note a sign of life from a running run's script (a heartbeat, a metric batch);
-        False when the run is not running (finished, or given up as silent)."""
+        False when the project has no such running run (finished, given up as silent)."""
         with self._db.session() as s:
             done = s.execute(
                 update(TrialRow)
                 .where(
                     TrialRow.id == run_id,
+                    TrialRow.project_id == project_id,
                     TrialRow.kind == EXTERNAL,
                     TrialRow.status == TrialStatus.RUNNING.value,
                 )

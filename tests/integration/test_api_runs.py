@@ -295,7 +295,7 @@ def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(
     silent, beating, fresh = (_new_run(store, project.id) for _ in range(3))
     for run_id in (silent, beating):
         _silent_for(store, run_id, 700)
-    assert store.runs.touch(beating)  # a heartbeat (or a metric batch) just came
+    assert store.runs.touch(project.id, beating)  # a heartbeat (or a metric batch) just came
     clock = FakeClock()
     scheduler = Scheduler(
         store,
@@ -317,7 +317,9 @@ def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(
     assert scheduler.tick().runs_given_up == 0
     clock.advance(RUNS_CHECK_SECONDS)
     assert scheduler.tick().runs_given_up == 1
-    assert not store.runs.touch(silent)  # a given-up run is not revived by a late beat
+    assert not store.runs.touch(project.id, silent)  # a given-up run is not revived by a beat
+    assert not store.runs.touch(project.id + 1, beating)  # nor another project's run touched
+    assert store.runs.touch(project.id, beating)
     # Its script, back after all, finishes it: harmless; claiming success is a conflict.
     assert store.runs.finish(project.id, silent, None).trial.status is TrialStatus.FAILED
     with pytest.raises(Conflict):
