@@ -102,9 +102,28 @@ def _underfitting(s: Series) -> tuple[bool, str]:
 
 
 def _exploding(s: Series) -> tuple[bool, str]:
+    """Very large gradients, not one hard batch: grad_norm goes non-finite, or holds 10x
+    its early level over a twentieth of the run, or spikes to 10x its local level at
+    least 5 separate times (a single 10x step is an ordinary hard batch)."""
     grad = _values(s, "grad_norm")
-    early, peak = _median(grad, 0, 0.1), float(np.nanmax(np.where(np.isfinite(grad), grad, np.inf)))
-    return peak >= 10 * early, f"grad_norm early {early:.3g}, peak {peak:.3g} (must be 10x)"
+    if grad.size == 0:
+        return False, "no grad_norm"
+    steps = s["grad_norm"][0]
+    bad = _first_bad(steps, grad)
+    if bad is not None:
+        return True, f"grad_norm non-finite at step {bad}"
+    early = _median(grad, 0, 0.1)
+    width = min(max(5, grad.size // 20) | 1, grad.size - 1 + grad.size % 2)  # odd, <= size
+    local = np.median(np.lib.stride_tricks.sliding_window_view(grad, width), axis=1)
+    held = float(np.max(local)) / early
+    half = width // 2
+    local = np.concatenate((np.full(half, local[0]), local, np.full(half, local[-1])))
+    high = grad >= 10 * local[: grad.size]
+    spikes = int(np.sum(high & ~np.concatenate(([False], high[:-1]))))
+    return held >= 10 or spikes >= 5, (
+        f"grad_norm early {early:.3g}, held {held:.3g}x over {width} steps, "
+        f"{spikes} spikes of 10x its local level (must hold 10x or spike 5 times)"
+    )
 
 
 def _vanishing(s: Series) -> tuple[bool, str]:

@@ -1,16 +1,20 @@
 """Generate the corpus: train every recipe's seeds with lrlab's runner, one at a time.
 
     .venv/bin/python -m bench.corpus.generate [--only PREFIX ...] [--redo] [--list]
+    .venv/bin/python -m bench.corpus.generate --recheck
 
 Resumable: a curve already in its kind's file with the recipe's current spec is
 skipped (unless --redo); curves of removed recipes are dropped; each
 finished curve is written at once, so an interrupted run loses at most the curve in
-progress. One process, one torch thread: the machine is shared.
+progress. One process, one torch thread: the machine is shared. --recheck trains
+nothing: it applies the current sanity checks to the stored curves (after a check was
+made stricter) and prints each curve whose verdict changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -53,12 +57,33 @@ def _current(curves: list[Curve]) -> dict[str, Curve]:
     return {c.id: c for c in curves if c.id in wanted}
 
 
+def recheck() -> int:
+    """Re-apply the current checks to every stored curve; rewrite the files that changed."""
+    kinds = sorted({r.kind for r in RECIPES.values()})
+    for kind in kinds:
+        curves = load_kind(kind)
+        changed = False
+        for i, curve in enumerate(curves):
+            made, why = check(curve.kind, curve.series)
+            if (made, why) != (curve.made, curve.check):
+                if made != curve.made:
+                    print(f"{curve.id:60s} made {curve.made} -> {made} ({why})")
+                curves[i] = dataclasses.replace(curve, made=made, check=why)
+                changed = True
+        if changed:
+            write_kind(kind, curves)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", default=[], help="recipe name prefixes")
     parser.add_argument("--redo", action="store_true", help="regenerate existing curves")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
+    parser.add_argument("--recheck", action="store_true", help="re-apply the checks only")
     args = parser.parse_args(argv)
+    if args.recheck:
+        return recheck()
     recipes = [
         r for r in RECIPES.values() if not args.only or any(r.name.startswith(p) for p in args.only)
     ]

@@ -2,15 +2,15 @@
 
 val_loss is sparse (one point per evaluation), so it is smoothed with a short running
 median and its noise taken from neighbour differences where the rise is measured (from
-just before the minimum to the end). It is read on a log scale when
-positive (curves.val_log): a rise is a ratio, and evaluation noise grows with the level,
-so a rise from a quiet minimum is not judged by the noisier stretch above it. The rise
-must beat both that
-noise and a twentieth of val's own drop, and train_loss must keep falling meanwhile (a
-rise of both is instability, not overfitting). The minimum may be the first evaluation:
-a big model on a tiny training set can get worse on held-out data from the start. The
-SWA phase is left out: its lr is the schedule's choice, and its own averaged result is
-reported separately.
+just before the minimum to the end). It is read on a log scale when positive
+(curves.val_log): a rise is a ratio, and evaluation noise grows with the level, so a rise
+from a quiet minimum is not judged by the noisier stretch above it. The rise must beat
+both that noise and a twentieth of val's own drop; a slow, steady climb may show it by
+the line through every evaluation after the minimum instead, against that line's
+standard error. train_loss must keep falling meanwhile (a rise of both is instability,
+not overfitting). The minimum may be the first evaluation: a big model on a tiny
+training set can get worse on held-out data from the start. The SWA phase is left out:
+its lr is the schedule's choice, and its own averaged result is reported separately.
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
 from services.analyzer.recommend import fmt, lr_changes, nice, weight_decay_change
-from services.analyzer.stats import MEDIAN_EFFICIENCY, global_curvature_sigma, median
+from services.analyzer.stats import (
+    MEDIAN_EFFICIENCY,
+    FloatArray,
+    IntArray,
+    global_curvature_sigma,
+    median,
+)
 
 __all__ = ["overfitting"]
 
@@ -44,6 +50,21 @@ MIN_TAIL_SHARE = 0.1
 # The rise's noise is measured from this many evaluations before the minimum (the
 # running median's width) to the end.
 LOCAL_BEFORE = 5
+
+
+def _trend_rise(steps: IntArray, y: FloatArray, sigma: float) -> tuple[float, float] | None:
+    """The rise of the least-squares line through (steps, y) over its span, and the
+    standard error of that rise for points of noise `sigma` (None: too few points)."""
+    if y.size < MIN_EVALS:
+        return None
+    x = steps.astype(np.float64)
+    dx = x - float(np.mean(x))
+    sxx = float(dx @ dx)
+    if sxx <= 0.0:
+        return None
+    span = float(x[-1] - x[0])
+    slope = float(dx @ (y - float(np.mean(y)))) / sxx
+    return slope * span, sigma * span / float(np.sqrt(sxx))
 
 
 def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
@@ -76,7 +97,15 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     # Significant is not enough: a smooth curve makes a 0.1% rise significant.
     floor = np.log1p(MIN_RISE) if v.log else MIN_RISE * abs(v_min)
     if rise < m * max(need, floor):
-        return None
+        # A slow, steady climb: the late level alone is too few evaluations to tell it
+        # from noise, but the line through every evaluation after the minimum is not.
+        trend = _trend_rise(v.steps[i_min + 1 :], v.y[i_min + 1 :], sigma)
+        if trend is None:
+            return None
+        rise, se = trend
+        need = max(RISE_NOISE * se, RISE_OF_DROP * v_drop)
+        if rise < m * max(need, floor):
+            return None
 
     b = p.bins
     # train_loss around val's minimum (the bins within TRAIN_AROUND of it) against its

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from services.analyzer import Diagnosis, RunContext, diagnose
+from services.analyzer import Diagnosis, RunContext, diagnose, rules_generalization
 
 T = 3000
 EVAL_EVERY = 50
@@ -240,6 +240,18 @@ def overfitting(seed: int = 26) -> Run:
     val = 0.35 + 1.95 * np.exp(-t / 250) + 0.3 * np.clip((t - 900) / 2100, 0, None)
     ctx = _ctx(0.05, weight_decay=0.0)
     return _run(train, _evals(rng, val), 0.05, _grad(rng), ctx)
+
+
+def slow_climb(seed: int = 3, climb: float = 0.08) -> Run:
+    """val_loss bottoms out near 0.45 around step 700, then climbs `climb` (a share of
+    its level) by the end, under 2% noise per evaluation: the late level alone is within
+    the noise of the minimum, the trend over every evaluation after it is not."""
+    rng = np.random.default_rng(seed)
+    train = _noise(rng, 0.01 + 2.29 * np.exp(-t / 250), 0.1)
+    clean = 0.45 + 1.2 * np.exp(-t / 150) + 0.45 * climb * np.clip((t - 700) / 2300, 0, None)
+    idx = np.arange(EVAL_EVERY - 1, T, EVAL_EVERY)
+    val = (idx, clean[idx] * np.exp(rng.normal(0.0, 0.02, idx.size)))
+    return _run(train, val, 0.05, _grad(rng), _ctx(0.05, weight_decay=0.0))
 
 
 def flat_high(seed: int = 27) -> Run:
@@ -483,6 +495,21 @@ def test_overfitting_evidence_and_early_stop_at_the_val_minimum() -> None:
     assert "val_loss" in f.summary and "train_loss" in f.summary
     decay = [alt.changes for alt in f.alternatives if "regularization.l2" in alt.changes]
     assert decay and decay[0]["regularization.l2"] == 5e-4
+
+
+def test_overfitting_a_slow_climb_is_found_by_its_trend(monkeypatch: pytest.MonkeyPatch) -> None:
+    series, ctx = slow_climb()
+    f = diagnose(series, ctx).get("overfitting")
+    assert f is not None and 500 <= (f.step or 0) <= 1600  # a shallow minimum: near 700
+    # The late level against the minimum alone does not show it: the trend does.
+    monkeypatch.setattr(rules_generalization, "_trend_rise", lambda *_: None)
+    assert "overfitting" not in diagnose(series, ctx).kinds
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_overfitting_not_read_into_a_noisy_level_after_the_minimum(seed: int) -> None:
+    series, ctx = slow_climb(seed, climb=0.0)
+    assert "overfitting" not in diagnose(series, ctx).kinds
 
 
 def test_slow_convergence_raises_the_lr_by_a_factor_from_the_data() -> None:
