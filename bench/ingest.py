@@ -104,7 +104,8 @@ def create_bare(conn: psycopg.Connection[Any], table: str) -> None:
     conn.execute(
         sql.SQL(
             "CREATE TABLE {} (trial_id int8 NOT NULL, name text NOT NULL, step int8 NOT NULL, "
-            "value float8, recorded_at float8 NOT NULL, PRIMARY KEY (trial_id, name, step))"
+            "value float8, recorded_at float8 NOT NULL, "
+            "PRIMARY KEY (trial_id, name, step) INCLUDE (value))"
         ).format(sql.Identifier(table))
     )
 
