@@ -115,7 +115,7 @@ def _exploding(s: Series) -> tuple[bool, str]:
     early = _median(grad, 0, 0.1)
     width = min(max(5, grad.size // 20) | 1, grad.size - 1 + grad.size % 2)  # odd, <= size
     local = np.median(np.lib.stride_tricks.sliding_window_view(grad, width), axis=1)
-    held = float(np.max(local)) / early
+    held = float(np.max(local)) / early if early > 0 else math.inf
     half = width // 2
     local = np.concatenate((np.full(half, local[0]), local, np.full(half, local[-1])))
     high = grad >= 10 * local[: grad.size]

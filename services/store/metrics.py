@@ -56,6 +56,19 @@ def _dedupe(trial_id: int, points: Iterable[PointIn]) -> list[tuple[int, str, in
     return [(trial_id, name, step, v, t) for (name, step), (v, t) in sorted(latest.items())]
 
 
+def packed_columns(step_bytes: bytes, value_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) in step order from PostgreSQL's packed big-endian int8 / float8.
+
+    An aggregate does not promise order: an index-only scan gives key order, a bitmap
+    scan of points written out of order does not. Checking costs far less than sorting."""
+    steps = np.frombuffer(step_bytes, dtype=">i8").astype(np.int64)
+    values = np.frombuffer(value_bytes, dtype=">f8").astype(np.float64)
+    if steps.size > 1 and not bool(np.all(steps[1:] > steps[:-1])):
+        order = np.argsort(steps, kind="stable")
+        steps, values = steps[order], values[order]
+    return steps, values
+
+
 class MetricRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -195,17 +208,7 @@ class MetricRepository:
                     (trial_id, list(names)),
                 )
                 rows = cur.fetchall()
-        out = {}
-        for name, step_bytes, value_bytes in rows:
-            steps = np.frombuffer(step_bytes, dtype=">i8").astype(np.int64)
-            values = np.frombuffer(value_bytes, dtype=">f8").astype(np.float64)
-            # An aggregate does not promise order; the key-order scan gives it in practice,
-            # and checking costs far less than sorting.
-            if steps.size > 1 and not bool(np.all(steps[1:] > steps[:-1])):
-                order = np.argsort(steps, kind="stable")
-                steps, values = steps[order], values[order]
-            out[name] = (steps, values)
-        return out
+        return {name: packed_columns(steps, values) for name, steps, values in rows}
 
     def _fetch_shapes_sqlite(
         self, trial_id: int, names: Sequence[str]

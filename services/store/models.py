@@ -164,7 +164,8 @@ class MetricPointRow(Base):
 
     __tablename__ = "metric_points"
     # On PostgreSQL the key carries the value too: a series is read in key order by an
-    # index-only scan, never visiting the table (a third less time per point read).
+    # index-only scan that never visits the table, whose pages interleave the points of
+    # every trial written at the same time.
     __table_args__ = (
         PrimaryKeyConstraint("trial_id", "name", "step", postgresql_include=["value"]),
     )

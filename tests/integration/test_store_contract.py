@@ -731,6 +731,16 @@ def test_shapes_read_matches_the_downsampled_read_without_times(store: Store) ->
     assert store.metrics.read_shapes(trial.id, ["missing"], 500) == {}
 
 
+def test_shapes_read_of_points_written_out_of_order(store: Store) -> None:
+    # A resumed trial writes later steps first and rewrites some: the read is by step.
+    trial = _a_trial(store)
+    store.metrics.write(trial.id, _points("train_loss", range(500, 1_000), [2.0] * 500, 0.0))
+    store.metrics.write(trial.id, _points("train_loss", range(0, 600), [1.0] * 600, 0.0))
+    steps, values = store.metrics.read_shapes(trial.id, ["train_loss"], 10_000)["train_loss"]
+    assert steps.tolist() == list(range(1_000))
+    assert values.tolist() == [1.0] * 600 + [2.0] * 400
+
+
 # -- metrics: volume and isolation ---------------------------------------------------------
 def test_large_batch_lands_completely(store: Store) -> None:
     trial = _a_trial(store)
