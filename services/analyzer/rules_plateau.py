@@ -1,7 +1,9 @@
 """Plateau: no progress for a long stretch. Three shapes, each with its own remedy:
 
 - stuck: no progress over the whole run (the last third no lower than the first, within
-  the standard error of their difference): steps too small to leave the start;
+  the standard error of their difference): steps too small to leave the start; not a
+  loss that fell before the window opened (a warmup, a cyclic lr's first rise) and then
+  held, which has converged;
 - escaped: a long flat stretch, then a clear drop (a saddle the run crossed late): it
   is a plateau only when it is far flatter than the fall that ends it, so a slow steady
   descent with some noise is not read as one;
@@ -88,6 +90,16 @@ def _stuck(p: LossProfile, ctx: RunContext) -> _Stretch | None:
         _no_progress(p.bins.med[mask], p.noise_m(mask), ctx.margin) and _long_enough(ctx, span)
     ):
         return None
+    # Stuck means the run never left its start. A window that opens late (after a warmup,
+    # or after the lr rises of a cyclic schedule) may follow a fall the run already made:
+    # a loss that then holds has converged, it is not stuck. Start and stretch are each a
+    # median, so the fall is judged against the standard error of their difference.
+    if not mask[0]:
+        start, start_se = p.settled_start()
+        held = p.bins.med[mask]
+        se = float(np.hypot(start_se, MEDIAN_EFFICIENCY * p.noise_m(mask) / np.sqrt(held.size)))
+        if start - float(median(held)) > ctx.margin * STUCK_SE * se:
+            return None
     first, last = int(p.bins.lo[mask][0]), int(p.bins.hi[mask][-1])
     level = p.raw(float(median(fit)))
     summary = (

@@ -99,6 +99,17 @@ def cyclic(seed: int = 3) -> Run:
     return _run(_noise(rng, curve, 0.1), _evals(rng, curve + 0.1), lr, _grad(rng), ctx)
 
 
+def cyclic_converged_early(seed: int = 8) -> Run:
+    """A cyclic lr whose first rise spans the whole fall of a heavy-tailed loss: every bin
+    after it holds the converged level, which is not 'stuck at the start'."""
+    rng = np.random.default_rng(seed)
+    phase = (t % 500) / 250
+    lr = 0.002 + 0.028 * np.where(phase < 1, phase, 2 - phase)
+    curve = 0.05 + 2.25 * np.exp(-np.clip(t - 30, 0, None) / 50)
+    ctx = _ctx(0.002, schedule="cyclic", max_lr=0.03)
+    return _run(_noise(rng, curve, 0.8), _evals(rng, curve + 0.02, 0.002), lr, _grad(rng), ctx)
+
+
 def warmup_bump(seed: int = 4) -> Run:
     rng = np.random.default_rng(seed)
     w = 300
@@ -323,6 +334,7 @@ HEALTHY: dict[str, Callable[[], Run]] = {
     "noisy_small_batch": noisy_small_batch,
     "cosine_restarts": cosine_restarts,
     "cyclic": cyclic,
+    "cyclic_converged_early": cyclic_converged_early,
     "warmup_bump": warmup_bump,
     "step_decay": step_decay,
     "one_cycle": one_cycle,
