@@ -17,12 +17,17 @@ from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
 from services.analyzer.recommend import fmt
-from services.analyzer.rules_progress import FLAT_NOISE, MIN_BINS, budget_seen, lr_up
+from services.analyzer.rules_progress import (
+    FLAT_NOISE,
+    HIGH_SHARE,
+    MIN_BINS,
+    budget_seen,
+    lr_up,
+)
 from services.analyzer.stats import median
 
 __all__ = ["underfitting"]
 
-HIGH_SHARE = 0.5
 FLAT_SHOWN = 0.1
 GAP_SHARE = 0.25
 TAIL = 0.4

@@ -1,6 +1,10 @@
 """Slow convergence (the lr too low for the budget), and helpers the other progress rules
 (rules_plateau, rules_capacity) share.
 
+Slow is either a pace that has not slowed down by the end of the budget, or a loss that
+slowed down with at least half of its start still left and still clearly falling: the
+same "high" that underfitting judges, read the other way (underfitting: high and flat).
+
 Shapes are judged on a monotone (isotonic) fit of the train_loss bin medians over the
 window (after warmup, before SWA, outside lr rises), so noise and by-design bumps do not
 count as progress or as its absence. Slowness is judged on a linear scale: a healthy loss
@@ -20,7 +24,7 @@ from services.analyzer.findings import Alternative, Finding, Value, confidence_f
 from services.analyzer.recommend import fmt, lr_changes, nice
 from services.analyzer.stats import FloatArray, isotonic_decreasing
 
-__all__ = ["FLAT_NOISE", "MIN_BINS", "budget_seen", "lr_up", "slow_convergence"]
+__all__ = ["FLAT_NOISE", "HIGH_SHARE", "MIN_BINS", "budget_seen", "lr_up", "slow_convergence"]
 
 MIN_BINS = 12
 MIN_EVALS = 8
@@ -28,6 +32,11 @@ MIN_EVALS = 8
 # the whole drop (an exponential decay with a time constant near the run length).
 SLOW_RATIO = 0.4
 SLOW_SHARE = 0.15
+# Or the loss has slowed down but still has at least this share of its start left (a
+# floor at zero assumed, as underfitting assumes) and clearly still falls: a run that
+# removed under half its loss in the whole budget is not converging, it is too slow.
+HIGH_SHARE = 0.5
+HIGH_LR_STEP = 3.0
 PROGRESS_NOISE = 6.0
 # Flat: within this many bin-median noises (plateau, underfitting).
 FLAT_NOISE = 4.0
@@ -91,6 +100,12 @@ def _val_pace(curves: Curves, ctx: RunContext) -> _Pace | None:
     return _Pace("val_loss", v.steps[keep].astype(float), fit, v.sigma, v.raw)
 
 
+def _still_high(pace: _Pace, margin: float) -> bool:
+    """At the end of its window the loss keeps at least HIGH_SHARE of its start."""
+    start, end = pace.raw(pace.at(0.0)), pace.raw(pace.at(1.0))
+    return start > 0 and end >= min(1.0, HIGH_SHARE * margin) * start
+
+
 def slow_convergence(curves: Curves, ctx: RunContext) -> Finding | None:
     """Still falling steadily at the end, with no slowdown: the lr is too small."""
     if not budget_seen(curves, ctx):
@@ -106,7 +121,11 @@ def slow_convergence(curves: Curves, ctx: RunContext) -> Finding | None:
         # A first quarter with no progress and a later fall is speeding up: no slowdown.
         need = max(SLOW_RATIO * first, SLOW_SHARE * total)
         if last < m * need:
-            return None  # it slowed down: converging, not slow
+            if not _still_high(pace, m):
+                return None  # it slowed down: converging, not slow
+            if last < m * PROGRESS_NOISE * pace.noise:
+                continue  # too noisy here to tell that it still falls
+            return _slow_finding(pace, first, last, total, need, curves, ctx, still_high=True)
         if last < m * 3 * pace.noise:
             continue  # too noisy here to tell a steady pace from a slowdown
         return _slow_finding(pace, first, last, total, need, curves, ctx)
@@ -121,12 +140,18 @@ def _slow_finding(
     need: float,
     curves: Curves,
     ctx: RunContext,
+    still_high: bool = False,
 ) -> Finding:
     span = float(pace.steps[-1] - pace.steps[0])
     # An exponential decay e^(-t/tau) has last/first = e^(-0.75 span/tau); aim for
     # tau = span/5 (well converged by the end), assuming the pace scales with the lr.
     tau = 0.75 * span / np.log(first / last) if first > last else np.inf
     factor = float(np.clip(tau / (span / 5), 2.0, 10.0))
+    start_level, end_level = pace.raw(pace.at(0.0)), pace.raw(pace.at(1.0))
+    if still_high:
+        # Its pace slowed, so it says little about the lr a good run needs: half a
+        # decade, the usual step of an lr grid, is the next try.
+        factor = max(factor, HIGH_LR_STEP)
     changes = lr_up(ctx, curves, factor)
     alternatives = []
     if ctx.optimizer in (None, "sgd"):
@@ -151,17 +176,37 @@ def _slow_finding(
         else "more loss than the first (the run was speeding up)"
     )
     start_step, end_step = int(pace.steps[0]), int(pace.steps[-1])
-    r = pace.raw
+    left = 100 * end_level / start_level if start_level > 0 else 100.0
+    if still_high:
+        summary = (
+            f"{pace.metric} fell only from {fmt(start_level)} at step {start_step} to "
+            f"{fmt(end_level)} at step {end_step} ({fmt(left)}% of it left) and is still "
+            f"falling: the last quarter removed {fmt(last)} against {fmt(first)} in the first."
+        )
+        recommendation = (
+            f"Raise the lr about {fmt(factor)}x: in the whole budget the run removed under "
+            f"half of its loss ({fmt(left)}% left) and was still improving at the end, so "
+            "its steps are too small to get far, however much the pace slowed."
+        )
+        confidence = confidence_from(last / (PROGRESS_NOISE * pace.noise), running=ctx.running)
+    else:
+        summary = (
+            f"{pace.metric} fell steadily from {fmt(start_level)} at step {start_step} to "
+            f"{fmt(end_level)} at step {end_step} and is still falling: the last quarter "
+            f"removed {fmt(last)} against {fmt(first)} in the first (no slowdown)."
+        )
+        recommendation = (
+            f"Raise the lr about {fmt(factor)}x: the last quarter of the run still removed "
+            f"{pace_text}, so the run ended far from converged, and while the lr is this far "
+            "below stable the pace grows with it."
+        )
+        confidence = confidence_from(last / need, running=ctx.running)
     return Finding(
         kind="slow_convergence",
         severity="warning",
-        confidence=confidence_from(last / need, running=ctx.running),
+        confidence=confidence,
         step=start_step,
-        summary=(
-            f"{pace.metric} fell steadily from {fmt(r(pace.at(0.0)))} at step {start_step} to "
-            f"{fmt(r(pace.at(1.0)))} at step {end_step} and is still falling: the last quarter "
-            f"removed {fmt(last)} against {fmt(first)} in the first (no slowdown)."
-        ),
+        summary=summary,
         evidence={
             "metric": pace.metric,
             "first_quarter_drop": first,
@@ -169,12 +214,9 @@ def _slow_finding(
             "total_drop": total,
             "time_constant_steps": float(tau) if np.isfinite(tau) else None,
             "span_steps": span,
+            "share_left": end_level / start_level if start_level > 0 else None,
         },
-        recommendation=(
-            f"Raise the lr about {fmt(factor)}x: the last quarter of the run still removed "
-            f"{pace_text}, so the run ended far from converged, and while the lr is this far "
-            "below stable the pace grows with it."
-        ),
+        recommendation=recommendation,
         changes=changes,
         alternatives=tuple(alternatives),
     )

@@ -295,6 +295,14 @@ def slow(seed: int = 30) -> Run:
     return _run(_noise(rng, curve, 0.03), _evals(rng, curve + 0.02), 1e-3, _grad(rng), _ctx(1e-3))
 
 
+def slow_slowing_high(seed: int = 33) -> Run:
+    """lr far too small: the easy part goes first and the pace slows, but with 60% of the
+    loss left at the end and still falling, it is not converging."""
+    rng = np.random.default_rng(seed)
+    curve = 1.4 + 0.9 * np.exp(-t / 800)
+    return _run(_noise(rng, curve, 0.03), _evals(rng, curve + 0.02), 1e-3, _grad(rng), _ctx(1e-3))
+
+
 def slow_behind_noise(seed: int = 32) -> Run:
     """A short run at a tiny lr: batch noise hides the train trend, val shows it plainly."""
     rng = np.random.default_rng(seed)
@@ -357,6 +365,7 @@ CONDITIONS: dict[str, tuple[Callable[[], Run], str]] = {
     "exploding": (exploding, "exploding_gradients"),
     "vanishing": (vanishing, "vanishing_gradients"),
     "slow": (slow, "slow_convergence"),
+    "slow_slowing_high": (slow_slowing_high, "slow_convergence"),
     "slow_behind_noise": (slow_behind_noise, "slow_convergence"),
     "plateau": (plateau, "plateau"),
 }
@@ -529,6 +538,24 @@ def test_slow_convergence_raises_the_lr_by_a_factor_from_the_data() -> None:
     assert f is not None
     lr = f.changes["optimizer.lr"]
     assert isinstance(lr, float) and 2e-3 <= lr <= 1e-2
+
+
+def test_slow_convergence_that_slowed_with_most_of_the_loss_left() -> None:
+    f = _check(slow_slowing_high()).get("slow_convergence")
+    assert f is not None
+    assert "fell only" in f.summary and "left" in f.summary
+    left = f.evidence["share_left"]
+    assert isinstance(left, float) and 0.5 < left < 0.7
+    lr = f.changes["optimizer.lr"]
+    assert isinstance(lr, float) and lr >= 3e-3  # at least half a decade up
+
+
+def test_a_run_that_slowed_to_a_low_level_is_not_slow() -> None:
+    # The same shape with most of the loss gone: converging, whatever the last quarter.
+    rng = np.random.default_rng(34)
+    curve = 0.2 + 2.1 * np.exp(-t / 800)
+    run = _run(_noise(rng, curve, 0.03), _evals(rng, curve + 0.02), 0.05, _grad(rng), _ctx(0.05))
+    assert "slow_convergence" not in _check(run).kinds
 
 
 def test_underfitting_suggests_capacity_and_a_higher_lr() -> None:
