@@ -1,8 +1,9 @@
 """Exploding and vanishing gradients, from grad_norm (global L2 norm before clipping).
 
 Norms are read in decades (log10): an explosion is a rise of an order of magnitude or
-more above the lowest level the run had reached so far; a collapse is two orders below
-the early level while the loss does not move. Ratios do not depend on the loss scale.
+more above the lowest level the run had reached so far, and beyond the noise of those two
+levels; a collapse is two orders below the early level while the loss does not move.
+Ratios do not depend on the loss scale.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
-from services.analyzer.profile import design_mask, lr_raised
+from services.analyzer.profile import Bins, design_mask, lr_raised
 from services.analyzer.recommend import (
     clip_threshold,
     fmt,
@@ -21,12 +22,13 @@ from services.analyzer.recommend import (
     warmup_steps_for,
 )
 from services.analyzer.series import Track
-from services.analyzer.stats import median
+from services.analyzer.stats import FloatArray, median
 
 __all__ = ["exploding_gradients", "vanishing_gradients"]
 
 MIN_BINS = 10
 SUSTAINED_DECADES = 1.0
+GROWTH_SE = 3.0
 PEAK_DECADES = 1.5
 SPIKE_DECADES = 1.0
 MIN_SPIKES = 5
@@ -39,6 +41,14 @@ ZERO_SHARE = 0.5
 SOLVED_SHARE = 0.01
 STUCK_OF_DROP = 0.1
 HIGH_SHARE = 0.5
+
+
+def _difference_se(b: Bins) -> FloatArray:
+    """Per bin: the standard error of its median minus the lowest bin median so far."""
+    sm = b.sigma_m
+    lowest = np.minimum.accumulate(b.med)
+    at = np.maximum.accumulate(np.where(b.med == lowest, np.arange(b.size), 0))
+    return np.asarray(np.sqrt(sm**2 + sm[at] ** 2), dtype=np.float64)
 
 
 def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
@@ -61,6 +71,14 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         late = float(median(excess[-k:]))
         peak_i = int(np.argmax(excess))
         peak = float(excess[peak_i])
+        # Growth is a difference of two bin medians, the bin and the lowest one before
+        # it: within 3 standard errors of that difference it is no growth, however many
+        # decades it spans (once most batches are solved, their norms span decades and a
+        # bin's median may land on either side).
+        real = excess >= GROWTH_SE * _difference_se(b)
+        late_real = bool(np.mean(real[-k:]) >= 0.5)
+        sustained = late >= m * SUSTAINED_DECADES and late_real
+        peaked = peak >= m * PEAK_DECADES and bool(real[peak_i])
         groups = np.repeat(np.arange(b.size), b.count)
         logs = np.log10(g.track.values[g.track.values > 0])
         steps = g.track.steps[g.track.values > 0]
@@ -77,7 +95,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         spikes = int(spike_onsets.size)
         evidence.update({"growth_decades_last": late, "growth_decades_peak": peak})
         evidence["spikes"] = spikes
-        if late >= m * SUSTAINED_DECADES or peak >= m * PEAK_DECADES:
+        if sustained or peaked:
             below = np.flatnonzero(excess[: peak_i + 1] < 0.3)
             onset_bin = int(below[-1]) + 1 if below.size else 0
             onset = int(b.lo[min(onset_bin, b.size - 1)])
@@ -87,7 +105,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
                 f"{fmt(10 ** float(b.med[peak_i]))} around step {int(b.lo[peak_i])} "
                 f"({fmt(10**peak)}x)"
             )
-            if late >= SUSTAINED_DECADES:
+            if late >= SUSTAINED_DECADES and late_real:
                 kind_text += f" and stays {fmt(10**late)}x up at the end"
             ratio = max(late / SUSTAINED_DECADES, peak / PEAK_DECADES) / m
         elif spikes >= m * max(MIN_SPIKES, SPIKE_RATE * logs.size):
