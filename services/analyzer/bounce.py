@@ -6,8 +6,10 @@ evaluations val_loss moves only as the weights move. A healthy run's val_loss is
 an lr too high throws the weights across the valley and back, and val_loss jumps by tens
 of percent from one evaluation to the next. Jumps are measured as relative changes (log
 scale; a val_loss that is not positive throughout is not judged), so they mean the same
-at any loss scale. Evaluations where
-the lr rose by design (cycles, restarts), in the warmup and in the SWA phase are left out.
+at any loss scale. Evaluations in the warmup, in the SWA phase and while a schedule holds
+the lr above the level a rise lifted it from (a cycle, a warm restart, a one-cycle peak
+and its anneal: profile.lr_raised) are left out: a high lr by design moves the weights
+far, and val_loss with them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from services.analyzer.context import RunContext
 from services.analyzer.curves import MAX_VAL_POINTS, Curves
-from services.analyzer.profile import make_bins
+from services.analyzer.profile import lr_raised, make_bins
 from services.analyzer.stats import BoolArray, IntArray, median, running_median
 
 __all__ = ["Bounce", "val_bounce"]
@@ -71,14 +73,14 @@ def val_bounce(curves: Curves, ctx: RunContext) -> Bounce | None:
 
 
 def _judged(steps: IntArray, curves: Curves, ctx: RunContext) -> BoolArray:
-    """Evaluations outside warmup, SWA and the bins where the lr rose by design."""
+    """Evaluations outside warmup, SWA and the bins where a schedule holds the lr raised."""
     keep = steps >= ctx.warmup_steps
     if ctx.swa_start_step is not None:
         keep &= steps < ctx.swa_start_step
     p = curves.train
     if p is not None and p.bins.size:
         b = np.clip(np.searchsorted(p.bins.lo, steps, side="right") - 1, 0, p.bins.size - 1)
-        keep &= ~p.by_design[b]
+        keep &= ~lr_raised(curves.lr, p.bins, ctx)[b]
     elif ctx.cyclical:
         keep &= False  # the lr rises by design but we cannot see when
     return np.asarray(keep, dtype=np.bool_)

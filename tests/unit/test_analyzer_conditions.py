@@ -591,6 +591,28 @@ def test_exploding_needs_growth_beyond_the_noise_of_the_bins() -> None:
     assert len(flagged) <= 2, flagged
 
 
+def _val_thrown_by_the_lr(seed: int, schedule: bool) -> Run:
+    """val_loss jumping in proportion to the lr in effect, which follows a one-cycle
+    schedule; with `schedule` False the same curves are logged under a constant lr."""
+    rng = np.random.default_rng(seed)
+    up = int(0.3 * T)
+    lr = np.where(t < up, 0.004 + 0.096 * t / up, 0.05 * (1 + np.cos(np.pi * (t - up) / (T - up))))
+    curve = 0.05 + 2.25 * np.exp(-t / 300)
+    idx = np.arange(EVAL_EVERY - 1, T, EVAL_EVERY)
+    val = (idx, (curve[idx] + 0.15) * np.exp(rng.normal(0.0, 6.0 * lr[idx], idx.size)))
+    train = _noise(rng, curve, 0.1)
+    if not schedule:
+        return _run(train, val, 0.1, _grad(rng), _ctx(0.1))
+    return _run(train, val, lr, _grad(rng), _ctx(0.004, schedule="one_cycle", max_lr=0.1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_val_jumps_while_a_schedule_holds_the_lr_high_are_by_design(seed: int) -> None:
+    assert "oscillation" not in diagnose(*_val_thrown_by_the_lr(seed, schedule=True)).kinds
+    # The same jumps under an lr held there by hand are the lr's fault.
+    assert "oscillation" in diagnose(*_val_thrown_by_the_lr(seed, schedule=False)).kinds
+
+
 def test_underfitting_suggests_capacity_and_a_higher_lr() -> None:
     f = _check(flat_high()).get("underfitting")
     assert f is not None
