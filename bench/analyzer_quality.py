@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/analyzer_quality.py [--misses] [--split all|tuning|held-out]
                                                [--seed N ...]
+                                               [--inputs full|no-grad-norm|losses-only]
 
 Runs services.analyzer.diagnose on every curve of the corpus in tests/corpus/ (curves
 made by actually training with lrlab's runner on recipes that cause each condition,
@@ -10,7 +11,9 @@ held-out half and all of it, a table of TP/FP/FN, precision and recall per kind 
 the issue's targets, and a confusion table; with --seed, also for the curves of those
 seeds alone (the fresh seeds' own check, see bench/corpus/recipes.py). Then the time
 diagnose() takes: per corpus curve, and on a 10,000-step run with five series of 10,000
-points each.
+points each. --inputs gives the analyzer less than the runner logs: no grad_norm (the
+gradient kinds cannot be found then), or only the loss series with no configuration at
+all (no lr series, no schedule: what a bare external run may send).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.corpus.files import load_corpus  # noqa: E402
-from bench.corpus.score import held_out, judge, misses, report  # noqa: E402
+from bench.corpus.score import INPUTS, held_out, judge, misses, report  # noqa: E402
 from services.analyzer import RunContext, diagnose  # noqa: E402
 
 
@@ -70,14 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, action="append", default=[], help="also score these seeds alone"
     )
+    parser.add_argument(
+        "--inputs", choices=INPUTS, default="full", help="what the analyzer is given"
+    )
     args = parser.parse_args(argv)
     curves = load_corpus()
     if not curves:
         print("no corpus: run `.venv/bin/python -m bench.corpus.generate` first")
         return 1
-    judged = judge(curves)
+    judged = judge(curves, args.inputs)
     left_out = [c.id for c in curves if not c.made]
     print(f"{len(curves)} curves, {len(judged)} scored, {len(left_out)} left out (recipe missed)")
+    print(f"inputs: {args.inputs}")
     halves = {
         "tuning": [j for j in judged if not held_out(j.curve)],
         "held-out": [j for j in judged if held_out(j.curve)],

@@ -21,6 +21,7 @@ from bench.corpus.recipes import HELD_OUT_TASKS
 from services.analyzer import KINDS, RunContext, diagnose
 
 __all__ = [
+    "INPUTS",
     "TARGETS",
     "Judged",
     "KindScore",
@@ -72,15 +73,34 @@ def held_out(curve: Curve) -> bool:
     return curve.seed % 2 == 1 or curve.task in HELD_OUT_TASKS.get(curve.kind, ())
 
 
-def judge(curves: Iterable[Curve]) -> list[Judged]:
-    """Diagnose every made curve (those whose recipe missed are not scored)."""
+# What a run hands the analyzer: everything lrlab's runner logs, with its spec; the same
+# without grad_norm; or, like a bare external run, its loss series and no configuration.
+INPUTS = ("full", "no-grad-norm", "losses-only")
+_LOSSES = frozenset({"train_loss", "val_loss", "val_accuracy"})
+Series = dict[str, tuple[list[int], list[float]]]
+
+
+def _inputs(curve: Curve, inputs: str) -> tuple[Series, RunContext]:
+    if inputs == "full":
+        return curve.series, RunContext.from_spec(curve.spec)
+    if inputs == "no-grad-norm":
+        series = {k: v for k, v in curve.series.items() if k != "grad_norm"}
+        return series, RunContext.from_spec(curve.spec)
+    if inputs == "losses-only":
+        return {k: v for k, v in curve.series.items() if k in _LOSSES}, RunContext()
+    raise ValueError(f"inputs must be one of {INPUTS}, not {inputs!r}")
+
+
+def judge(curves: Iterable[Curve], inputs: str = "full") -> list[Judged]:
+    """Diagnose every made curve (those whose recipe missed are not scored), from the
+    inputs named (INPUTS)."""
     out = []
     for curve in curves:
         if not curve.made:
             continue
-        context = RunContext.from_spec(curve.spec)
+        series, context = _inputs(curve, inputs)
         began = time.perf_counter()
-        diagnosis = diagnose(curve.series, context)
+        diagnosis = diagnose(series, context)
         seconds = time.perf_counter() - began
         out.append(Judged(curve, frozenset(diagnosis.kinds), seconds))
     return out

@@ -119,3 +119,16 @@ def test_exploding_check_wants_more_than_one_hard_batch() -> None:
     overflow[450:] = np.inf
     made, why = check("exploding_gradients", _grad_series(overflow))
     assert made and "step 450" in why
+
+
+def test_scoring_with_less_input_drops_what_it_names(curves: list[Curve]) -> None:
+    # A vanishing-gradients run is found from grad_norm, and only from it.
+    vanishing = next(
+        c for c in curves if c.made and c.kind == "vanishing_gradients" and c.task == "digits"
+    )
+    (full,) = judge([vanishing])
+    (no_grad,) = judge([vanishing], "no-grad-norm")
+    assert "vanishing_gradients" in full.found
+    assert "vanishing_gradients" not in no_grad.found
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        judge([vanishing], "everything")
