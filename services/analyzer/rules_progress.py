@@ -107,7 +107,8 @@ def _still_high(pace: _Pace, margin: float) -> bool:
 
 
 def slow_convergence(curves: Curves, ctx: RunContext) -> Finding | None:
-    """Still falling steadily at the end, with no slowdown: the lr is too small."""
+    """Still falling at the end, with no slowdown or with most of the loss left: the lr
+    is too small for the budget."""
     if not budget_seen(curves, ctx):
         return None
     m = ctx.margin
