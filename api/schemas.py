@@ -286,6 +286,11 @@ class AnalysisOut(BaseModel):
         description="kind, severity, confidence, step, summary, evidence, recommendation, "
         "changes (spec paths to values), alternatives, provisional"
     )
+    analyzer_version: str | None = Field(
+        default=None,
+        description="The analyzer rules that made this diagnosis (a digest of their code); "
+        "a finished trial is diagnosed again when lrlab's rules change.",
+    )
 
 
 class FindingOut(BaseModel):

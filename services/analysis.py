@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from services.analyzer import Diagnosis, RunContext, diagnose
+from services.analyzer import ANALYZER_VERSION, Diagnosis, RunContext, diagnose
 from services.domain import Trial, TrialStatus
 from services.run_config import context_from_config
 from services.store import Store
+from services.store.analyses import CachedAnalysis
 from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
@@ -64,15 +65,24 @@ def record(store: Store, trial: Trial, diagnosis: Diagnosis) -> FindingChanges:
     return store.findings.upsert(trial.id, diagnosis, cache=(trial.last_step, diagnosis.to_dict()))
 
 
+def usable(cached: CachedAnalysis | None) -> dict[str, Any] | None:
+    """A cached diagnosis that can stand for the trial now: it saw the trial's last step
+    and final status, and the rules that made it are the ones running (after an upgrade
+    a finished trial is diagnosed again)."""
+    if cached is None or not cached.is_current or cached.analysis is None:
+        return None
+    return cached.analysis if cached.analysis.get("analyzer_version") == ANALYZER_VERSION else None
+
+
 def current_analysis(
     store: Store, project_id: int, trial_id: int, limit: int
 ) -> tuple[Trial, dict[str, Any]]:
     """The trial and its diagnosis as JSON: the cached one when current, else computed now
     (and kept when the trial has ended: its final diagnosis will not change)."""
     trial = store.sweeps.get_trial(project_id, trial_id)
-    cached = store.analyses.get(project_id, trial_id)
-    if cached is not None and cached.is_current and cached.analysis is not None:
-        return trial, cached.analysis
+    cached = usable(store.analyses.get(project_id, trial_id))
+    if cached is not None:
+        return trial, cached
     diagnosis = diagnose_trial(store, trial, limit)
     if trial.status.is_terminal:
         record(store, trial, diagnosis)

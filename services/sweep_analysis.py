@@ -1,10 +1,11 @@
 """Analysing a stored sweep: each trial's diagnosis and summary figures, then the sweep.
 
 Diagnoses come from the cache the live analyzer fills (store.analyses) where it is
-current. A finished trial without one is analysed now as GET /trials/{id}/analysis would
-(full series, findings and cached diagnosis recorded), so the next request finds it. A
-trial still running is analysed now, as the live analyzer reads it, and not recorded: its
-provisional findings are the live analyzer's to keep. The trials analysed now run in a
+current and made by the running analyzer version. A finished trial without one is
+analysed now as GET /trials/{id}/analysis would (full series, findings and cached
+diagnosis recorded), so the next request finds it. A trial still running is analysed
+now, as the live analyzer reads it, and not recorded: its provisional findings are the
+live analyzer's to keep. The trials analysed now run in a
 few threads: while one waits for PostgreSQL to send its series, another is diagnosed.
 Summary figures come from one query per metric name over all of the sweep's trials,
 never from reading every series: the sweep's metric with its extremes (its best value),
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from services.analysis import diagnose_trial, record
+from services.analysis import diagnose_trial, record, usable
 from services.analyzer.sweep import (
     FindingBrief,
     Goal,
@@ -111,9 +112,9 @@ def analyze_stored_sweep(
     analyses: dict[int, dict[str, Any]] = {}
     todo = []
     for t in trials:
-        cache = caches.get(t.id)
-        if cache is not None and cache.is_current and cache.analysis is not None:
-            analyses[t.id] = cache.analysis
+        cache = usable(caches.get(t.id))
+        if cache is not None:
+            analyses[t.id] = cache
         elif t.id in logged or t.last_step is not None:
             todo.append(t)  # else queued, or started without logging anything yet
     cached = len(analyses)

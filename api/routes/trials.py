@@ -45,4 +45,5 @@ def trial_analysis(
         provisional=body["provisional"],
         kinds=body["kinds"],
         findings=body["findings"],
+        analyzer_version=body.get("analyzer_version"),
     )

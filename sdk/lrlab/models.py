@@ -193,6 +193,7 @@ class Analysis(Model):
     provisional: bool = False
     kinds: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+    analyzer_version: str | None = None  # the server's rules that made it
 
 
 class SweepAnalysis(Model):

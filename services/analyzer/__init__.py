@@ -12,8 +12,10 @@ from services.analyzer.diagnose import diagnose
 from services.analyzer.findings import KINDS, SEVERITIES, Alternative, Diagnosis, Finding
 from services.analyzer.rules import RULES, Rule
 from services.analyzer.series import SeriesLike
+from services.analyzer.version import ANALYZER_VERSION
 
 __all__ = [
+    "ANALYZER_VERSION",
     "CYCLICAL_SCHEDULES",
     "KINDS",
     "RULES",

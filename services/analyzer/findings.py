@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from services.analyzer.version import ANALYZER_VERSION
+
 __all__ = [
     "KINDS",
     "SEVERITIES",
@@ -131,6 +133,7 @@ class Diagnosis:
             "provisional": self.provisional,
             "kinds": list(self.kinds),
             "findings": [f.to_dict() for f in self.findings],
+            "analyzer_version": ANALYZER_VERSION,
         }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from services.analyzer import Diagnosis, Finding
+from services.analyzer import ANALYZER_VERSION, Diagnosis, Finding
 from services.analyzer.findings import Severity
 from services.domain import TrialStatus
 from services.store import Store
@@ -127,6 +127,38 @@ def _end(store: Store, trial: int, last_step: int) -> None:
     claimed = store.trial_states.claim_next("test", lambda t: t.id == trial)
     assert claimed is not None
     store.trial_states.finish(trial, claimed.attempt, TrialStatus.SUCCEEDED, last_step=last_step)
+
+
+def test_a_diagnosis_cached_by_other_rules_is_made_again(client: TestClient, store: Store) -> None:
+    # After an upgrade the cache of a finished trial holds what older rules said: the
+    # trial is diagnosed again by the rules that run, and its findings follow.
+    sweep, trial = new_job(client)
+    points = [
+        {"name": "train_loss", "step": s, "value": 2.3 * math.exp(-s / 80) + 0.05}
+        for s in range(400)
+    ]
+    assert client.post(f"/trials/{trial}/metrics", json={"points": points}).status_code == 200
+    _end(store, trial, 399)
+    body = client.get(f"/trials/{trial}/analysis").json()
+    assert body["analyzer_version"] == ANALYZER_VERSION
+    t = store.trial_states.get(trial)
+    assert t is not None
+    old = {**body, "kinds": ["plateau"], "findings": [], "analyzer_version": "older-rules"}
+    store.analyses.save(trial, 399, old)
+
+    again = client.get(f"/trials/{trial}/analysis").json()
+    assert again["kinds"] == body["kinds"] and again["analyzer_version"] == ANALYZER_VERSION
+    cached = store.analyses.get(t.project_id, trial)
+    assert cached is not None and cached.analysis is not None
+    assert cached.analysis["analyzer_version"] == ANALYZER_VERSION
+    # The sweep's analysis does not count an older cache as a diagnosis either.
+    store.analyses.save(trial, 399, old)
+    counts = client.get(f"/sweeps/{sweep}/analysis").json()["diagnoses"]
+    assert counts == {"cached": 0, "computed": 1}
+    assert client.get(f"/sweeps/{sweep}/analysis").json()["diagnoses"] == {
+        "cached": 1,
+        "computed": 0,
+    }
 
 
 def test_an_ended_trials_analysis_is_kept_and_then_served_from_the_cache(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from services.analyzer import (
+    ANALYZER_VERSION,
     KINDS,
     RULES,
     Curves,
@@ -294,3 +295,8 @@ def test_median_is_numpys_median_without_its_cost(n: int) -> None:
         assert (np.isnan(want) and np.isnan(got)) or want == got, (x, want, got)
     assert np.isnan(stats.median(np.array([])))
     assert stats.median([3, 1, 2]) == 2.0 and stats.median([[1, 2], [3, 4]]) == 2.5
+
+
+def test_a_diagnosis_names_the_analyzer_version_that_made_it() -> None:
+    assert len(ANALYZER_VERSION) == 12 and int(ANALYZER_VERSION, 16) >= 0
+    assert Diagnosis(()).to_dict()["analyzer_version"] == ANALYZER_VERSION
