@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from services.analysis import ANALYZED, diagnose_trial, record
-from services.analyzer import Diagnosis
+from services.analyzer import ANALYZER_VERSION, Diagnosis
 from services.domain import Trial
 from services.settings import Settings
 from services.specs.sweep import Policy
@@ -86,7 +86,7 @@ class LiveAnalyzer:
                     self._apply_policy(trial, diagnosis, changes, policies, counts)
             room = self._settings.analyze_batch - len(batch)
             if room > 0:
-                for trial in self._queue.ended(room, skip=self._broken):
+                for trial in self._queue.ended(room, ANALYZER_VERSION, skip=self._broken):
                     self._analyze(trial, counts)
             return PassResult(**counts)
 

@@ -1,5 +1,5 @@
 """What the live analyzer looks at next: running trials with steps it has not seen, and
-ended trials whose final analysis is missing.
+ended trials whose final analysis is missing or was made by other rules.
 
 A trial's final analysis is in place when its cached analysis saw its last step and its
 active findings are not provisional (every analysis stores at least one finding, so a
@@ -52,16 +52,19 @@ class AnalysisQueue:
         found = [int(step) for step in steps if step is not None]
         return max(found) if found else None
 
-    def ended(self, limit: int, skip: Collection[int] = ()) -> list[Trial]:
-        """Ended trials that logged steps and lack their final analysis, newest first."""
+    def ended(self, limit: int, version: str, skip: Collection[int] = ()) -> list[Trial]:
+        """Ended trials that logged steps and lack their final analysis by the analyzer
+        `version` (an upgrade of the rules makes every older one stale), newest first."""
         final = exists().where(
             FindingRow.trial_id == TrialRow.id,
             FindingRow.active.is_(True),
             FindingRow.provisional.is_(False),
         )
+        made_by = TrialRow.analysis["analyzer_version"].as_string()
         stale = (
             TrialRow.analysis.is_(None)
             | TrialRow.analyzed_step.is_distinct_from(TrialRow.last_step)
+            | made_by.is_distinct_from(version)
             | ~final
         )
         query = (

@@ -19,6 +19,7 @@ from sqlalchemy import update
 
 from api import serving
 from api.cli import main
+from services.analyzer import ANALYZER_VERSION
 from services.domain import Trial, TrialStatus
 from services.live_analysis import LiveAnalyzer, PassResult
 from services.scheduler import Scheduler
@@ -204,6 +205,26 @@ def test_ended_trials_never_analysed_get_their_final_analysis(
     assert analyzer.tick() == PassResult(finalized=1)
     assert kinds(store, done) == {"healthy": False}
     assert kinds(store, never_ran) == {}
+
+
+def test_ended_trials_analysed_by_other_rules_are_analysed_again(
+    store: Store, analyzer: LiveAnalyzer
+) -> None:
+    # After an upgrade of the rules, finished trials' findings are brought up to date in
+    # the background, not only when someone asks for their analysis.
+    done = start(store, submit(store))
+    log(store, done, "train_loss", range(300), healthy(range(300)))
+    store.trial_states.finish(done.id, done.attempt, TrialStatus.SUCCEEDED, last_step=299)
+    assert analyzer.tick() == PassResult(finalized=1)
+    assert analyzer.tick() == PassResult()  # nothing left to do
+    cached = store.analyses.get(done.project_id, done.id)
+    assert cached is not None and cached.analysis is not None
+    store.analyses.save(done.id, 299, {**cached.analysis, "analyzer_version": "older-rules"})
+    assert analyzer.tick() == PassResult(finalized=1)
+    again = store.analyses.get(done.project_id, done.id)
+    assert again is not None and again.analysis is not None
+    assert again.analysis["analyzer_version"] == ANALYZER_VERSION
+    assert kinds(store, done) == {"healthy": False}
 
 
 # -- findings kept current -----------------------------------------------------------------
