@@ -64,7 +64,11 @@ class AnalysisRepository:
             s.execute(
                 update(TrialRow)
                 .where(TrialRow.id == trial_id)
-                .values(analysis=analysis, analyzed_step=analyzed_step)
+                .values(
+                    analysis=analysis,
+                    analyzed_step=analyzed_step,
+                    analyzer_version=analysis.get("analyzer_version"),
+                )
             )
 
     def for_sweep(self, project_id: int, sweep_id: int) -> list[CachedAnalysis]:

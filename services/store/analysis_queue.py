@@ -60,11 +60,10 @@ class AnalysisQueue:
             FindingRow.active.is_(True),
             FindingRow.provisional.is_(False),
         )
-        made_by = TrialRow.analysis["analyzer_version"].as_string()
         stale = (
             TrialRow.analysis.is_(None)
             | TrialRow.analyzed_step.is_distinct_from(TrialRow.last_step)
-            | made_by.is_distinct_from(version)
+            | TrialRow.analyzer_version.is_distinct_from(version)
             | ~final
         )
         query = (

@@ -197,6 +197,7 @@ class FindingRepository:
             trial = self._lock_trial(s, trial_id)
             if cache is not None:
                 trial.analyzed_step, trial.analysis = cache
+                trial.analyzer_version = cache[1].get("analyzer_version")
             rows = {
                 r.kind: r
                 for r in s.scalars(select(FindingRow).where(FindingRow.trial_id == trial_id))

@@ -144,6 +144,9 @@ class TrialRow(Base):
     # The latest diagnosis (Diagnosis.to_dict() plus the trial's summary figures), cached
     # so a sweep's analysis reads one row per trial instead of every series.
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The analyzer version that made it (also inside the JSON), as a column: the live
+    # analyzer finds every finished trial whose rules changed without parsing the JSON.
+    analyzer_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class TrialEventRow(Base):
