@@ -427,16 +427,10 @@ class Batcher:
                 head = heads.get(name) or self._head(name)
                 if head is None:
                     continue
-                text = self._number(name, step, raw)
-                if text is not None:
-                    append(head + mid + text + tail)
+                value = self._float(name, step, raw)
+                if value is not None:
+                    append(head + mid + _text(value) + tail)
         return ('{"points":[' + ",".join(parts) + "]}").encode(), len(parts)
-
-    def _number(self, name: Any, step: int, raw: Any) -> str | None:
-        """The JSON text of one value: non-finite ones as the strings the server takes;
-        None (reported) for what float() refuses."""
-        value = self._float(name, step, raw)
-        return None if value is None else _text(value)
 
     def _float(self, name: Any, step: int, raw: Any) -> float | None:
         """float(raw); None (reported) if float() refuses it."""

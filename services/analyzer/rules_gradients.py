@@ -21,6 +21,7 @@ from services.analyzer.recommend import (
     lr_changes,
     warmup_steps_for,
 )
+from services.analyzer.rules_progress import HIGH_SHARE
 from services.analyzer.series import Track
 from services.analyzer.stats import FloatArray, median
 
@@ -40,7 +41,6 @@ COLLAPSE_ALONE_DECADES = 3.0
 ZERO_SHARE = 0.5
 SOLVED_SHARE = 0.01
 STUCK_OF_DROP = 0.1
-HIGH_SHARE = 0.5
 
 
 def _difference_se(b: Bins) -> FloatArray:

@@ -186,11 +186,17 @@ class RunRepository:
             )
             now = utcnow()
             # Fenced on "running" so two finishes cannot both apply, on either backend.
+            ended: dict[str, Any] = {
+                "status": final.value,
+                "finished_at": now,
+                "last_step": last_step,
+            }
+            if reason is not None:
+                ended["stop_reason"] = reason
             done = s.execute(
                 update(TrialRow)
                 .where(TrialRow.id == run_id, TrialRow.status == TrialStatus.RUNNING.value)
-                .values(status=final.value, finished_at=now, last_step=last_step)
-                .values(stop_reason=reason if reason is not None else TrialRow.stop_reason)
+                .values(**ended)
             )
             if getattr(done, "rowcount", 0) != 1:
                 s.refresh(trial)

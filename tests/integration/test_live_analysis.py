@@ -194,12 +194,18 @@ def test_a_running_trial_is_provisional_and_its_end_gets_a_final_analysis(
     assert analyzer.tick() == PassResult()  # final: never again
 
 
-def test_ended_trials_never_analysed_get_their_final_analysis(
-    store: Store, analyzer: LiveAnalyzer
-) -> None:
+def ended_healthy(store: Store) -> Trial:
+    """A trial that logged 300 healthy steps and succeeded, not yet analysed as ended."""
     done = start(store, submit(store))
     log(store, done, "train_loss", range(300), healthy(range(300)))
     store.trial_states.finish(done.id, done.attempt, TrialStatus.SUCCEEDED, last_step=299)
+    return done
+
+
+def test_ended_trials_never_analysed_get_their_final_analysis(
+    store: Store, analyzer: LiveAnalyzer
+) -> None:
+    done = ended_healthy(store)
     never_ran = submit(store)
     store.sweeps.cancel_trial(never_ran.project_id, never_ran.id)  # nothing logged
     assert analyzer.tick() == PassResult(finalized=1)
@@ -212,9 +218,7 @@ def test_ended_trials_analysed_by_other_rules_are_analysed_again(
 ) -> None:
     # After an upgrade of the rules, finished trials' findings are brought up to date in
     # the background, not only when someone asks for their analysis.
-    done = start(store, submit(store))
-    log(store, done, "train_loss", range(300), healthy(range(300)))
-    store.trial_states.finish(done.id, done.attempt, TrialStatus.SUCCEEDED, last_step=299)
+    done = ended_healthy(store)
     assert analyzer.tick() == PassResult(finalized=1)
     assert analyzer.tick() == PassResult()  # nothing left to do
     cached = store.analyses.get(done.project_id, done.id)
