@@ -1,12 +1,13 @@
-"""diagnose(): run every rule over a run's series and settle what to report.
+"""diagnose(): one primary finding per run, and the plan that goes with it.
 
-Some findings explain others, and reporting both would give contradictory advice: after
-a divergence, the flat or bouncing curve before it is not a separate problem; a loss that
-bounces is not also "slow" or "stuck" (those would say: raise the lr). Underfitting covers
-a plateau that lasts to the end, and so do vanishing gradients (its cause) and exploding
-gradients (no progress while the gradient explodes is instability); a steady slow
-decline is not "stuck"; a plateau escaped late explains a fast fall at the end; an lr
-schedule that starved the run explains a flat, high loss better than capacity does.
+Three layers decide it. Definitions first (docs/analyzer.md): a run with no training
+loss, or too few points of it, is `insufficient_data`, never healthy; a training loss that
+became non-finite is a divergence. Then the kind classifier (classifier.py: trees fitted
+on curves of many model families, judged on families they never saw) decides which
+condition the run primarily shows. The rules measure: when the chosen kind's rule fired,
+its finding (onset, evidence, a change fitted to the curve) is the one reported; when it
+did not, fallback.py gives a finding of that kind from the stored values. One finding, so
+the advice never pulls two ways (raise and lower the lr in one analysis).
 """
 
 from __future__ import annotations
@@ -16,106 +17,108 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from services.analyzer.classifier import KindModel, default_model
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
-from services.analyzer.findings import SEVERITIES, Diagnosis, Finding, Value
+from services.analyzer.fallback import fallback_finding, loss_facts, val_facts
+from services.analyzer.features import curve_features
+from services.analyzer.findings import Diagnosis, Finding, Value
 from services.analyzer.recommend import fmt
 from services.analyzer.rules import RULES
 from services.analyzer.series import SeriesLike
 
-__all__ = ["diagnose"]
+__all__ = ["MIN_POINTS", "diagnose"]
 
-SUPPRESSES: dict[str, frozenset[str]] = {
-    "divergence": frozenset(
-        {
-            "oscillation",
-            "slow_convergence",
-            "plateau",
-            "underfitting",
-            "overfitting",
-            "vanishing_gradients",
-        }
-    ),
-    "oscillation": frozenset({"slow_convergence", "plateau", "underfitting"}),
-}
-
-
-def _settle(found: dict[str, Finding]) -> dict[str, Finding]:
-    drop: set[str] = set()
-    for kind, suppressed in SUPPRESSES.items():
-        if kind in found:
-            drop |= suppressed
-    plateau = found.get("plateau")
-    if plateau is not None:
-        if plateau.evidence.get("lr_starved"):
-            # The schedule stopped the run: not the model's capacity, not a slow lr.
-            drop |= {"underfitting", "slow_convergence"}
-        elif plateau.evidence.get("escaped"):
-            # The fall at the end is the escape from the plateau, not a slow pace.
-            drop.add("slow_convergence")
-        elif "slow_convergence" in found:
-            # A steady decline (measured where it is least noisy) is not "no progress".
-            drop.add("plateau")
-        elif "underfitting" in found or "vanishing_gradients" in found:
-            drop.add("plateau")  # a flat run to the end is what those describe
-        elif "exploding_gradients" in found and not plateau.evidence.get("escaped"):
-            # No progress while the gradient explodes is instability: "raise the lr, the
-            # steps are too small" would contradict the finding that explains it.
-            drop.add("plateau")
-    return {kind: f for kind, f in found.items() if kind not in drop}
-
+# Fewer finite training-loss points than this (and no non-finite one): too short to judge.
+MIN_POINTS = 10
 
 def _healthy(curves: Curves, ctx: RunContext) -> Finding:
-    evidence: dict[str, Value] = {}
-    parts: list[str] = []
-    p = curves.train
-    if p is not None and p.bins.size:
-        best_i = int(np.argmin(p.bins.med))
-        start, best = p.raw(p.start), p.raw(float(p.bins.med[best_i]))
-        last = p.raw(float(p.bins.med[-1]))
-        evidence.update({"train_start": start, "train_best": best, "train_last": last})
-        parts.append(f"train_loss {fmt(start)} -> {fmt(last)} (best {fmt(best)})")
-    v = curves.val
-    if v is not None and v.size:
-        i = int(np.argmin(v.smooth))
-        evidence.update({"val_best": v.raw(float(v.smooth[i])), "val_best_step": int(v.steps[i])})
-        parts.append(f"val_loss best {fmt(v.raw(float(v.smooth[i])))} at step {int(v.steps[i])}")
+    """The healthy finding: what the run reached, quoted from stored values."""
+    loss_ev, loss_text = loss_facts(curves)
+    val_ev, val_text = val_facts(curves)
+    evidence: dict[str, Value] = {**loss_ev, **val_ev}
+    parts = [loss_text, val_text]
     swa = curves.track("swa_val_loss")
     if swa is not None and np.isfinite(swa.values[-1]):
         # The averaged model's own evaluation: worth showing next to the best val_loss.
         evidence["swa_val_loss"] = float(swa.values[-1])
         parts.append(f"swa_val_loss {fmt(float(swa.values[-1]))}")
-    bins = 0 if p is None else p.bins.size
-    confidence = 0.8 if bins >= 12 else 0.5
+    confidence = 0.8 if curves.tracks["train_loss"].size >= 50 else 0.5
     if ctx.running:
         confidence *= 0.6
-    summary = "; ".join(parts) if parts else "no loss series to judge"
     return Finding(
         kind="healthy",
         severity="info",
         confidence=round(confidence, 3),
         step=None,
-        summary=f"{summary}; no rule found a problem.",
+        summary="; ".join(p for p in parts if p) + "; no problem found.",
         evidence=evidence,
         recommendation="No change needed.",
     )
 
 
-def diagnose(series: Mapping[str, SeriesLike], context: RunContext | None = None) -> Diagnosis:
-    """Findings for one run: its metric series by name, and how it was configured.
+def _insufficient(curves: Curves) -> Finding | None:
+    """`insufficient_data` when there is nothing to judge the run by; None otherwise."""
+    t = curves.track("train_loss")
+    logged = sorted(curves.tracks)
+    if t is None:
+        what = f"logged: {', '.join(logged)}" if logged else "no metrics were logged"
+        summary = f"No training loss series to judge ({what})."
+    elif not np.all(np.isfinite(t.values)):
+        return None  # a loss that became non-finite has said enough
+    elif t.size < MIN_POINTS:
+        summary = f"Only {t.size} training-loss points; at least {MIN_POINTS} are needed to judge a run."
+    else:
+        return None
+    return Finding(
+        kind="insufficient_data",
+        severity="info",
+        confidence=1.0,
+        step=None,
+        summary=summary,
+        evidence={"train_loss_points": 0 if t is None else t.size, "logged": ", ".join(logged)},
+        recommendation=(
+            "Log train_loss every step (and lr, grad_norm, val_loss): see the metric names "
+            "lrlab reads in docs/metric-names.md."
+        ),
+    )
 
-    A running trial (context.running) gets a provisional diagnosis, judged with wider
-    margins; a non-finite loss is reported whatever the state."""
+
+def _primary_kind(curves: Curves, ctx: RunContext, model: KindModel) -> tuple[str, float]:
+    """The run's primary kind and the confidence in it."""
+    t = curves.track("train_loss")
+    if t is not None and not np.all(np.isfinite(t.values)):
+        return "divergence", 1.0  # by definition, whatever the curve did before
+    probabilities = model.probabilities(curve_features(curves.tracks, ctx))
+    kind = max(probabilities, key=lambda k: probabilities[k])
+    return kind, probabilities[kind]
+
+
+def diagnose(
+    series: Mapping[str, SeriesLike],
+    context: RunContext | None = None,
+    *,
+    model: KindModel | None = None,
+) -> Diagnosis:
+    """The primary finding of one run: its metric series by name, and how it was
+    configured. `model` replaces the shipped kind classifier (leave-one-out scoring).
+
+    A running trial (context.running) gets a provisional diagnosis; a non-finite loss is
+    reported whatever the state."""
     ctx = context or RunContext()
     curves = Curves(series, ctx)
-    found: dict[str, Finding] = {}
-    for kind, rule in RULES.items():
-        finding = rule(curves, ctx)
-        if finding is not None:
-            found[kind] = finding
-    findings = list(_settle(found).values()) or [_healthy(curves, ctx)]
+    finding = _insufficient(curves)
+    if finding is None:
+        kind, confidence = _primary_kind(curves, ctx, model or default_model())
+        if kind == "healthy":
+            finding = _healthy(curves, ctx)
+        else:
+            rule = RULES[kind](curves, ctx)
+            if rule is not None:
+                # The rule's measurement, with the confidence of both voices.
+                finding = dataclasses.replace(rule, confidence=round((rule.confidence + confidence) / 2, 3))
+            else:
+                finding = fallback_finding(kind, curves, ctx, confidence * (0.8 if ctx.running else 1.0))
     if ctx.running:
-        findings = [dataclasses.replace(f, provisional=True) for f in findings]
-    rank = {s: i for i, s in enumerate(SEVERITIES)}
-    findings.sort(key=lambda f: (-rank[f.severity], -f.confidence))
-    return Diagnosis(tuple(findings), provisional=ctx.running)
+        finding = dataclasses.replace(finding, provisional=True)
+    return Diagnosis((finding,), provisional=ctx.running)

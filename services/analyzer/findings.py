@@ -41,6 +41,7 @@ KINDS: tuple[str, ...] = (
     "exploding_gradients",
     "vanishing_gradients",
     "healthy",
+    "insufficient_data",  # too little to judge: no training loss, or too few points
 )
 
 # Evidence and spec changes hold numbers, names, flags, lists of widths or nothing.

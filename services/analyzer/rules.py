@@ -1,8 +1,8 @@
 """The registry of analyzer rules: one rule per finding kind, keyed by its stable id.
 
 A rule reads the run's curves (the series, cleaned and summarised once: `Curves`) and the
-run's context, and returns one Finding of its kind or None. `healthy` has no rule of its
-own: it is what `diagnose` reports when no rule fires.
+run's context, and returns one Finding of its kind or None. `healthy` and
+`insufficient_data` have no rule of their own: `diagnose` reports them.
 """
 
 from __future__ import annotations
@@ -36,5 +36,5 @@ RULES: dict[str, Rule] = {
 }
 
 # Fail at import if the registry and the stable kind ids drift apart.
-if set(RULES) | {"healthy"} != set(KINDS):
+if set(RULES) | {"healthy", "insufficient_data"} != set(KINDS):
     raise RuntimeError(f"analyzer rules {sorted(RULES)} do not match KINDS {KINDS}")

@@ -1,0 +1,112 @@
+"""Model families for the corpus, each built from a small dict of settings.
+
+The families differ in what goes wrong with them: deep tanh/sigmoid stacks with small
+init lose their gradient on the way back, recurrent nets with large recurrent weights
+blow theirs up, a bottleneck or a linear model cannot fit a nonlinear target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.families.data import Task
+
+__all__ = ["build"]
+
+_ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+
+
+def _init(model: nn.Module, scale: float | None) -> None:
+    """Weights ~ N(0, scale^2 / fan_in) when `scale` is set (small: vanishing, large:
+    exploding); torch's defaults otherwise."""
+    if scale is None:
+        return
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=scale / m.in_features**0.5)
+            nn.init.zeros_(m.bias)
+
+
+class MLP(nn.Module):
+    def __init__(self, task: Task, hidden: list[int], act: str, init: float | None, dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = int(torch.tensor(task.x[0].shape[1:]).prod())
+        for h in hidden:
+            layers += [nn.Linear(width, h), _ACT[act]()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, task.out_features))
+        self.net = nn.Sequential(*layers)
+        _init(self, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CNN(nn.Module):
+    def __init__(self, task: Task, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.Flatten(),
+            nn.Linear(2 * channels * 16, task.out_features),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Recurrent(nn.Module):
+    def __init__(self, task: Task, cell: str, hidden: int, recurrent_init: float | None, act: str):
+        super().__init__()
+        if cell == "rnn":
+            self.rnn: nn.Module = nn.RNN(task.in_features, hidden, batch_first=True, nonlinearity=act)
+        else:
+            self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](task.in_features, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, task.out_features)
+        if recurrent_init is not None:
+            # A recurrent matrix with spectral radius ~recurrent_init: above 1 the gradient
+            # through time grows geometrically.
+            for name, p in self.rnn.named_parameters():
+                if "weight_hh" in name:
+                    q, _ = torch.linalg.qr(torch.randn(p.shape[1], p.shape[1]))
+                    blocks = p.shape[0] // p.shape[1]
+                    with torch.no_grad():
+                        p.copy_(recurrent_init * q.repeat(blocks, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+class Transformer(nn.Module):
+    def __init__(self, task: Task, width: int, layers: int):
+        super().__init__()
+        self.embed = nn.Linear(task.in_features, width)
+        self.pos = nn.Parameter(torch.randn(1, int(task.x[0].shape[1]), width) * 0.02)
+        layer = nn.TransformerEncoderLayer(width, 2, 2 * width, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(width, task.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(x) + self.pos).mean(1))
+
+
+def build(task: Task, model: dict[str, Any]) -> nn.Module:
+    arch = model["arch"]
+    if arch == "mlp":
+        return MLP(task, list(model["hidden"]), model.get("act", "relu"), model.get("init"), model.get("dropout", 0.0))
+    if arch == "linear":
+        return MLP(task, [], "relu", None, 0.0)
+    if arch == "cnn":
+        return CNN(task, model.get("channels", 8))
+    if arch in ("rnn", "gru", "lstm"):
+        return Recurrent(task, arch, model.get("hidden", 32), model.get("recurrent_init"), model.get("act", "tanh"))
+    if arch == "transformer":
+        return Transformer(task, model.get("width", 32), model.get("layers", 2))
+    raise ValueError(f"unknown arch {arch!r}")

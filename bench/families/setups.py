@@ -1,0 +1,121 @@
+"""The setups of the family corpus: a model family on a task with an optimizer, schedule,
+batch size and budget, trained at a ladder of learning rates.
+
+A setup does not say what its curves will show: every rung of the ladder is labelled by
+the checks in bench/families/label.py, which compare it with the other rungs (lower lrs
+for oscillation, much higher ones for slow convergence) and, where a setup names one,
+with a bigger model of the same family (underfitting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FAMILIES", "SETUPS", "Setup"]
+
+LADDER = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Setup:
+    family: str
+    name: str
+    task: str
+    spec: dict[str, Any]  # model, optimizer, schedule, batch, steps, clip
+    base_lr: float  # the ladder is base_lr x LADDER
+    bigger: dict[str, Any] | None = None  # a larger model, the reference for underfitting
+    fixed: dict[str, Any] | None = None  # same depth, ReLU and default init (vanishing)
+    n_train: int | None = None  # a small training split: room to overfit
+    ladder: tuple[float, ...] = LADDER
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.family}/{self.name}"
+
+
+def _s(family: str, name: str, task: str, model: dict, opt: dict, *, lr: float, steps: int,
+       batch: int | str = 32, schedule: dict | None = None, clip: float | None = None, **kw: Any) -> Setup:
+    spec = {"model": model, "optimizer": opt, "schedule": schedule or {"name": "constant"},
+            "batch": batch, "steps": steps, "clip": clip}
+    return Setup(family, name, task, spec, lr, **kw)
+
+
+SGD, MOM, NEST = {"name": "sgd"}, {"name": "sgd", "momentum": 0.9}, {"name": "sgd", "momentum": 0.9, "nesterov": True}
+ADAM, ADAMW, RMS, ADAG = {"name": "adam"}, {"name": "adamw"}, {"name": "rmsprop"}, {"name": "adagrad"}
+RMS_MOM = {"name": "rmsprop", "momentum": 0.9}
+COS_W = {"name": "cosine", "warmup": 100}
+WIDE = {"arch": "mlp", "hidden": [256, 256]}
+
+
+def _relu(depth: int, width: int) -> dict[str, Any]:
+    return {"arch": "mlp", "hidden": [width] * depth, "act": "relu"}
+
+SETUPS: tuple[Setup, ...] = (
+    # ReLU MLPs on tabular, image-as-vector and regression tasks.
+    _s("mlp", "digits-sgd", "digits", {"arch": "mlp", "hidden": [64]}, SGD, lr=0.1, steps=1500),
+    _s("mlp", "digits-adam-cos", "digits", {"arch": "mlp", "hidden": [128, 64]}, ADAM, lr=1e-3, steps=1200, schedule=COS_W),
+    _s("mlp", "blobs-mom-b8", "blobs", {"arch": "mlp", "hidden": [64, 64]}, MOM, lr=0.01, steps=2000, batch=8),
+    _s("mlp", "friedman-rms", "friedman", {"arch": "mlp", "hidden": [64, 64]}, RMS, lr=1e-3, steps=1500, batch=64),
+    _s("mlp", "teacher-full-gd", "teacher", {"arch": "mlp", "hidden": [64]}, SGD, lr=0.1, steps=3000, batch="full"),
+    _s("mlp", "cancer-adagrad", "cancer", {"arch": "mlp", "hidden": [32]}, ADAG, lr=0.01, steps=800, batch=16),
+    _s("mlp", "digits-small-overfit", "digits", {"arch": "mlp", "hidden": [512, 512]}, ADAM, lr=1e-3, steps=1500, n_train=120, ladder=(0.01, 0.1, 1.0, 3.0, 10.0)),
+    _s("mlp", "teacher-small-overfit", "teacher", {"arch": "mlp", "hidden": [256, 256]}, ADAMW, lr=1e-3, steps=2500, batch="full", n_train=60, ladder=(0.1, 1.0, 3.0)),
+    _s("mlp", "blobs-bad-warmup", "blobs", {"arch": "mlp", "hidden": [64]}, ADAM, lr=1e-3, steps=1500, schedule={"name": "cosine", "warmup": 100000}, ladder=(1.0, 3.0, 10.0, 100.0)),
+    _s("mlp", "digits-onecycle-b16", "digits", {"arch": "mlp", "hidden": [128]}, MOM, lr=0.05, steps=1200, batch=16, schedule={"name": "one_cycle"}, ladder=(0.01, 0.1, 1.0, 3.0, 10.0, 30.0)),
+    _s("mlp", "digits-rms-high", "digits", {"arch": "mlp", "hidden": [128]}, RMS, lr=1e-3, steps=1000, ladder=(0.3, 1.0, 3.0, 10.0, 30.0, 100.0)),
+    _s("mlp", "friedman-adam-high", "friedman", {"arch": "mlp", "hidden": [64, 64]}, ADAM, lr=1e-3, steps=1200, ladder=(1.0, 3.0, 10.0, 30.0, 100.0, 300.0)),
+    _s("mlp", "teacher-gd-edge", "teacher", {"arch": "mlp", "hidden": [64]}, SGD, lr=0.3, steps=2000, batch="full", ladder=(0.3, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0)),
+    _s("mlp", "friedman-small-overfit", "friedman", {"arch": "mlp", "hidden": [256, 256]}, MOM, lr=0.01, steps=2500, batch="full", n_train=80, ladder=(0.1, 0.3, 1.0, 3.0)),
+    _s("mlp", "cancer-small-overfit", "cancer", {"arch": "mlp", "hidden": [256, 256]}, SGD, lr=0.05, steps=2000, batch=8, n_train=60, ladder=(0.1, 1.0, 3.0)),
+    # Deep tanh / sigmoid stacks: small init loses the gradient on the way back.
+    _s("deep_tanh", "digits-small-init", "digits", {"arch": "mlp", "hidden": [64] * 10, "act": "tanh", "init": 0.3}, SGD, lr=0.1, steps=1500, ladder=(0.1, 1.0, 3.0, 10.0), fixed=_relu(10, 64)),
+    _s("deep_tanh", "blobs-default", "blobs", {"arch": "mlp", "hidden": [64] * 6, "act": "tanh"}, MOM, lr=0.01, steps=1500),
+    _s("deep_tanh", "friedman-small-init-adam", "friedman", {"arch": "mlp", "hidden": [48] * 12, "act": "tanh", "init": 0.2}, ADAM, lr=1e-3, steps=1200, ladder=(0.1, 1.0, 3.0), fixed=_relu(12, 48)),
+    _s("deep_tanh", "teacher-xavier-sgd", "teacher", {"arch": "mlp", "hidden": [64] * 5, "act": "tanh", "init": 1.0}, SGD, lr=0.05, steps=2500, batch=64),
+    _s("deep_sigmoid", "digits-sig", "digits", {"arch": "mlp", "hidden": [64] * 8, "act": "sigmoid", "init": 1.0}, SGD, lr=0.1, steps=1500, ladder=(0.1, 1.0, 3.0, 10.0), fixed=_relu(8, 64)),
+    _s("deep_sigmoid", "blobs-sig-small", "blobs", {"arch": "mlp", "hidden": [64] * 10, "act": "sigmoid", "init": 0.5}, MOM, lr=0.01, steps=1500, ladder=(0.1, 1.0, 3.0, 10.0), fixed=_relu(10, 64)),
+    _s("deep_sigmoid", "cancer-sig-shallow", "cancer", {"arch": "mlp", "hidden": [32, 32], "act": "sigmoid"}, ADAM, lr=3e-3, steps=1000, batch=32),
+    _s("deep_sigmoid", "friedman-sig-rms", "friedman", {"arch": "mlp", "hidden": [64] * 7, "act": "sigmoid", "init": 1.0}, RMS, lr=1e-3, steps=1500, batch=64, ladder=(0.01, 0.1, 1.0, 3.0), fixed=_relu(7, 64)),
+    # Plain recurrent nets: large recurrent weights blow the gradient up through time.
+    _s("rnn", "seqsum-default", "seq_sum", {"arch": "rnn", "hidden": 32}, MOM, lr=0.01, steps=1000),
+    _s("rnn", "seqsum-radius2", "seq_sum", {"arch": "rnn", "hidden": 32, "recurrent_init": 1.6}, SGD, lr=0.01, steps=1000, ladder=(0.1, 1.0, 3.0)),
+    _s("rnn", "seqsum-relu-radius", "seq_sum", {"arch": "rnn", "hidden": 32, "recurrent_init": 1.1, "act": "relu"}, SGD, lr=1e-3, steps=1000, ladder=(0.1, 1.0, 3.0, 10.0)),
+    _s("rnn", "majority-relu-clip", "seq_majority", {"arch": "rnn", "hidden": 32, "recurrent_init": 1.05, "act": "relu"}, ADAM, lr=1e-3, steps=1200, clip=1.0, ladder=(0.1, 1.0, 3.0)),
+    _s("rnn", "majority-adam", "seq_majority", {"arch": "rnn", "hidden": 32}, ADAM, lr=1e-3, steps=1200, schedule=COS_W),
+    _s("rnn", "majority-radius-rms", "seq_majority", {"arch": "rnn", "hidden": 48, "recurrent_init": 1.4}, RMS, lr=1e-3, steps=1000, ladder=(0.1, 1.0, 3.0)),
+    # Gated recurrent nets.
+    _s("gated", "gru-seqsum-adam", "seq_sum", {"arch": "gru", "hidden": 32}, ADAM, lr=3e-3, steps=1000),
+    _s("gated", "lstm-majority-sgd", "seq_majority", {"arch": "lstm", "hidden": 32}, NEST, lr=0.05, steps=1200, batch=64),
+    _s("gated", "lstm-seqsum-restarts", "seq_sum", {"arch": "lstm", "hidden": 32}, ADAMW, lr=3e-3, steps=1200, schedule={"name": "restarts"}, ladder=(0.01, 0.1, 1.0, 3.0, 10.0, 30.0)),
+    _s("gated", "gru-majority-overfit", "seq_majority", {"arch": "gru", "hidden": 96}, ADAM, lr=3e-3, steps=1500, n_train=64, ladder=(0.1, 1.0, 3.0)),
+    _s("gated", "gru-seqsum-rms-high", "seq_sum", {"arch": "gru", "hidden": 32}, RMS, lr=1e-3, steps=800, ladder=(1.0, 3.0, 10.0, 30.0, 100.0)),
+    # Small convolutional nets on the digit images.
+    _s("cnn", "digits-sgd-step", "digits_image", {"arch": "cnn", "channels": 8}, MOM, lr=0.02, steps=1000, schedule={"name": "step"}),
+    _s("cnn", "digits-adam", "digits_image", {"arch": "cnn", "channels": 8}, ADAM, lr=1e-3, steps=800, batch=64),
+    _s("cnn", "digits-overfit", "digits_image", {"arch": "cnn", "channels": 16}, ADAM, lr=2e-3, steps=1200, n_train=100, ladder=(0.1, 1.0, 3.0)),
+    _s("cnn", "digits-cyclic-b4", "digits_image", {"arch": "cnn", "channels": 8}, SGD, lr=0.02, steps=1500, batch=4, schedule={"name": "cyclic"}, ladder=(0.01, 0.1, 1.0, 3.0, 10.0, 30.0)),
+    _s("cnn", "digits-mom-high", "digits_image", {"arch": "cnn", "channels": 8}, MOM, lr=0.01, steps=800, batch=32, ladder=(0.3, 1.0, 3.0, 10.0, 30.0)),
+    # A small transformer encoder on sequences.
+    _s("transformer", "seqsum-adamw-warm", "seq_sum", {"arch": "transformer", "width": 32, "layers": 2}, ADAMW, lr=1e-3, steps=800, schedule=COS_W),
+    _s("transformer", "majority-adam", "seq_majority", {"arch": "transformer", "width": 32, "layers": 2}, ADAM, lr=5e-4, steps=800),
+    _s("transformer", "seqsum-sgd-mom", "seq_sum", {"arch": "transformer", "width": 32, "layers": 2}, MOM, lr=0.01, steps=800, batch=64),
+    _s("transformer", "majority-adam-high", "seq_majority", {"arch": "transformer", "width": 32, "layers": 2}, ADAM, lr=1e-3, steps=600, ladder=(1.0, 3.0, 10.0, 30.0, 100.0)),
+    _s("transformer", "seqsum-small-overfit", "seq_sum", {"arch": "transformer", "width": 48, "layers": 2}, ADAMW, lr=1e-3, steps=1200, n_train=64, batch=16, ladder=(0.3, 1.0, 3.0)),
+    # A bottleneck: one or two units in the middle cannot carry the target.
+    _s("bottleneck", "digits-width1", "digits", {"arch": "mlp", "hidden": [64, 1, 64]}, ADAM, lr=1e-3, steps=1500, bigger=WIDE, ladder=(0.1, 1.0, 3.0, 10.0)),
+    _s("bottleneck", "blobs-width2-sgd", "blobs", {"arch": "mlp", "hidden": [2]}, MOM, lr=0.01, steps=1500, bigger=WIDE, ladder=(0.1, 1.0, 3.0, 10.0, 30.0)),
+    _s("bottleneck", "friedman-width1-rms", "friedman", {"arch": "mlp", "hidden": [1]}, RMS, lr=1e-3, steps=1500, batch=64, bigger=WIDE, ladder=(0.01, 0.1, 1.0, 3.0, 10.0)),
+    _s("bottleneck", "teacher-width2-full", "teacher", {"arch": "mlp", "hidden": [2]}, ADAM, lr=3e-3, steps=4000, batch="full", bigger=WIDE, ladder=(0.1, 1.0, 3.0)),
+    # Linear and logistic models: slow at small lrs, unstable at large, and unable to fit a
+    # nonlinear target at any.
+    _s("linear", "digits-logistic", "digits", {"arch": "linear"}, SGD, lr=0.1, steps=1500, bigger=WIDE),
+    _s("linear", "friedman-linear-full", "friedman", {"arch": "linear"}, SGD, lr=0.05, steps=2000, batch="full", bigger=WIDE),
+    _s("linear", "cancer-logistic-adam", "cancer", {"arch": "linear"}, ADAM, lr=0.01, steps=800, batch=16, bigger=WIDE),
+    _s("linear", "teacher-linear-rms-mom", "teacher", {"arch": "linear"}, RMS_MOM, lr=1e-3, steps=1500, batch=32, bigger=WIDE),
+    _s("linear", "blobs-long", "blobs", {"arch": "linear"}, SGD, lr=0.05, steps=20000, batch="full", bigger=WIDE, ladder=(0.01, 0.1, 1.0, 10.0, 30.0)),
+)
+
+FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in SETUPS))

@@ -1,0 +1,224 @@
+"""A finding for a kind the classifier chose when that kind's rule did not fire.
+
+The rules measure their condition in detail (onset, noise, a change fitted to the curve);
+when the classifier decides a run primarily shows a condition whose rule stayed silent,
+this module still gives a finding of that kind: its evidence quotes stored values (the
+start, the last and best values of each series), and its advice follows the learning-rate
+primer's table: divergence and oscillation lower the lr; slow convergence raises it;
+overfitting regularises; underfitting adds capacity; exploding gradients clip (at a
+threshold from the stretch before the growth); vanishing gradients change the init,
+normalisation, activation or add residual connections, not the lr.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from services.analyzer.context import RunContext
+from services.analyzer.curves import Curves
+from services.analyzer.findings import Alternative, Finding, Severity, Value
+from services.analyzer.recommend import clip_threshold, fmt, lr_changes, weight_decay_change
+from services.analyzer.series import Track
+from services.analyzer.stats import median
+
+__all__ = ["fallback_finding", "loss_facts", "val_facts"]
+
+
+def _finite(t: Track) -> Track:
+    ok = np.isfinite(t.values)
+    return Track(t.steps[ok], t.values[ok])
+
+
+def loss_facts(curves: Curves) -> tuple[dict[str, Value], str]:
+    """Stored values of train_loss: its first, best and last, and a sentence quoting them."""
+    t = curves.track("train_loss")
+    if t is None:
+        return {}, ""
+    f = _finite(t)
+    if f.size == 0:
+        return {"train_start": float(t.values[0])}, f"train_loss was {fmt(float(t.values[0]))} from the start"
+    i = int(np.argmin(f.values))
+    start, best, last = float(f.values[0]), float(f.values[i]), float(f.values[-1])
+    late = float(median(f.values[-max(3, f.size // 10) :]))
+    evidence: dict[str, Value] = {
+        "train_start": start,
+        "train_best": best,
+        "train_best_step": int(f.steps[i]),
+        "train_last": last,
+        "train_late_median": late,
+    }
+    return evidence, (
+        f"train_loss went from {fmt(start)} to {fmt(last)} (best {fmt(best)} at step "
+        f"{int(f.steps[i])}; median of the last tenth {fmt(late)})"
+    )
+
+
+def val_facts(curves: Curves) -> tuple[dict[str, Value], str]:
+    t = curves.track("val_loss")
+    if t is None:
+        return {}, ""
+    f = _finite(t)
+    if f.size == 0:
+        return {}, ""
+    i = int(np.argmin(f.values))
+    best, last = float(f.values[i]), float(f.values[-1])
+    return (
+        {"val_best": best, "val_best_step": int(f.steps[i]), "val_last": last},
+        f"val_loss best {fmt(best)} at step {int(f.steps[i])}, last {fmt(last)}",
+    )
+
+
+def _grad_facts(curves: Curves) -> tuple[dict[str, Value], str]:
+    t = curves.track("grad_norm")
+    if t is None:
+        return {}, ""
+    f = _finite(t)
+    if f.size < 4:
+        return {}, ""
+    k = max(2, f.size // 10)
+    early, peak = float(median(f.values[:k])), float(np.max(f.values))
+    late = float(median(f.values[-k:]))
+    return (
+        {"grad_early_median": early, "grad_max": peak, "grad_late_median": late},
+        f"grad_norm median {fmt(early)} early, {fmt(late)} late, max {fmt(peak)}",
+    )
+
+
+def _sentence(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _lr_text(changes: dict[str, Value], verb: str) -> str:
+    lr = changes.get("optimizer.lr")
+    return f"{verb} the lr to {fmt(float(lr))}" if isinstance(lr, int | float) else f"{verb} the lr"
+
+
+def _divergence(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    changes = lr_changes(ctx, 0.1, None)
+    return (
+        "the loss ended far above where it started: the steps are too large",
+        f"{_lr_text(changes, 'Lower')} (a tenth) and run again.",
+        changes,
+        (),
+    )
+
+
+def _oscillation(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    changes = lr_changes(ctx, 1 / 3, None)
+    alts: tuple[Alternative, ...] = ()
+    if ctx.optimizer == "sgd" and not ctx.momentum:
+        alts = (Alternative("Or keep the lr and add momentum 0.9 to damp the bounce.", {"optimizer.momentum": 0.9}),)
+    return (
+        "the loss bounces without settling: each step overshoots",
+        f"{_lr_text(changes, 'Lower')} (a third) so that it settles.",
+        changes,
+        alts,
+    )
+
+
+def _slow(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    lr = curves.lr
+    peak = float(np.max(lr.values)) if lr is not None and lr.size else None
+    if ctx.warmup_steps and ctx.total_steps and ctx.warmup_steps >= ctx.total_steps:
+        warm = max(1, ctx.total_steps // 20)
+        return (
+            f"the loss was still falling at the end, and the warmup ({ctx.warmup_steps} steps) "
+            f"is longer than the run ({ctx.total_steps}): the lr never reached its value",
+            f"Shorten the warmup to {warm} steps.",
+            {"schedule.warmup_steps": warm},
+            (),
+        )
+    changes = lr_changes(ctx, 10.0, peak)
+    return (
+        "the loss was still falling steadily at the end: the steps are too small",
+        f"{_lr_text(changes, 'Raise')} (10x), or train for longer.",
+        changes,
+        (),
+    )
+
+
+def _overfitting(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    path, decay = weight_decay_change(ctx)
+    alts = (Alternative("Or add dropout 0.2.", {"regularization.dropout": 0.2}),) if not ctx.dropout else ()
+    return (
+        "val_loss rose from its best while train_loss kept falling: the model memorises the training data",
+        f"Keep the model from its best evaluation, and raise weight decay to {fmt(decay)}.",
+        {path: decay},
+        alts,
+    )
+
+
+def _underfitting(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    changes: dict[str, Value] = {}
+    text = "Give the model more capacity (wider or deeper layers)"
+    if ctx.hidden:
+        wider = tuple(2 * w for w in ctx.hidden)
+        changes["task.hidden"] = wider
+        text = f"Give the model more capacity: hidden widths {list(wider)}"
+    if ctx.weight_decay:
+        text += ", and lower its regularization"
+    return ("train_loss stayed high and flat: the model does not fit even the training data", text + ".", changes, ())
+
+
+def _exploding(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    grad = curves.track("grad_norm")
+    onset = math.inf
+    if grad is not None and grad.size >= 20:
+        f = _finite(grad)
+        early = float(median(f.values[: max(2, f.size // 10)]))
+        high = np.flatnonzero(f.values > 10 * early)
+        onset = float(f.steps[high[0]]) if high.size else math.inf
+    threshold = clip_threshold(grad, onset)
+    changes: dict[str, Value] = {}
+    if threshold is not None and math.isfinite(threshold) and not ctx.grad_clip_norm:
+        changes["regularization.grad_clip_norm"] = threshold
+        text = f"Clip the gradient norm at {fmt(threshold)} (its usual level before it grew)."
+    else:
+        changes = lr_changes(ctx, 1 / 3, None)
+        text = f"{_lr_text(changes, 'Lower')}; normalization layers or a smaller init also tame the growth."
+    return ("the gradient norm grew by orders of magnitude over its early level", text, changes, ())
+
+
+def _vanishing(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    return (
+        "the gradient is too small to move the early layers: the loss stays where it started",
+        "Change the model, not the lr: a careful initialization (He or Xavier), "
+        "normalization layers, residual connections, or a non-saturating activation (ReLU).",
+        {},
+        (),
+    )
+
+
+Advice = Callable[[Curves, RunContext], tuple[str, str, dict[str, Value], tuple[Alternative, ...]]]
+_ADVICE: dict[str, tuple[Severity, Advice]] = {
+    "divergence": ("critical", _divergence),
+    "oscillation": ("warning", _oscillation),
+    "slow_convergence": ("warning", _slow),
+    "overfitting": ("warning", _overfitting),
+    "underfitting": ("warning", _underfitting),
+    "exploding_gradients": ("critical", _exploding),
+    "vanishing_gradients": ("critical", _vanishing),
+}
+
+
+def fallback_finding(kind: str, curves: Curves, ctx: RunContext, confidence: float) -> Finding:
+    """A finding of `kind` from the curve's stored values and the primer's advice."""
+    severity, advice = _ADVICE[kind]
+    loss_ev, loss_text = loss_facts(curves)
+    val_ev, val_text = val_facts(curves)
+    grad_ev, grad_text = _grad_facts(curves)
+    what, recommendation, changes, alternatives = advice(curves, ctx)
+    return Finding(
+        kind=kind,
+        severity=severity,
+        confidence=round(confidence, 3),
+        step=None,
+        summary=f"{_sentence(loss_text, val_text, grad_text)}: {what}.",
+        evidence={**loss_ev, **val_ev, **grad_ev},
+        recommendation=recommendation,
+        changes=changes,
+        alternatives=alternatives,
+    )
