@@ -340,6 +340,12 @@ class RunCreate(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict, description="Free JSON (finite numbers).")
     tags: list[Text] = Field(default_factory=list, max_length=64)
     metric: Metric = Field(default_factory=Metric)
+    metric_names: dict[MetricName, MetricName] = Field(
+        default_factory=dict,
+        description="Logged name -> the analysed series it is (train_loss, val_loss, "
+        "val_accuracy, lr, grad_norm), one name each; read before the canonical names "
+        "and the common aliases (docs/metric-names.md).",
+    )
 
 
 class RunFinish(BaseModel):
@@ -359,6 +365,7 @@ class RunOut(BaseModel):
     config: dict[str, Any]
     tags: list[str]
     metric: MetricSpecOut
+    metric_names: dict[str, str] = Field(description="The names the run declared.")
     last_step: int | None
     cancel_requested: bool
     created_at: datetime
@@ -382,6 +389,7 @@ class RunOut(BaseModel):
             config=t.params,
             tags=run.tags,
             metric=MetricSpecOut(name=run.metric_name, goal=run.metric_goal),
+            metric_names=t.spec.get("metric_names") or {},
             last_step=t.last_step,
             cancel_requested=t.cancel_requested,
             created_at=t.created_at,

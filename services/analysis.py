@@ -11,13 +11,14 @@ import numpy as np
 
 from services.analyzer import ANALYZER_VERSION, Diagnosis, RunContext, diagnose
 from services.domain import Trial, TrialStatus
+from services.metric_names import CANONICAL, MetricNames
 from services.run_config import context_from_config
 from services.store import Store
 from services.store.analyses import CachedAnalysis
 from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
-ANALYZED = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm")
+ANALYZED = CANONICAL
 Columns = tuple[np.ndarray, np.ndarray]  # steps (int64), values (float64)
 
 
@@ -35,7 +36,24 @@ def analysed_series(store: Store, trial_id: int, limit: int) -> dict[str, Column
     return store.metrics.read_shapes(trial_id, ANALYZED, limit)
 
 
-def _context(trial: Trial, series: Mapping[str, Columns]) -> RunContext:
+def metric_names(trial: Trial) -> MetricNames:
+    """Where an external run's analysed series are found: its declared `metric_names`
+    (kept in its spec), the canonical names, then the common aliases."""
+    return MetricNames(trial.spec.get("metric_names") or {})
+
+
+def trial_series(store: Store, trial: Trial, limit: int) -> dict[str, Columns]:
+    """`analysed_series` under the canonical names: a trained trial logs them itself, an
+    external run's are picked from what it logged (still one read)."""
+    if trial.kind != "external":
+        return analysed_series(store, trial.id, limit)
+    names = metric_names(trial)
+    return names.pick(store.metrics.read_shapes(trial.id, names.candidates, limit))
+
+
+def run_context(trial: Trial, series: Mapping[str, Columns]) -> RunContext:
+    """What the rules know of how the trial was configured: its spec, or an external
+    run's config; `series` are its analysed series (a finished run's length)."""
     running = not trial.status.is_terminal
     total = None
     if trial.status is TrialStatus.SUCCEEDED and "train_loss" in series:
@@ -48,8 +66,8 @@ def _context(trial: Trial, series: Mapping[str, Columns]) -> RunContext:
 
 def diagnose_trial(store: Store, trial: Trial, limit: int) -> Diagnosis:
     """The diagnosis of a trial already looked up (provisional while it is not terminal)."""
-    series = analysed_series(store, trial.id, limit)
-    return diagnose(series, _context(trial, series))
+    series = trial_series(store, trial, limit)
+    return diagnose(series, run_context(trial, series))
 
 
 def analyze_trial(store: Store, project_id: int, trial_id: int, limit: int) -> TrialAnalysis:

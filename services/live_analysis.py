@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from services.analysis import ANALYZED, diagnose_trial, record
+from services.analysis import diagnose_trial, metric_names, record
 from services.analyzer import ANALYZER_VERSION, Diagnosis
 from services.domain import Trial
 from services.settings import Settings
@@ -96,8 +96,8 @@ class LiveAnalyzer:
         due: list[Trial] = []
         running = self._queue.running()
         for trial in running:
-            if trial.kind == "external":
-                step = self._queue.logged_step(trial.id, ANALYZED)
+            if trial.kind == "external":  # any name its analysis may read counts
+                step = self._queue.logged_step(trial.id, metric_names(trial).candidates)
                 trial = dataclasses.replace(trial, last_step=step)
             if trial.last_step is None or self._failed.get(trial.id, -1) == trial.last_step:
                 continue

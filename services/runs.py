@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.analysis import current_analysis
 from services.domain import Trial, TrialStatus
 from services.errors import InvalidInput
+from services.metric_names import checked_mapping
 from services.settings import Settings
 from services.store import Store
 from services.store.runs import NewRun, Run
@@ -43,14 +44,17 @@ def start_run(
     tags: Sequence[str],
     metric_name: str,
     metric_goal: str,
+    metric_names: Mapping[str, str] | None = None,
 ) -> Run:
-    """A running external run, ready for metric batches."""
+    """A running external run, ready for metric batches. `metric_names` maps names it
+    logs to the analysed series they stand for (see services.metric_names)."""
     run = NewRun(
         name=name,
         config=_checked_config(config),
         tags=list(dict.fromkeys(tags)),  # order kept, repeats dropped
         metric_name=metric_name,
         metric_goal=metric_goal,
+        metric_names=checked_mapping(metric_names or {}),
     )
     return store.runs.create(project_id, run)
 

@@ -19,7 +19,9 @@ RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 @router.post("/runs", response_model=RunOut, status_code=201)
 def create_run(body: RunCreate, project: CurrentProject, store: StoreDep) -> RunOut:
     """Start a run logged from elsewhere. It is running at once; send its metrics (the
-    usual names or any others) to POST /trials/{id}/metrics with the returned id."""
+    usual names or any others) to POST /trials/{id}/metrics with the returned id. Its
+    analysis finds train_loss, val_loss, ... under the names it declares in
+    `metric_names`, their own names, or the aliases in docs/metric-names.md."""
     run = start_run(
         store,
         project.id,
@@ -28,6 +30,7 @@ def create_run(body: RunCreate, project: CurrentProject, store: StoreDep) -> Run
         tags=body.tags,
         metric_name=body.metric.name,
         metric_goal=body.metric.goal,
+        metric_names=body.metric_names,
     )
     return RunOut.of(run)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -131,6 +131,7 @@ class Client(SweepsApi, TrialsApi, LrApi):
         tags: Sequence[str] = (),
         metric: str | None = None,
         goal: str | None = None,
+        metric_names: Mapping[str, str] | None = None,
         batch_size: int = 5000,
         flush_interval: float = 1.0,
         max_points: int = 500_000,
@@ -138,11 +139,16 @@ class Client(SweepsApi, TrialsApi, LrApi):
         heartbeat_interval: float = 30.0,
     ) -> Run:
         """Start a run logged from this process (like wandb.init). `metric`/`goal` name
-        the series that ranks it. See `Run` for logging and lrlab._batcher for the
-        buffer's policies. A background thread beats every `heartbeat_interval` seconds
-        until finish(): the server ends a run failed after ten minutes without a sign of
-        life (its script died without finishing it)."""
+        the series that ranks it. `metric_names` maps names this script logs to the
+        series the analysis reads (train_loss, val_loss, val_accuracy, lr, grad_norm),
+        e.g. {"my_loss": "train_loss"}, for names the usual aliases (`loss`,
+        `eval_loss`, `learning_rate`, ...) do not cover. See `Run` for logging and
+        lrlab._batcher for the buffer's policies. A background thread beats every
+        `heartbeat_interval` seconds until finish(): the server ends a run failed after
+        ten minutes without a sign of life (its script died without finishing it)."""
         body: dict[str, Any] = {"name": name, "config": config or {}, "tags": list(tags)}
+        if metric_names:
+            body["metric_names"] = dict(metric_names)
         if metric is not None or goal is not None:
             body["metric"] = {k: v for k, v in (("name", metric), ("goal", goal)) if v is not None}
         info = RunInfo.model_validate(self._http.call("POST", "/runs", json=body))

@@ -230,6 +230,7 @@ class RunInfo(Model):
     config: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     metric: MetricSpec | None = None
+    metric_names: dict[str, str] = Field(default_factory=dict)  # declared: logged -> analysed
     last_step: int | None = None
     cancel_requested: bool = False
     created_at: datetime

@@ -12,9 +12,16 @@ from pathlib import Path
 __all__ = ["ANALYZER_VERSION"]
 
 
+# Outside the package but part of what an external run's diagnosis says: which logged
+# series it reads and what its config tells the rules.
+_EXTERNAL_INPUTS = ("metric_names.py", "run_config.py")
+
+
 def _digest() -> str:
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+    here = Path(__file__).resolve().parent
+    sources = [*sorted(here.glob("*.py")), *(here.parent / name for name in _EXTERNAL_INPUTS)]
+    for path in sources:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

@@ -116,8 +116,9 @@ def field_path(loc: Sequence[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif "." in part:
-            # sweep space keys are dotted paths themselves; bracket them to keep them whole
+        elif "." in part or not part:
+            # sweep space keys are dotted paths themselves (and a mapping's key may be
+            # empty): bracket them to keep them whole and visible
             path += f"[{part!r}]"
         else:
             path += f".{part}" if path else part

@@ -8,16 +8,30 @@ trial with none was never analysed as ended).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, text
 
 from services.domain import TERMINAL_TRIAL_STATES, Trial, TrialStatus
 from services.store.db import Database
-from services.store.models import FindingRow, MetricPointRow, TrialRow
+from services.store.models import FindingRow, TrialRow
 from services.store.sweeps import trial_from_row
 
 _TERMINAL = sorted(s.value for s in TERMINAL_TRIAL_STATES)
+
+# The names come as one array parameter, so the statement is the same for any number of
+# them: planning and compiling a subquery per name cost ~15 ms for 57 names, this < 1 ms.
+# ORDER BY ... LIMIT 1 rather than max(), which PostgreSQL may plan as a scan of the whole
+# series when its statistics think the series short (a new trial's).
+_PROBE = (
+    "SELECT max((SELECT m.step FROM metric_points m WHERE m.trial_id = :trial_id "
+    "AND m.name = {name} ORDER BY m.step DESC LIMIT 1)) FROM {names}"
+)
+_LOGGED_STEP_PG = text(
+    _PROBE.format(name="n.name", names="unnest(CAST(:names AS text[])) AS n(name)")
+)
+_LOGGED_STEP_SQLITE = text(_PROBE.format(name="n.value", names="json_each(:names) AS n"))
 
 
 class AnalysisQueue:
@@ -39,18 +53,18 @@ class AnalysisQueue:
             return [trial_from_row(r) for r in s.scalars(query)]
 
     def logged_step(self, trial_id: int, names: Sequence[str]) -> int | None:
-        """The largest step logged for any of `names`: one probe of the key's end each."""
+        """The largest step logged for any of `names`: one probe of the key's end each,
+        in one statement whatever the number of names (an external run has dozens)."""
+        if not names:
+            return None
         with self._db.session() as s:
-            steps = [
-                s.scalar(
-                    select(func.max(MetricPointRow.step)).where(
-                        MetricPointRow.trial_id == trial_id, MetricPointRow.name == name
-                    )
+            if self._db.is_postgres:
+                step = s.scalar(_LOGGED_STEP_PG, {"trial_id": trial_id, "names": list(names)})
+            else:
+                step = s.scalar(
+                    _LOGGED_STEP_SQLITE, {"trial_id": trial_id, "names": json.dumps(list(names))}
                 )
-                for name in names
-            ]
-        found = [int(step) for step in steps if step is not None]
-        return max(found) if found else None
+        return None if step is None else int(step)
 
     def ended(self, limit: int, version: str, skip: Collection[int] = ()) -> list[Trial]:
         """Ended trials that logged steps and lack their final analysis by the analyzer

@@ -5,7 +5,7 @@ claims, requeues or launches one (it has no spec to run)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -28,11 +28,13 @@ class NewRun:
     tags: list[str]
     metric_name: str
     metric_goal: str
+    metric_names: dict[str, str] = field(default_factory=dict)  # logged -> analysed name
 
 
 @dataclass(frozen=True)
 class Run:
-    """An external run: its trial (config in `trial.params`) and what its sweep records."""
+    """An external run: its trial (config in `trial.params`, declared metric names in
+    `trial.spec`) and what its sweep records."""
 
     trial: Trial
     name: str
@@ -83,7 +85,8 @@ class RunRepository:
                 number=0,
                 status=TrialStatus.RUNNING.value,
                 params=run.config,
-                spec={},
+                # An external run has no TrialSpec: its spec holds how to read its series.
+                spec={"metric_names": run.metric_names},
                 attempt=0,
                 max_restarts=0,
                 cancel_requested=False,

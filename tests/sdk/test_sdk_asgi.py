@@ -66,3 +66,14 @@ def test_a_run_logs_in_process(local: lrlab.Client) -> None:
             run.log({"train_loss": 2.0 - s / 100}, step=s)
     assert run.stats.sent_points == 120
     assert local.get_run(run.id).status == "succeeded"
+
+
+def test_a_run_declares_its_metric_names(local: lrlab.Client) -> None:
+    with local.start_run("own-names", metric_names={"objective": "train_loss"}) as run:
+        for s in range(300):
+            run.log({"objective": 2.3 * 0.99**s, "loss": 5.0}, step=s)
+    assert run.info.metric_names == {"objective": "train_loss"}
+    assert local.get_run(run.id).metric_names == {"objective": "train_loss"}
+    with pytest.raises(lrlab.ValidationError) as caught:
+        local.start_run("bad-names", metric_names={"objective": "loss"})
+    assert caught.value.fields == ["metric_names"]
