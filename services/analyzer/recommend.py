@@ -8,38 +8,51 @@ own lr fields, so the same relative cut applies whatever the schedule does to th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from services.analyzer.context import RunContext
-from services.analyzer.findings import Value
+from services.analyzer.curves import GradCurve
+from services.analyzer.findings import Alternative, Value
 from services.analyzer.profile import LossProfile
 from services.analyzer.series import Track
+from services.analyzer.spec_text import changes_text, fmt
+from services.analyzer.stats import median
 
 __all__ = [
+    "HEAVY_MOMENTUM",
     "LrAdvice",
     "clip_threshold",
+    "fell_clearly",
     "fmt",
+    "healthy_grad_end",
     "lower_lr_advice",
     "lr_changes",
     "nice",
     "sig",
+    "switch_to_adam",
     "warmup_steps_for",
     "weight_decay_change",
 ]
 
 _NICE = (1.0, 2.0, 3.0, 5.0, 10.0)
 _LR_GRID = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
-
-
-def fmt(x: float) -> str:
-    """A number for a sentence: 3 significant digits, inf/nan spelled out."""
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.3g}"
+# The loss made progress: its lowest bin median sits this many bin-median noises below
+# its start (about 3 standard errors of their difference).
+PROGRESS_NOISE = 4.0
+# grad_norm's healthy stretch ends where a bin median stands a decade above the lowest
+# one before it (the unit the gradient rules use for an explosion) or a norm is not
+# finite. A clip is the 95th percentile of the norms there, and never more than 10x
+# their median: a threshold far above every ordinary step would clip nothing.
+TROUBLE_DECADES = 1.0
+CLIP_QUANTILE = 95.0
+CLIP_OVER_MEDIAN = 10.0
+MIN_HEALTHY = 10
+# The usual momentum: what plain SGD gets, and what heavier momentum comes back to (above
+# it the effective step lr / (1 - momentum) grows fast).
+HEAVY_MOMENTUM = 0.9
 
 
 def sig(x: float, digits: int = 2) -> float:
@@ -103,6 +116,11 @@ class LrAdvice:
     def target(self) -> float | None:
         return None if self.observed is None else self.observed * self.factor
 
+    @property
+    def base(self) -> float | None:
+        """The lr the change scales when the spec's own lr is unknown."""
+        return self.peak if self.target is not None and self.peak else self.observed
+
     def changes(self, ctx: RunContext) -> dict[str, Value]:
         """The spec change: the base lr scaled so that the schedule's peak lands on the
         target (a warmup ramp or a decay keeps its shape around the new base)."""
@@ -111,10 +129,31 @@ class LrAdvice:
             return lr_changes(ctx, self.factor, self.observed)
         return lr_changes(ctx, min(target / peak, 1.0 if self.factor < 1 else np.inf), peak)
 
+    def text(self, ctx: RunContext, changes: Mapping[str, Value]) -> str:
+        """The advice as a sentence, its values read from `changes` (this advice's)."""
+        lr = {k: v for k, v in changes.items() if k in ("optimizer.lr", "schedule.max_lr")}
+        if not lr:
+            return f"Lower the lr about {fmt(1 / self.factor)}x: {self.reason}."
+        return f"Lower {changes_text(lr, ctx, self.base)}: {self.reason}."
+
 
 def _bin_lrs(lr: Track, centers: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(lr.steps, centers, side="right") - 1
     return np.asarray(lr.values[np.clip(idx, 0, lr.size - 1)], dtype=np.float64)
+
+
+def fell_clearly(p: LossProfile, end_bin: int) -> bool:
+    """The loss fell clearly below its start in the bins before `end_bin`.
+
+    One judgement for a summary ("fell from ... to ...") and the advice beside it ("the
+    loss made no clear progress"), so the two cannot contradict each other."""
+    b = p.bins
+    end_bin = min(end_bin, b.size)
+    if end_bin < 1:
+        return False
+    # The noise of those bins: a blow-up after them is no measure of their own noise.
+    before = np.arange(b.size) < end_bin
+    return float(p.start - np.min(b.med[:end_bin])) > PROGRESS_NOISE * p.noise_m(before)
 
 
 def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunContext) -> LrAdvice:
@@ -138,9 +177,9 @@ def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunCo
     if b.size and onset_bin >= 2:
         before = b.med[:onset_bin]
         lows = np.flatnonzero(before[1:] < np.minimum.accumulate(before)[:-1]) + 1
-        drop = float(p.start - np.min(before))
-        made_progress = drop > 4 * p.noise_m() and lows.size > 0
-        if lr is not None and lr.size and lows.size and observed:
+        made_progress = fell_clearly(p, onset_bin)
+        # "Still falling at a lower lr" needs a fall to speak of (the summary's judgement).
+        if made_progress and lr is not None and lr.size and lows.size and observed:
             falling_lrs = _bin_lrs(lr, b.center[lows])
             ok = float(np.max(falling_lrs))
             if 0 < ok < 0.8 * observed:
@@ -162,7 +201,7 @@ def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunCo
             observed,
             peak,
             f"the loss fell{at} and then turned up at the same lr: it sits at the edge of "
-            "stability, and a 3x cut leaves a margin",
+            "stability, and a cut of about a third leaves a margin",
         )
     why = (
         f"the trouble began with the run{at}, leaving no stretch before it to learn a safe lr from"
@@ -170,19 +209,36 @@ def lower_lr_advice(p: LossProfile, lr: Track | None, onset_bin: int, ctx: RunCo
         else f"the loss made no clear progress before the trouble began{at}"
     )
     return LrAdvice(
-        0.1, observed, peak, f"{why}: an order of magnitude lower is the standard first step"
+        0.1, observed, peak, f"{why}; an order of magnitude lower is the standard first step"
     )
 
 
-def clip_threshold(grad: Track | None, before_step: float, quantile: float = 95) -> float | None:
-    """A clipping threshold: a high percentile of the norms in the healthy part."""
+def healthy_grad_end(grad: GradCurve, before_step: float) -> float:
+    """The step where grad_norm's healthy stretch ends: at `before_step` at the latest,
+    at its first non-finite norm, or where a bin median stands TROUBLE_DECADES above the
+    lowest one before it (an explosion that began before the loss showed it)."""
+    end = float(before_step)
+    if grad.nonfinite is not None:
+        end = min(end, float(grad.nonfinite[0]))
+    b = grad.bins
+    if b.size:
+        risen = np.flatnonzero(b.med - np.minimum.accumulate(b.med) >= TROUBLE_DECADES)
+        if risen.size:
+            end = min(end, float(b.lo[risen[0]]))
+    return end
+
+
+def clip_threshold(grad: GradCurve | None, before_step: float) -> float | None:
+    """A clipping threshold from the healthy stretch of grad_norm (None: too short)."""
     if grad is None:
         return None
-    healthy = grad.values[(grad.steps < before_step) & np.isfinite(grad.values)]
+    track = grad.track  # finite norms only
+    healthy = track.values[track.steps < healthy_grad_end(grad, before_step)]
     healthy = healthy[healthy > 0]
-    if healthy.size < 10:
+    if healthy.size < MIN_HEALTHY:
         return None
-    return sig(float(np.percentile(healthy, quantile)))
+    high = float(np.percentile(healthy, CLIP_QUANTILE))
+    return sig(min(high, CLIP_OVER_MEDIAN * float(median(healthy))))
 
 
 def warmup_steps_for(onset_step: int, ctx: RunContext, span: int) -> int | None:
@@ -201,3 +257,9 @@ def weight_decay_change(ctx: RunContext) -> tuple[str, float]:
     if ctx.weight_decay_path == "optimizer.weight_decay":
         return ctx.weight_decay_path, 0.05
     return ctx.weight_decay_path, 5e-4 if ctx.optimizer in (None, "sgd") else 1e-4
+
+
+def switch_to_adam(ctx: RunContext, why: str) -> Alternative:
+    """Adam at its usual lr: `why` says what it does for this finding."""
+    adam: dict[str, Value] = {"optimizer.name": "adam", "optimizer.lr": 1e-3}
+    return Alternative(f"Set {changes_text(adam, ctx)}: {why}.", adam)

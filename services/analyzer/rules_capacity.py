@@ -23,7 +23,9 @@ from services.analyzer.rules_progress import (
     MIN_BINS,
     budget_seen,
     lr_up,
+    lr_up_text,
 )
+from services.analyzer.spec_text import changes_text
 from services.analyzer.stats import median
 
 __all__ = ["underfitting"]
@@ -91,11 +93,11 @@ def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     flat_from = int(np.flatnonzero(fit - fit[-1] <= eps)[0])
     step = int(p.bins.lo[mask][flat_from])
     changes = lr_up(ctx, curves, 3.0)
+    wider: dict[str, Value] = {}
+    if ctx.hidden:
+        wider["task.hidden"] = tuple(2 * w for w in ctx.hidden)
     alternatives: list[Alternative] = [
-        Alternative(
-            "Or give the model more capacity.",
-            {"task.hidden": tuple(2 * w for w in ctx.hidden)} if ctx.hidden else {},
-        )
+        Alternative(f"Or give the model more capacity{_colon(wider, ctx)}.", wider)
     ]
     if ctx.weight_decay or ctx.dropout:
         reg: dict[str, Value] = {}
@@ -103,34 +105,40 @@ def underfitting(curves: Curves, ctx: RunContext) -> Finding | None:
             reg[ctx.weight_decay_path] = 0.0
         if ctx.dropout:
             reg["regularization.dropout"] = 0.0
-        alternatives.append(Alternative("Or drop the regularization that holds it back.", reg))
-    if ctx.total_steps:
         alternatives.append(
-            Alternative("Or train 2x longer.", {"budget.max_steps": 2 * ctx.total_steps})
+            Alternative(f"Or drop the regularization that holds it back{_colon(reg, ctx)}.", reg)
         )
+    if ctx.total_steps:
+        longer: dict[str, Value] = {"budget.max_steps": 2 * ctx.total_steps}
+        alternatives.append(Alternative(f"Or train longer{_colon(longer, ctx)}.", longer))
     return Finding(
         kind="underfitting",
         severity="warning",
         confidence=confidence_from(train_final / (HIGH_SHARE * start), running=ctx.running),
         step=step,
         summary=(
-            f"train_loss went only from {fmt(start)} to {fmt(train_final)} and has been "
-            f"flat since step {step}; val_loss is flat at {fmt(val_final)}, close to it: "
-            "the model does not fit even the training data."
+            f"train_loss (smoothed) went only from {fmt(start)} to {fmt(train_final)} and has "
+            f"been flat since step {step}; val_loss (median) is flat at {fmt(val_final)}, "
+            "close to it: the model does not fit even the training data."
         ),
         evidence={
-            "train_start": start,
-            "train_final": train_final,
-            "val_final": val_final,
+            "train_start_smoothed": start,
+            "train_final_smoothed": train_final,
+            "val_final_median": val_final,
             "train_start_se": start_se,
             "share_remaining": train_final / start,
             "flat_since_step": step,
         },
         recommendation=(
-            "Give the model more capacity (wider or deeper), train longer, or raise the lr "
-            "3x: both curves stopped improving at a high loss, with no generalization gap "
-            "to protect."
+            "Give the model more capacity (wider or deeper), train longer, or raise "
+            f"{lr_up_text(ctx, curves, changes, 3.0)}: both curves stopped improving at a "
+            "high loss, with no generalization gap to protect."
         ),
         changes=changes,
         alternatives=tuple(alternatives),
     )
+
+
+def _colon(changes: dict[str, Value], ctx: RunContext) -> str:
+    """': <the changes>' (nothing when there are none to name)."""
+    return f": {changes_text(changes, ctx)}" if changes else ""

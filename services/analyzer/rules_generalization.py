@@ -21,6 +21,7 @@ from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
 from services.analyzer.recommend import fmt, lr_changes, nice, weight_decay_change
+from services.analyzer.spec_text import changes_text
 from services.analyzer.stats import (
     MEDIAN_EFFICIENCY,
     FloatArray,
@@ -132,19 +133,20 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     gap_late = rv(v_late) - rt(t_late)
     last_step = int(v.steps[-1])
     summary = (
-        f"val_loss {fmt(rv(v_min))} at step {step_min} -> {fmt(rv(v_late))} at {last_step} "
-        f"while train_loss {fmt(rt(t_at_min))} -> {fmt(rt(t_late))}: the gap grew from "
-        f"{fmt(gap_min)} to {fmt(gap_late)}."
+        f"val_loss (smoothed) bottomed out at {fmt(rv(v_min))} at step {step_min} and rose "
+        f"to {fmt(rv(v_late))} by step {last_step}, while train_loss (smoothed) went "
+        f"{fmt(rt(t_at_min))} -> {fmt(rt(t_late))}: the gap grew from {fmt(gap_min)} to "
+        f"{fmt(gap_late)}."
     )
     evidence: dict[str, Value] = {
-        "val_min": rv(v_min),
+        "val_min_smoothed": rv(v_min),
         "val_min_step": step_min,
-        "val_last": rv(v_late),
+        "val_last_smoothed": rv(v_late),
         "last_step": last_step,
-        "train_at_val_min": rt(t_at_min),
-        "train_last": rt(t_late),
-        "gap_at_val_min": gap_min,
-        "gap_last": gap_late,
+        "train_at_val_min_smoothed": rt(t_at_min),
+        "train_last_smoothed": rt(t_late),
+        "gap_at_val_min_smoothed": gap_min,
+        "gap_last_smoothed": gap_late,
         "log_scale": v.log,
     }
     acc = curves.track("val_accuracy")
@@ -157,22 +159,31 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     elif rise < MILD_OF_DROP * v_drop:
         severity = "info"
     path, decay = weight_decay_change(ctx)
+    decay_change: dict[str, Value] = {path: decay}
     alternatives = [
-        Alternative(
-            f"Regularize more: weight decay {fmt(decay)}.",
-            {path: decay},
-        ),
-        Alternative(
-            "Add dropout (where the model has dropout layers).",
-            {"regularization.dropout": nice(min(0.5, (ctx.dropout or 0.0) + 0.2))},
-        ),
+        Alternative(f"Regularize more: set {changes_text(decay_change, ctx)}.", decay_change)
     ]
+    dropout = nice(min(0.5, (ctx.dropout or 0.0) + 0.2))
+    if dropout > (ctx.dropout or 0.0):
+        more: dict[str, Value] = {"regularization.dropout": dropout}
+        alternatives.append(
+            Alternative(
+                f"Regularize more: set {changes_text(more, ctx)} (where the model has dropout "
+                "layers).",
+                more,
+            )
+        )
     observed = None if curves.lr is None else curves.lr.value_at(step_min)
     lower = lr_changes(ctx, 0.5, observed)
     if lower:
         alternatives.append(
-            Alternative("Lower the lr 2x: smaller steps fit the noise of the data less.", lower)
+            Alternative(
+                f"Lower {changes_text(lower, ctx, observed)}: smaller steps fit the noise of "
+                "the data less.",
+                lower,
+            )
         )
+    stop: dict[str, Value] = {"budget.max_steps": step_min + 1}
     return Finding(
         kind="overfitting",
         severity=severity,
@@ -181,9 +192,10 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
         summary=summary,
         evidence=evidence,
         recommendation=(
-            f"Stop at step {step_min}, where val_loss was lowest (the best the run reached); "
-            "to go further, regularize more (weight decay, dropout) or lower the lr."
+            f"Set {changes_text(stop, ctx)}: stop after step {step_min}, where val_loss was "
+            "lowest (the best the run reached); to go further, regularize more (weight "
+            "decay, dropout) or lower the lr."
         ),
-        changes={"budget.max_steps": step_min + 1},
+        changes=stop,
         alternatives=tuple(alternatives),
     )

@@ -15,6 +15,7 @@ from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
 from services.analyzer.profile import Bins, design_mask, lr_raised
 from services.analyzer.recommend import (
+    LrAdvice,
     clip_threshold,
     fmt,
     lower_lr_advice,
@@ -23,6 +24,7 @@ from services.analyzer.recommend import (
 )
 from services.analyzer.rules_progress import HIGH_SHARE
 from services.analyzer.series import Track
+from services.analyzer.spec_text import change_text, changes_text
 from services.analyzer.stats import FloatArray, median
 
 __all__ = ["exploding_gradients", "vanishing_gradients"]
@@ -101,7 +103,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
             onset = int(b.lo[min(onset_bin, b.size - 1)])
             base = float(b.med[max(onset_bin - 1, 0)])
             kind_text = (
-                f"grad_norm rose from ~{fmt(10**base)} before step {onset} to "
+                f"grad_norm (median per bin) rose from ~{fmt(10**base)} before step {onset} to "
                 f"{fmt(10 ** float(b.med[peak_i]))} around step {int(b.lo[peak_i])} "
                 f"({fmt(10**peak)}x)"
             )
@@ -125,44 +127,26 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
     if onset is None:
         return None
 
-    clip = clip_threshold(g.track, onset)
+    clip = clip_threshold(g, onset)
     healthy = g.track.values[g.track.steps < onset]
     if healthy.size:
         evidence["healthy_median"] = float(median(healthy))
     evidence["onset_step"] = onset
-    changes: dict[str, Value] = {}
-    alternatives: list[Alternative] = []
     p = curves.train
-    advice_bin = 0
-    if p is not None and p.bins.size:
-        advice_bin = int(np.searchsorted(p.bins.lo, onset, side="right")) - 1
     lower = None
     if p is not None and p.bins.size:
+        advice_bin = int(np.searchsorted(p.bins.lo, onset, side="right")) - 1
         advice = lower_lr_advice(p, curves.lr, max(advice_bin, 0), ctx)
         lower = (advice, advice.changes(ctx))
-    already = ctx.grad_clip_norm
-    if clip is not None and (already is None or clip < already):
-        changes["regularization.grad_clip_norm"] = clip
-        text = (
-            f"Clip the gradient norm at {fmt(clip)}, the 95th percentile of grad_norm before "
-            f"step {onset}: it caps the rare huge step and leaves ordinary ones alone."
-        )
-        if lower is not None and lower[1]:
-            advice, lr_change = lower
-            text_lr = f"Lower the lr {fmt(1 / advice.factor)}x: {advice.reason}."
-            alternatives.append(Alternative(text_lr, lr_change))
-    elif lower is not None and lower[1]:
-        changes.update(lower[1])
-        text = (
-            f"Clipping {'is already on' if already else 'has no healthy stretch to size it'}; "
-            f"lower the lr {fmt(1 / lower[0].factor)}x: {lower[0].reason}."
-        )
-    else:
-        text = "Clip the gradient norm near its usual level and lower the lr."
+    text, changes, alternatives = _exploding_advice(clip, lower, ctx)
     warmup = warmup_steps_for(onset, ctx, int(g.track.steps[-1]) if g.track.size else 0)
     if warmup is not None and warmup > ctx.warmup_steps:
         alternatives.append(
-            Alternative(f"Warm the lr up over {warmup} steps.", {"schedule.warmup_steps": warmup})
+            Alternative(
+                f"Set {change_text('schedule.warmup_steps', warmup, ctx)}: the weights settle "
+                "before the full lr.",
+                {"schedule.warmup_steps": warmup},
+            )
         )
     return Finding(
         kind="exploding_gradients",
@@ -175,6 +159,43 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         changes=changes,
         alternatives=tuple(alternatives),
     )
+
+
+def _exploding_advice(
+    clip: float | None, lower: tuple[LrAdvice, dict[str, Value]] | None, ctx: RunContext
+) -> tuple[str, dict[str, Value], list[Alternative]]:
+    """Clipping first, sized on the healthy stretch (else a lower lr); a scaled-up init
+    back to the default; normalization and careful initialization in any case."""
+    changes: dict[str, Value] = {}
+    alternatives: list[Alternative] = []
+    parts: list[str] = []
+    already = ctx.grad_clip_norm
+    if clip is not None and (already is None or clip < already):
+        changes["regularization.grad_clip_norm"] = clip
+        parts.append(
+            f"Set {change_text('regularization.grad_clip_norm', clip, ctx)}, the 95th "
+            "percentile of grad_norm while it was still healthy: it caps the rare huge step "
+            "and leaves ordinary ones alone."
+        )
+        if lower is not None and lower[1]:
+            alternatives.append(Alternative(lower[0].text(ctx, lower[1]), lower[1]))
+    elif lower is not None and lower[1]:
+        changes.update(lower[1])
+        why = "is already on" if already else "has no healthy stretch to size it"
+        parts.append(f"Clipping {why}. {lower[0].text(ctx, lower[1])}")
+    else:
+        parts.append("Clip the gradient norm near its usual level.")
+    if ctx.init_scale is not None and ctx.init_scale > 1:
+        changes["task.init_scale"] = 1.0
+        parts.append(
+            f"Set {change_text('task.init_scale', 1.0, ctx)}: weights scaled up at init "
+            "multiply the gradient layer by layer."
+        )
+    parts.append(
+        "Normalization (batch or layer norm) and careful initialization keep the gradient "
+        "from compounding through the layers."
+    )
+    return " ".join(parts), changes, alternatives
 
 
 def _loss_stuck_after(curves: Curves, step: int) -> bool | None:
@@ -226,6 +247,8 @@ def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         zeros = np.flatnonzero(g.track.values == 0)
         step = int(g.track.steps[zeros[0]]) if zeros.size else None
         evidence["zero_share_last_quarter"] = g.zero_fraction_late
+        dead = lr_changes(ctx, 0.1, ctx.lr)
+        lowered = changes_text(dead, ctx) if dead else "the lr about 10x"
         return Finding(
             kind="vanishing_gradients",
             severity="critical",
@@ -238,10 +261,11 @@ def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
             evidence=evidence,
             recommendation=(
                 "A gradient of exactly zero means dead units (ReLUs pushed below zero, often "
-                "by too high an lr) or a graph cut off from the loss: lower the lr 10x, or "
-                "use a leaky activation and check the model."
+                f"by too high an lr) or a graph cut off from the loss: lower {lowered}, use "
+                "careful initialization and a leaky activation, and check that every layer "
+                "reaches the loss."
             ),
-            changes=lr_changes(ctx, 0.1, ctx.lr),
+            changes=dead,
         )
     if b.size < MIN_BINS:
         return None
@@ -263,12 +287,8 @@ def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
     evidence.update(
         {"early_median": 10**early, "late_median": 10**late, "collapse_decades": collapse}
     )
-    if ctx.optimizer in (None, "sgd"):
-        changes: dict[str, Value] = {"optimizer.name": "adam", "optimizer.lr": 1e-3}
-        how = "switch to Adam, which rescales tiny gradients to useful steps"
-    else:
-        changes = lr_changes(ctx, 3.0, None)
-        how = "raise the lr 3x"
+    changes = _vanishing_changes(ctx)
+    for_this = f" For this model: set {changes_text(changes, ctx)}." if changes else ""
     loss_note = "" if stuck is None else " while train_loss stopped improving"
     return Finding(
         kind="vanishing_gradients",
@@ -276,15 +296,27 @@ def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         confidence=confidence_from(collapse / (m * COLLAPSE_DECADES), running=ctx.running),
         step=onset,
         summary=(
-            f"grad_norm fell from ~{fmt(10**early)} early on to ~{fmt(10**late)} by the end "
-            f"({fmt(collapse)} decades, below a tenth of its early level from step {onset})"
-            f"{loss_note}."
+            f"grad_norm (median per bin) fell from ~{fmt(10**early)} early on to "
+            f"~{fmt(10**late)} by the end ({fmt(collapse)} decades, below a tenth of its "
+            f"early level from step {onset}){loss_note}."
         ),
         evidence=evidence,
         recommendation=(
-            "The gradient no longer reaches the weights: use He/Xavier initialization, add "
-            "normalization (BatchNorm/LayerNorm) or residual connections, prefer ReLU/GELU "
-            f"over sigmoid/tanh; meanwhile {how}."
+            "The gradient no longer reaches the early layers: use careful initialization "
+            "(He/Xavier), add normalization (batch or layer norm) or residual connections, "
+            f"and a non-saturating activation (ReLU/GELU) instead of sigmoid/tanh.{for_this}"
         ),
         changes=changes,
     )
+
+
+def _vanishing_changes(ctx: RunContext) -> dict[str, Value]:
+    """The remedies the spec can express: a non-saturating activation for a sigmoid/tanh
+    stack, and the default init for one scaled down (a larger lr is no remedy: the
+    gradient still fades layer by layer)."""
+    changes: dict[str, Value] = {}
+    if ctx.activation in ("sigmoid", "tanh"):
+        changes["task.activation"] = "relu"
+    if ctx.init_scale is not None and ctx.init_scale < 1:
+        changes["task.init_scale"] = 1.0
+    return changes

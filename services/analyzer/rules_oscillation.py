@@ -21,8 +21,9 @@ from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
 from services.analyzer.jitter import jitter
 from services.analyzer.profile import LossProfile
-from services.analyzer.recommend import fmt, lr_changes
+from services.analyzer.recommend import fmt, lr_changes, switch_to_adam
 from services.analyzer.rules_stability import lr_text, stability_changes
+from services.analyzer.spec_text import changes_text
 
 __all__ = ["oscillation"]
 
@@ -104,7 +105,7 @@ def _train_swing(p: LossProfile, curves: Curves, ctx: RunContext) -> _TrainSwing
     summary = (
         f"train_loss swings between {fmt(q10)} and {fmt(q90)} (smoothed) from step "
         f"{onset_step} to {int(b.hi[region][-1])}{lr_text(p, curves, ctx, onset_bin)}"
-        f", {fmt(swing / noise)}x its batch noise, while its trend moved only "
+        f", {fmt(swing / noise)}x its batch noise, while its smoothed trend moved only "
         f"{fmt(from_lvl)} -> {fmt(to_lvl)}"
     )
     if spikes:
@@ -124,8 +125,8 @@ def _train_swing(p: LossProfile, curves: Curves, ctx: RunContext) -> _TrainSwing
         "swing_over_noise": swing / noise if noise > 0 else None,
         "drop": drop,
         "progress_in_window": progress,
-        "low": q10,
-        "high": q90,
+        "low_smoothed": q10,
+        "high_smoothed": q90,
         "spikes": spikes,
         "flip_share": jit.flip_share,
     }
@@ -172,23 +173,20 @@ def oscillation(curves: Curves, ctx: RunContext) -> Finding | None:
             p, curves, ctx, onset_bin, onset_step, blow_up=False
         )
     else:
-        text = "Lower the lr 2x: the evaluations jump between steps instead of settling."
         changes, alternatives = lr_changes(ctx, 0.5, ctx.lr), []
+        what = changes_text(changes, ctx) if changes else "the lr about 2x"
+        text = f"Lower {what}: the evaluations jump between steps instead of settling."
     if ctx.batch_size:
+        double: dict[str, Value] = {"batch_size": 2 * ctx.batch_size}
         alternatives.append(
             Alternative(
-                f"Double the batch size to {2 * ctx.batch_size}: it halves the gradient "
-                "noise variance that drives the bouncing.",
-                {"batch_size": 2 * ctx.batch_size},
+                f"Double {changes_text(double, ctx)}: it halves the gradient noise variance "
+                "that drives the bouncing.",
+                double,
             )
         )
     if ctx.optimizer == "sgd":
-        alternatives.append(
-            Alternative(
-                "Switch to Adam, which damps the step of noisy coordinates.",
-                {"optimizer.name": "adam", "optimizer.lr": 1e-3},
-            )
-        )
+        alternatives.append(switch_to_adam(ctx, "Adam damps the step of noisy coordinates"))
     return Finding(
         kind="oscillation",
         severity="warning",

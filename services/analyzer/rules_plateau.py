@@ -24,8 +24,9 @@ from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
 from services.analyzer.profile import LossProfile
-from services.analyzer.recommend import fmt
-from services.analyzer.rules_progress import FLAT_NOISE, MIN_BINS, lr_up
+from services.analyzer.recommend import HEAVY_MOMENTUM, fmt, switch_to_adam
+from services.analyzer.rules_progress import FLAT_NOISE, MIN_BINS, lr_up, lr_up_text
+from services.analyzer.spec_text import change_text, changes_text
 from services.analyzer.stats import MEDIAN_EFFICIENCY, FloatArray, median
 
 __all__ = ["plateau"]
@@ -104,8 +105,8 @@ def _stuck(p: LossProfile, ctx: RunContext) -> _Stretch | None:
     level = p.raw(float(median(fit)))
     summary = (
         f"train_loss made no progress from step {first} to {last}: it stayed at "
-        f"{fmt(level)} (trend {fmt(p.raw(float(fit[0])))} -> {fmt(p.raw(float(fit[-1])))}, "
-        "within the noise of its batches)."
+        f"{fmt(level)} (smoothed; trend {fmt(p.raw(float(fit[0])))} -> "
+        f"{fmt(p.raw(float(fit[-1])))}, within the noise of its batches)."
     )
     return _Stretch("stuck", first, last, level, 2.0, summary)
 
@@ -147,7 +148,7 @@ def _escaped(p: LossProfile, curves: Curves, ctx: RunContext) -> _Stretch | None
     share = (last - first) / span if span > 0 else 1.0
     level = p.raw(float(median(fit[i : j + 1])))
     summary = (
-        f"train_loss stalled at {fmt(level)} from step {first} to {last} "
+        f"train_loss (smoothed) stalled at {fmt(level)} from step {first} to {last} "
         f"({fmt(100 * share)}% of the run), then fell again to {fmt(p.raw(float(fit[-1])))}."
     )
     ratio = min(share / (m * FLAT_SPAN), after / max(ESCAPE_OF_DROP * drop, 1e-300))
@@ -183,7 +184,7 @@ def _starved(p: LossProfile, curves: Curves, ctx: RunContext) -> _Stretch | None
     was, now = float(peak[k]), float(values[k])
     share = (last_step - cut) / max(last_step - first_step, 1)
     summary = (
-        f"train_loss stopped at {fmt(level)} from step {cut} to {last_step} "
+        f"train_loss (smoothed) stopped at {fmt(level)} from step {cut} to {last_step} "
         f"({fmt(100 * share)}% of the run): the lr fell to {fmt(now)} there, "
         f"{fmt(was / now) if now > 0 else 'inf'}x below its peak {fmt(was)}, and stayed there."
     )
@@ -218,7 +219,7 @@ def plateau(curves: Curves, ctx: RunContext) -> Finding | None:
     span = max(last_step - first_step, 1)
     evidence: dict[str, Value] = {
         "metric": "train_loss",
-        "level": stretch.level,
+        "level_smoothed": stretch.level,
         "from_step": stretch.first,
         "to_step": stretch.last,
         "share_of_run": (stretch.last - stretch.first) / span,
@@ -248,38 +249,37 @@ def _advice(
 ) -> tuple[str, dict[str, Value], list[Alternative]]:
     if stretch.mode == "starved":
         # The schedule, not the base lr, stopped the run: keep the lr up for longer.
+        stop: dict[str, Value] = {"budget.max_steps": stretch.first + 1}
         text = (
             f"The lr schedule cut the lr to near zero at step {stretch.first} and training "
             "stopped there: decay later or by less (a larger step_size or gamma, a higher "
-            "eta_min / min_lr), or end the run at that step."
+            f"eta_min / min_lr), or set {changes_text(stop, ctx)} to end the run there."
         )
-        return text, {"budget.max_steps": stretch.first + 1}, []
+        return text, stop, []
     factor = 3.0 if stretch.mode == "stuck" else 2.0
     changes = lr_up(ctx, curves, factor)
+    raise_lr = lr_up_text(ctx, curves, changes, factor)
     alternatives: list[Alternative] = []
-    if ctx.optimizer == "sgd" and not ctx.momentum:
+    if ctx.optimizer == "sgd" and ctx.momentum is not None and ctx.momentum < HEAVY_MOMENTUM:
+        momentum: dict[str, Value] = {"optimizer.momentum": HEAVY_MOMENTUM}
         alternatives.append(
             Alternative(
-                "Add momentum 0.9: it carries the weights across flat regions.",
-                {"optimizer.momentum": 0.9},
+                f"Set {change_text('optimizer.momentum', HEAVY_MOMENTUM, ctx)}: it carries "
+                "the weights across flat regions.",
+                momentum,
             )
         )
     if ctx.optimizer in (None, "sgd"):
-        alternatives.append(
-            Alternative(
-                "Switch to Adam, which rescales small gradients on flat regions.",
-                {"optimizer.name": "adam", "optimizer.lr": 1e-3},
-            )
-        )
+        alternatives.append(switch_to_adam(ctx, "Adam rescales small gradients on flat regions"))
     if stretch.mode == "stuck":
         text = (
-            f"Raise the lr {fmt(factor)}x: a loss that does not move at all usually means "
-            "steps too small to leave the start. If grad_norm is near zero, look at the "
-            "initialization instead; if the per-step loss is very noisy, lower it."
+            f"Raise {raise_lr}: a loss that does not move at all usually means steps too "
+            "small to leave the start. If grad_norm is near zero, look at the "
+            "initialization instead."
         )
     else:
         text = (
-            f"A {fmt(factor)}x higher lr (or momentum) crosses such flat stretches faster; "
-            "the later drop shows the loss could improve from there."
+            f"Raise {raise_lr}: a higher lr (or momentum) crosses such flat stretches "
+            "faster; the later drop shows the loss could improve from there."
         )
     return text, changes, alternatives

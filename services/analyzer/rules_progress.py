@@ -21,10 +21,19 @@ import numpy as np
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
-from services.analyzer.recommend import fmt, lr_changes, nice
+from services.analyzer.recommend import fmt, lr_changes, nice, switch_to_adam
+from services.analyzer.spec_text import change_text, changes_text
 from services.analyzer.stats import FloatArray, isotonic_decreasing
 
-__all__ = ["FLAT_NOISE", "HIGH_SHARE", "MIN_BINS", "budget_seen", "lr_up", "slow_convergence"]
+__all__ = [
+    "FLAT_NOISE",
+    "HIGH_SHARE",
+    "MIN_BINS",
+    "budget_seen",
+    "lr_up",
+    "lr_up_text",
+    "slow_convergence",
+]
 
 MIN_BINS = 12
 MIN_EVALS = 8
@@ -55,9 +64,18 @@ def budget_seen(curves: Curves, ctx: RunContext) -> bool:
     return last + 1 >= RUNNING_MIN_SHARE * ctx.total_steps
 
 
+def _last_lr(curves: Curves) -> float | None:
+    return None if curves.lr is None else float(curves.lr.values[-1])
+
+
 def lr_up(ctx: RunContext, curves: Curves, factor: float) -> dict[str, Value]:
-    observed = None if curves.lr is None else float(curves.lr.values[-1])
-    return lr_changes(ctx, factor, observed)
+    return lr_changes(ctx, factor, _last_lr(curves))
+
+
+def lr_up_text(ctx: RunContext, curves: Curves, changes: dict[str, Value], factor: float) -> str:
+    """'the lr from A to B' for the lr changes of `lr_up` ('the lr about Nx' if none)."""
+    lr = {k: v for k, v in changes.items() if k in ("optimizer.lr", "schedule.max_lr")}
+    return changes_text(lr, ctx, _last_lr(curves)) if lr else f"the lr about {fmt(factor)}x"
 
 
 @dataclass(frozen=True)
@@ -154,20 +172,20 @@ def _slow_finding(
         # decade, the usual step of an lr grid, is the next try.
         factor = max(factor, HIGH_LR_STEP)
     changes = lr_up(ctx, curves, factor)
-    alternatives = []
+    raise_lr = lr_up_text(ctx, curves, changes, factor)
+    alternatives: list[Alternative] = []
     if ctx.optimizer in (None, "sgd"):
         alternatives.append(
-            Alternative(
-                "Or switch to an adaptive optimizer, which takes steps of a useful size "
-                "whatever the gradient scale.",
-                {"optimizer.name": "adam", "optimizer.lr": 1e-3},
+            switch_to_adam(
+                ctx,
+                "an adaptive optimizer takes steps of a useful size whatever the gradient scale",
             )
         )
     if ctx.total_steps:
         longer = int(nice(ctx.total_steps * factor, above=ctx.total_steps))
         alternatives.append(
             Alternative(
-                f"Or train {fmt(longer / ctx.total_steps)}x longer at the same lr.",
+                f"Or raise {change_text('budget.max_steps', longer, ctx)} at the same lr.",
                 {"budget.max_steps": longer},
             )
         )
@@ -180,24 +198,26 @@ def _slow_finding(
     left = 100 * end_level / start_level if start_level > 0 else 100.0
     if still_high:
         summary = (
-            f"{pace.metric} fell only from {fmt(start_level)} at step {start_step} to "
+            f"{pace.metric} (smoothed) fell only from {fmt(start_level)} at step {start_step} "
+            "to "
             f"{fmt(end_level)} at step {end_step} ({fmt(left)}% of it left) and is still "
             f"falling: the last quarter removed {fmt(last)} against {fmt(first)} in the first."
         )
         recommendation = (
-            f"Raise the lr about {fmt(factor)}x: in the whole budget the run removed under "
+            f"Raise {raise_lr}: in the whole budget the run removed under "
             f"half of its loss ({fmt(left)}% left) and was still improving at the end, so "
             "its steps are too small to get far, however much the pace slowed."
         )
         confidence = confidence_from(last / (PROGRESS_NOISE * pace.noise), running=ctx.running)
     else:
         summary = (
-            f"{pace.metric} fell steadily from {fmt(start_level)} at step {start_step} to "
-            f"{fmt(end_level)} at step {end_step} and is still falling: the last quarter "
+            f"{pace.metric} (smoothed) fell steadily from {fmt(start_level)} at step "
+            f"{start_step} to {fmt(end_level)} at step {end_step} and is still falling: the "
+            "last quarter "
             f"removed {fmt(last)} against {fmt(first)} in the first (no slowdown)."
         )
         recommendation = (
-            f"Raise the lr about {fmt(factor)}x: the last quarter of the run still removed "
+            f"Raise {raise_lr}: the last quarter of the run still removed "
             f"{pace_text}, so the run ended far from converged, and while the lr is this far "
             "below stable the pace grows with it."
         )

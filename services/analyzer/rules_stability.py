@@ -12,15 +12,18 @@ from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value, confidence_from
 from services.analyzer.profile import LossProfile
+from services.analyzer.quote import bin_point, head_point
 from services.analyzer.recommend import (
-    LrAdvice,
+    HEAVY_MOMENTUM,
     clip_threshold,
+    fell_clearly,
     fmt,
     lower_lr_advice,
     lr_changes,
     nice,
     warmup_steps_for,
 )
+from services.analyzer.spec_text import change_text, changes_text
 from services.analyzer.stats import FloatArray, global_diff_sigma, median
 
 __all__ = ["divergence", "lr_text", "stability_changes"]
@@ -94,12 +97,27 @@ def lr_text(p: LossProfile, curves: Curves, ctx: RunContext, onset_bin: int) -> 
     return f" (lr {fmt(ctx.lr)})" if ctx.lr else ""
 
 
-def _lowerlr_text(advice: LrAdvice) -> str:
-    if advice.target is None:
-        return f"Lower the lr about {fmt(1 / advice.factor)}x: {advice.reason}."
-    return (
-        f"Lower the lr to about {fmt(advice.target)} (from {fmt(advice.observed or 0.0)} "
-        f"where the trouble began): {advice.reason}."
+def _momentum_alternative(ctx: RunContext, changes: dict[str, Value]) -> Alternative | None:
+    """Plain SGD (momentum known to be 0): momentum 0.9 with a 10x lower lr than the
+    plan's, the same effective step averaged over batches. Heavy momentum: back to 0.9.
+    None when the momentum is unknown or already moderate: never 'add' what is there."""
+    if ctx.optimizer != "sgd" or ctx.momentum is None:
+        return None
+    if ctx.momentum > HEAVY_MOMENTUM:
+        change: dict[str, Value] = {"optimizer.momentum": HEAVY_MOMENTUM}
+        return Alternative(
+            f"Lower {changes_text(change, ctx)}: the effective step is lr / (1 - momentum), "
+            "so heavy momentum multiplies it.",
+            change,
+        )
+    lowered = changes.get("optimizer.lr")
+    if ctx.momentum != 0 or not isinstance(lowered, float):
+        return None
+    change = {"optimizer.momentum": HEAVY_MOMENTUM, "optimizer.lr": nice(lowered / 10)}
+    return Alternative(
+        f"Set {changes_text(change, ctx)} (the same effective step, averaged over "
+        "batches, so single noisy batches move the weights less).",
+        change,
     )
 
 
@@ -115,32 +133,28 @@ def stability_changes(
     """Lower lr (from the data); for a blow-up also warmup (if early) and clipping."""
     advice = lower_lr_advice(p, curves.lr, onset_bin, ctx)
     changes = advice.changes(ctx)
-    parts = [_lowerlr_text(advice)]
+    parts = [advice.text(ctx, changes)]
     alternatives: list[Alternative] = []
     span = int(p.steps[-1] - p.steps[0]) if p.steps.size else 0
     warmup = warmup_steps_for(onset_step, ctx, span) if blow_up else None
     if warmup is not None and warmup > ctx.warmup_steps:
         changes["schedule.warmup_steps"] = warmup
         parts.append(
-            f"The blow-up came early (step {onset_step}): a {warmup}-step warmup lets the "
-            "weights settle before the full lr."
+            f"The blow-up came early (step {onset_step}): "
+            f"{change_text('schedule.warmup_steps', warmup, ctx)} lets the weights settle "
+            "before the full lr."
         )
-    clip = clip_threshold(curves.track("grad_norm"), onset_step) if blow_up else None
+    clip = clip_threshold(curves.grad, onset_step) if blow_up else None
     if clip is not None and (ctx.grad_clip_norm is None or clip < ctx.grad_clip_norm):
         changes["regularization.grad_clip_norm"] = clip
         parts.append(
-            f"Clip the gradient norm at {fmt(clip)}, the 95th percentile of grad_norm "
-            "before the blow-up, so one bad batch cannot throw the weights out."
+            f"Set {change_text('regularization.grad_clip_norm', clip, ctx)}, the 95th "
+            "percentile of grad_norm while it was still healthy, so one bad batch cannot "
+            "throw the weights out."
         )
-    lowered = changes.get("optimizer.lr")
-    if ctx.optimizer == "sgd" and not ctx.momentum and isinstance(lowered, float):
-        alternatives.append(
-            Alternative(
-                "Add momentum 0.9 with a 10x lower lr (the same effective step, averaged "
-                "over batches, so single noisy batches move the weights less).",
-                {"optimizer.momentum": 0.9, "optimizer.lr": nice(lowered / 10)},
-            )
-        )
+    momentum = _momentum_alternative(ctx, changes)
+    if momentum is not None:
+        alternatives.append(momentum)
     return " ".join(parts), changes, alternatives
 
 
@@ -152,7 +166,8 @@ def _at_once_finding(
     at_once: tuple[int, float, float, str],
     evidence: dict[str, Value],
 ) -> Finding:
-    onset_step, first, decades, witness = at_once
+    onset_step, _, decades, witness = at_once
+    first = float(curves.tracks[name].values[0])  # the stored first point, quoted as such
     b = p.bins
     onset_bin = int(np.clip(np.searchsorted(b.lo, onset_step, side="right") - 1, 0, b.size - 1))
     level = p.raw(float(median(b.med)))
@@ -173,10 +188,10 @@ def _at_once_finding(
         confidence=confidence_from(decades / AT_ONCE_DECADES, running=ctx.running),
         step=onset_step,
         summary=(
-            f"{name} was {fmt(first)} at step {int(p.steps[0])} and jumped above "
-            f"{fmt(10**AT_ONCE_DECADES * first)} at step {onset_step}"
-            f"{lr_text(p, curves, ctx, onset_bin)}, and never came back: {fmt(level)} "
-            f"(median) since, {fmt(10**decades)}x or more its first value on "
+            f"{name} was {fmt(first)} at step {int(p.steps[0])}; from step {onset_step}"
+            f"{lr_text(p, curves, ctx, onset_bin)} it was above "
+            f"{fmt(10**AT_ONCE_DECADES * first)} (10x that) and never came back: "
+            f"{fmt(level)} (median) since, {fmt(10**decades)}x or more its first value on "
             f"{fmt(100 * AT_ONCE_SHARE)}% of its {witness}."
         ),
         evidence=evidence,
@@ -205,6 +220,7 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
     if b.size == 0:
         if nonfinite is None:
             return None
+        lowered = lr_changes(ctx, 0.1, ctx.lr)
         step, value = nonfinite
         return Finding(
             kind="divergence",
@@ -213,9 +229,10 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
             step=step,
             summary=f"{source} is {fmt(value)} at step {step}, its first point(s).",
             evidence={**evidence, "nonfinite_step": step, "nonfinite_value": value},
-            recommendation="Lower the lr 10x: the loss never made progress; add warmup and "
-            "gradient clipping.",
-            changes=lr_changes(ctx, 0.1, ctx.lr),
+            recommendation=f"Lower {changes_text(lowered, ctx) if lowered else 'the lr 10x'}: "
+            "the loss was never finite, so there is no stretch to learn a safe lr from; "
+            "add warmup and gradient clipping too.",
+            changes=lowered,
         )
 
     best_i = int(np.argmin(b.med))
@@ -264,26 +281,35 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
         onset_bin = b.size - 1
     else:
         onset_step = int(b.lo[onset_bin])
-    r_start, r_best, r_late = p.raw(p.start), p.raw(best), p.raw(late)
-    best_step = int(b.lo[best_i])
+    # Quoted beside a step: the stored points standing for the start and the best bin.
+    track = curves.tracks[name]
+    start_step, r_start = head_point(p, track)
+    best_step, r_best = bin_point(p, track, best_i)
+    r_late = p.raw(late)
     lr_note = lr_text(p, curves, ctx, onset_bin)
     evidence.update(
         {
             "start": r_start,
+            "start_step": start_step,
             "best": r_best,
             "best_step": best_step,
-            "last": r_late,
+            "last_smoothed": r_late,
             "onset_step": onset_step,
             "by_design_lr_rise": by_design,
         }
     )
-    first_step = int(p.steps[0])
-    progressed = drop > max(RISE_NOISE * sigma, RISE_NOISE_MEDIAN * sigma_m) and best_i > 0
+    # The same judgement as the lr advice's "made no clear progress before the trouble".
+    progressed = fell_clearly(p, max(onset_bin, best_i + 1))
+    best_at = f"{fmt(r_best)} at step {best_step}"
     if progressed:
-        path = f"{name} fell from {fmt(r_start)} at step {first_step} to {fmt(r_best)} at step "
-        path += f"{best_step}, then"
+        path = f"{name} fell from {fmt(r_start)} at step {start_step} to {best_at}, then"
+    elif r_best < r_start:
+        path = (
+            f"{name} made no clear progress from {fmt(r_start)} at step {start_step} (the "
+            f"best it reached, {best_at}, is within its batch noise), and"
+        )
     else:
-        path = f"{name} made no progress from {fmt(r_start)} at step {first_step}, and"
+        path = f"{name} made no clear progress from {fmt(r_start)} at step {start_step}, and"
     if nonfinite is not None:
         step, value = nonfinite
         evidence.update({"nonfinite_step": step, "nonfinite_value": value})
@@ -292,7 +318,7 @@ def divergence(curves: Curves, ctx: RunContext) -> Finding | None:
         confidence = 0.99
     else:
         evidence["rise_over_drop"] = rise / drop if drop > 0 else None
-        summary = f"{path} rose to {fmt(r_late)} by step {int(b.hi[-1])}{lr_note}"
+        summary = f"{path} rose to {fmt(r_late)} (smoothed) by step {int(b.hi[-1])}{lr_note}"
         if progressed:
             summary += f", giving back {fmt(100 * rise / drop)}% of its progress"
         summary += "."

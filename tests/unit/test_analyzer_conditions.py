@@ -8,6 +8,7 @@ be flagged, and no finding may depend on the loss's scale or offset.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 
@@ -493,7 +494,9 @@ def test_clipped_blow_up_at_the_first_steps_is_divergence(seed: int, with_val: b
 
 
 def test_oscillation_recommends_a_lower_lr_or_momentum() -> None:
-    f = _check(oscillating()).get("oscillation")
+    series, ctx = oscillating()
+    # Plain SGD, momentum known to be 0: adding momentum is one way to steady the steps.
+    f = _check((series, dataclasses.replace(ctx, momentum=0.0))).get("oscillation")
     assert f is not None
     lr = f.changes["optimizer.lr"]
     assert isinstance(lr, float) and 0.05 <= lr < 0.5
@@ -507,10 +510,11 @@ def test_overfitting_evidence_and_early_stop_at_the_val_minimum() -> None:
     step = f.step or 0
     assert 700 <= step <= 1400
     assert f.changes["budget.max_steps"] == step + 1
-    val_min, val_last = f.evidence["val_min"], f.evidence["val_last"]
+    val_min, val_last = f.evidence["val_min_smoothed"], f.evidence["val_last_smoothed"]
     assert isinstance(val_min, float) and isinstance(val_last, float)
     assert 0.35 < val_min < 0.45 and 0.55 < val_last < 0.7
-    train_at, train_last = f.evidence["train_at_val_min"], f.evidence["train_last"]
+    train_at = f.evidence["train_at_val_min_smoothed"]
+    train_last = f.evidence["train_last_smoothed"]
     assert isinstance(train_at, float) and isinstance(train_last, float)
     assert train_last < train_at
     assert "val_loss" in f.summary and "train_loss" in f.summary
@@ -629,11 +633,14 @@ def test_exploding_gradients_clip_from_the_healthy_part() -> None:
     assert isinstance(clip, float) and 1.0 < clip < 2.0  # ~95th pct of lognormal(0, 0.2)
 
 
-def test_vanishing_gradients_point_at_init_and_an_adaptive_optimizer() -> None:
-    f = _check(vanishing()).get("vanishing_gradients")
+def test_vanishing_gradients_point_at_init_activation_and_normalization() -> None:
+    series, ctx = vanishing()
+    ctx = dataclasses.replace(ctx, activation="sigmoid", init_scale=0.3)
+    f = _check((series, ctx)).get("vanishing_gradients")
     assert f is not None
-    assert "initialization" in f.recommendation
-    assert f.changes.get("optimizer.name") == "adam"
+    for remedy in ("initialization", "normalization", "residual", "non-saturating"):
+        assert remedy in f.recommendation
+    assert f.changes == {"task.activation": "relu", "task.init_scale": 1.0}
 
 
 def test_exactly_zero_gradients_are_critical() -> None:
