@@ -76,7 +76,9 @@ def make_task(name: str, seed: int = 0, n_train: int | None = None) -> Task:
         return Task(name, "classification", *_tensors(xs, ys, 10), classes=10)
     if name == "digits_image":
         d = datasets.load_digits()
-        xs, ys = _split(d.images.astype(np.float32)[:, None] / 16.0, d.target, n_train or 1200, 300, rng)
+        xs, ys = _split(
+            d.images.astype(np.float32)[:, None] / 16.0, d.target, n_train or 1200, 300, rng
+        )
         return Task(name, "classification", *_tensors(xs, ys, 10), classes=10)
     if name == "cancer":
         d = datasets.load_breast_cancer()
@@ -84,14 +86,22 @@ def make_task(name: str, seed: int = 0, n_train: int | None = None) -> Task:
         return Task(name, "classification", *_tensors(_standardize(xs), ys, 2), classes=2)
     if name == "blobs":
         x, y = datasets.make_classification(
-            n_samples=3000, n_features=20, n_informative=8, n_classes=4, n_clusters_per_class=2,
-            class_sep=1.0, flip_y=0.02, random_state=seed,
+            n_samples=3000,
+            n_features=20,
+            n_informative=8,
+            n_classes=4,
+            n_clusters_per_class=2,
+            class_sep=1.0,
+            flip_y=0.02,
+            random_state=seed,
         )
         xs, ys = _split(x.astype(np.float32), y, n_train or 2000, 500, rng)
         return Task(name, "classification", *_tensors(_standardize(xs), ys, 4), classes=4)
     if name == "friedman":
         x, y = datasets.make_friedman1(n_samples=3000, n_features=10, noise=0.5, random_state=seed)
-        xs, ys = _split(x.astype(np.float32), ((y - 14.4) / 4.9).astype(np.float32), n_train or 2000, 500, rng)
+        xs, ys = _split(
+            x.astype(np.float32), ((y - 14.4) / 4.9).astype(np.float32), n_train or 2000, 500, rng
+        )
         return Task(name, "regression", *_tensors(_standardize(xs), ys, 0), classes=0)
     if name == "teacher":
         # A noiseless target: the training loss can reach (numerically) zero.
@@ -104,5 +114,11 @@ def make_task(name: str, seed: int = 0, n_train: int | None = None) -> Task:
         x, y = _sequences(rng, 2400, 20 if name == "seq_sum" else 30, name[4:])
         classes = 2 if name == "seq_majority" else 0
         xs, ys = _split(x, y, n_train or 1600, 400, rng)
-        return Task(name, "classification" if classes else "regression", *_tensors(xs, ys, classes), classes=classes, seq=True)
+        return Task(
+            name,
+            "classification" if classes else "regression",
+            *_tensors(xs, ys, classes),
+            classes=classes,
+            seq=True,
+        )
     raise ValueError(f"unknown task {name!r}")

@@ -40,8 +40,17 @@ class Curve:
             k: (np.asarray(s, dtype=np.int64), np.asarray(v, dtype=np.float64))
             for k, (s, v) in r["series"].items()
         }
-        return cls(r["family"], r["setup"], r["task"], r["lr"], r["config"], r["label"],
-                   tuple(r["confirmed"]), r["measured"], series)
+        return cls(
+            r["family"],
+            r["setup"],
+            r["task"],
+            r["lr"],
+            r["config"],
+            r["label"],
+            tuple(r["confirmed"]),
+            r["measured"],
+            series,
+        )
 
 
 def write_family(family: str, curves: list[Curve]) -> Path:
@@ -49,9 +58,19 @@ def write_family(family: str, curves: list[Curve]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     meta = []
     for i, c in enumerate(c for c in curves if c.label != "ambiguous"):
-        meta.append({"family": c.family, "setup": c.setup, "task": c.task, "lr": c.lr,
-                     "config": c.config, "label": c.label, "confirmed": list(c.confirmed),
-                     "measured": c.measured, "series": sorted(c.series)})
+        meta.append(
+            {
+                "family": c.family,
+                "setup": c.setup,
+                "task": c.task,
+                "lr": c.lr,
+                "config": c.config,
+                "label": c.label,
+                "confirmed": list(c.confirmed),
+                "measured": c.measured,
+                "series": sorted(c.series),
+            }
+        )
         for name, (steps, values) in c.series.items():
             arrays[f"{i}/{name}/steps"] = steps.astype(np.int32)
             arrays[f"{i}/{name}/values"] = values.astype(np.float32)
@@ -66,11 +85,25 @@ def read_family(path: Path) -> list[Curve]:
         out = []
         for i, m in enumerate(meta):
             series = {
-                name: (data[f"{i}/{name}/steps"].astype(np.int64), data[f"{i}/{name}/values"].astype(np.float64))
+                name: (
+                    data[f"{i}/{name}/steps"].astype(np.int64),
+                    data[f"{i}/{name}/values"].astype(np.float64),
+                )
                 for name in m["series"]
             }
-            out.append(Curve(m["family"], m["setup"], m["task"], m["lr"], m["config"], m["label"],
-                             tuple(m["confirmed"]), m["measured"], series))
+            out.append(
+                Curve(
+                    m["family"],
+                    m["setup"],
+                    m["task"],
+                    m["lr"],
+                    m["config"],
+                    m["label"],
+                    tuple(m["confirmed"]),
+                    m["measured"],
+                    series,
+                )
+            )
     return out
 
 

@@ -58,6 +58,7 @@ def _run_setup(setup: Setup) -> list[dict[str, Any]]:
     for mult in setup.ladder:
         lr = setup.base_lr * mult
         runs[lr] = train(task, setup.spec, lr, setup.seed)
+
     def reference(model: dict[str, Any] | None) -> Any:
         """The best of `model` at the lrs around the setup's base."""
         if model is None:
@@ -116,7 +117,9 @@ def _store(setup: Setup, runs: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", help="families or setup keys, comma-separated")
     parser.add_argument("--redo", action="store_true")
     parser.add_argument("--workers", type=int, default=2)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Measured", "label", "measure", "PRIORITY"]
+__all__ = ["PRIORITY", "Measured", "label", "measure"]
 
 # When several checks confirm a condition, the primary label is the first in this order:
 # a condition earlier in it explains the later ones (a blow-up also stalls progress).
@@ -72,7 +72,9 @@ def measure(series: dict, hidden: dict) -> Measured:
     grad = grad[np.isfinite(grad)]
     g_early = _med(grad[: max(3, grad.size // 10)]) if grad.size else math.nan
     g_max = float(grad.max()) / g_early if grad.size and g_early > 0 else math.nan
-    g_late = _med(grad[-max(3, grad.size // 10) :]) / g_early if grad.size and g_early > 0 else math.nan
+    g_late = (
+        _med(grad[-max(3, grad.size // 10) :]) / g_early if grad.size and g_early > 0 else math.nan
+    )
     first = np.asarray(hidden["layer_first"][1]) if "layer_first" in hidden else np.array([])
     last = np.asarray(hidden["layer_last"][1]) if "layer_last" in hidden else np.array([])
     m = min(first.size, last.size)
@@ -80,7 +82,11 @@ def measure(series: dict, hidden: dict) -> Measured:
         ratios = first[:m] / last[:m]
     ratios = ratios[np.isfinite(ratios)]
     test_steps = np.asarray(hidden["test_loss"][0]) if "test_loss" in hidden else np.array([])
-    test = np.asarray(hidden["test_loss"][1], dtype=np.float64) if "test_loss" in hidden else np.array([])
+    test = (
+        np.asarray(hidden["test_loss"][1], dtype=np.float64)
+        if "test_loss" in hidden
+        else np.array([])
+    )
     rise, at, fell = 1.0, 1.0, 1.0
     if test.size >= 5 and np.all(np.isfinite(test)):
         smooth = np.convolve(test, np.ones(3) / 3, mode="valid")
@@ -93,13 +99,27 @@ def measure(series: dict, hidden: dict) -> Measured:
         around = loss[max(0, j - k10 // 2) : j + k10 // 2 + 1]
         fell = _med(around) / max(end, 1e-12) if finite else 1.0
     return Measured(
-        finite, start, end, third_start, bounce, g_early, g_max, g_late,
-        _med(ratios) if ratios.size else math.nan, rise, at, fell,
+        finite,
+        start,
+        end,
+        third_start,
+        bounce,
+        g_early,
+        g_max,
+        g_late,
+        _med(ratios) if ratios.size else math.nan,
+        rise,
+        at,
+        fell,
     )
 
 
 def _confirmed(
-    m: Measured, lr: float, rungs: dict[float, Measured], bigger: Measured | None, fixed: Measured | None
+    m: Measured,
+    lr: float,
+    rungs: dict[float, Measured],
+    bigger: Measured | None,
+    fixed: Measured | None,
 ) -> list[str]:
     """Every condition the checks confirm for the run at `lr` (in PRIORITY order)."""
     found: list[str] = []
@@ -133,12 +153,14 @@ def _confirmed(
         found.append("overfitting")
     if m.finite and bigger is not None and bigger.finite:
         big_drop = m.start - bigger.end
-        same_model_best = max((r.drop for r in rungs.values()), default=-math.inf)
+        same_model_best = m.start - min((r.end for r in rungs.values() if r.finite), default=m.start)
         flat = (m.third_start - m.end) < 0.05 * max(m.drop, 1e-12) + 0.02 * abs(m.start)
         if big_drop > 0 and m.drop < 0.6 * big_drop and same_model_best < 0.7 * big_drop and flat:
             found.append("underfitting")
     if m.finite and much_higher and achievable > 0:
-        ref_drop = max(r.drop for r in much_higher)
+        # Drops are measured from this run's own start: a rung that blew up in its first
+        # steps has a start far above it, and would make any fall look small.
+        ref_drop = m.start - min(r.end for r in much_higher)
         still_falling = m.third_start - m.end > 0.05 * max(m.drop, 1e-12)
         if m.drop < 0.5 * ref_drop and still_falling:
             found.append("slow_convergence")
@@ -146,12 +168,12 @@ def _confirmed(
 
 
 def _healthy(m: Measured, rungs: dict[float, Measured], bigger: Measured | None) -> bool:
-    best_drop = max((r.drop for r in rungs.values()), default=0.0)
+    best = min((r.end for r in rungs.values() if r.finite), default=m.end)
     if bigger is not None and bigger.finite:
-        best_drop = max(best_drop, m.start - bigger.end)
+        best = min(best, bigger.end)
     return (
         m.finite
-        and m.drop >= 0.7 * best_drop
+        and m.drop >= 0.7 * (m.start - best)
         and m.test_rise < 1.1
         and not m.grad_max_ratio >= 20
         and not m.layer_ratio < 1e-2

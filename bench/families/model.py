@@ -63,7 +63,9 @@ def _recipe_examples() -> list[Example]:
     for c in load_corpus():
         if not c.made or c.kind not in JUDGED:
             continue
-        ctx = RunContext.from_spec(c.spec, total_steps=c.steps_run if c.outcome == "succeeded" else None)
+        ctx = RunContext.from_spec(
+            c.spec, total_steps=c.steps_run if c.outcome == "succeeded" else None
+        )
         out.append(Example(c.id, f"lrlab_{c.task}", c.kind, c.series, ctx))
     return out
 
@@ -96,8 +98,12 @@ def fit(ex: Sequence[Example], x: np.ndarray, seed: int = 0) -> KindModel:
 
     y = np.array([e.label for e in ex])
     clf = GradientBoostingClassifier(
-        n_estimators=120, max_depth=3, learning_rate=0.1, subsample=0.8,
-        min_samples_leaf=5, random_state=seed,
+        n_estimators=120,
+        max_depth=3,
+        learning_rate=0.1,
+        subsample=0.8,
+        min_samples_leaf=5,
+        random_state=seed,
     )
     clf.fit(x, y, sample_weight=_weights(ex))
     return export(clf, x[:1])
@@ -130,8 +136,32 @@ def export(clf: Any, probe: np.ndarray) -> KindModel:
     tree_class = np.array([c for _, c in flat], dtype=np.int64)
     # The constant the library starts from, recovered from its own raw score.
     raw = clf.decision_function(probe)[0]
-    zero = KindModel(classes, FEATURES, np.zeros(k), scale, tree_class, feature, threshold, left, right, value, depth)
-    model = KindModel(classes, FEATURES, raw - _raw(zero, probe[0]), scale, tree_class, feature, threshold, left, right, value, depth)
+    zero = KindModel(
+        classes,
+        FEATURES,
+        np.zeros(k),
+        scale,
+        tree_class,
+        feature,
+        threshold,
+        left,
+        right,
+        value,
+        depth,
+    )
+    model = KindModel(
+        classes,
+        FEATURES,
+        raw - _raw(zero, probe[0]),
+        scale,
+        tree_class,
+        feature,
+        threshold,
+        left,
+        right,
+        value,
+        depth,
+    )
     want = clf.predict_proba(probe)[0]
     got = np.array([model.probabilities(probe[0])[c] for c in classes])
     if not np.allclose(want, got, atol=1e-6):
@@ -151,7 +181,9 @@ class Verdict:
 
 
 def leave_one_family_out(
-    ex: Sequence[Example], x: np.ndarray, judge_families: Sequence[str] | None = None,
+    ex: Sequence[Example],
+    x: np.ndarray,
+    judge_families: Sequence[str] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[Verdict]:
     families = sorted({e.family for e in ex})
@@ -185,15 +217,20 @@ def report(verdicts: Sequence[Verdict], title: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="refit on every family and write the model")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="refit on every family and write the model"
+    )
     parser.add_argument("--misses", action="store_true")
     parser.add_argument("--no-recipes", action="store_true", help="leave lrlab's recipe corpus out")
     args = parser.parse_args()
     ex = examples(include_recipes=not args.no_recipes)
     t0 = time.time()
     x = np.array([features_of(e) for e in ex])
-    print(f"{len(ex)} curves, {len({e.family for e in ex})} families, features in {time.time() - t0:.1f}s")
+    families = len({e.family for e in ex})
+    print(f"{len(ex)} curves, {families} families, features in {time.time() - t0:.1f}s")
     print(dict(Counter(e.label for e in ex)))
     if args.write:
         model = fit(ex, x)

@@ -52,8 +52,12 @@ class CNN(nn.Module):
     def __init__(self, task: Task, channels: int):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.Flatten(),
+            nn.Conv2d(1, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
             nn.Linear(2 * channels * 16, task.out_features),
         )
 
@@ -65,9 +69,13 @@ class Recurrent(nn.Module):
     def __init__(self, task: Task, cell: str, hidden: int, recurrent_init: float | None, act: str):
         super().__init__()
         if cell == "rnn":
-            self.rnn: nn.Module = nn.RNN(task.in_features, hidden, batch_first=True, nonlinearity=act)
+            self.rnn: nn.Module = nn.RNN(
+                task.in_features, hidden, batch_first=True, nonlinearity=act
+            )
         else:
-            self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](task.in_features, hidden, batch_first=True)
+            self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](
+                task.in_features, hidden, batch_first=True
+            )
         self.head = nn.Linear(hidden, task.out_features)
         if recurrent_init is not None:
             # A recurrent matrix with spectral radius ~recurrent_init: above 1 the gradient
@@ -100,13 +108,25 @@ class Transformer(nn.Module):
 def build(task: Task, model: dict[str, Any]) -> nn.Module:
     arch = model["arch"]
     if arch == "mlp":
-        return MLP(task, list(model["hidden"]), model.get("act", "relu"), model.get("init"), model.get("dropout", 0.0))
+        return MLP(
+            task,
+            list(model["hidden"]),
+            model.get("act", "relu"),
+            model.get("init"),
+            model.get("dropout", 0.0),
+        )
     if arch == "linear":
         return MLP(task, [], "relu", None, 0.0)
     if arch == "cnn":
         return CNN(task, model.get("channels", 8))
     if arch in ("rnn", "gru", "lstm"):
-        return Recurrent(task, arch, model.get("hidden", 32), model.get("recurrent_init"), model.get("act", "tanh"))
+        return Recurrent(
+            task,
+            arch,
+            model.get("hidden", 32),
+            model.get("recurrent_init"),
+            model.get("act", "tanh"),
+        )
     if arch == "transformer":
         return Transformer(task, model.get("width", 32), model.get("layers", 2))
     raise ValueError(f"unknown arch {arch!r}")

@@ -36,13 +36,21 @@ class Run:
 def _optimizer(params, opt: dict[str, Any], lr: float) -> torch.optim.Optimizer:
     name, wd = opt["name"], opt.get("weight_decay", 0.0)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=opt.get("momentum", 0.0), nesterov=opt.get("nesterov", False), weight_decay=wd)
+        return torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=opt.get("momentum", 0.0),
+            nesterov=opt.get("nesterov", False),
+            weight_decay=wd,
+        )
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd or 0.01)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
+        return torch.optim.RMSprop(
+            params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd
+        )
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
     raise ValueError(name)
@@ -139,12 +147,16 @@ def train(task: Task, spec: dict[str, Any], lr: float, seed: int) -> Run:
             break
         loss.backward()
         grads = [p.grad for p in params if p.grad is not None]
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        norm = float(
+            torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        )
         run.add(run.series, "grad_norm", step, norm)
         if step % layer_every == 0:
             for where, group in (("first", owners[0]), ("last", owners[-1])):
                 g = [p.grad for p in group if p.grad is not None]
-                layer = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in g])))
+                layer = float(
+                    torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in g]))
+                )
                 run.add(run.hidden, f"layer_{where}", step, layer)
         clip = spec.get("clip")
         if clip:

@@ -57,7 +57,9 @@ class KindModel:
             nxt = np.where(go_left, self.left[rows, node], self.right[rows, node])
             node = np.where(f < 0, node, nxt)
         leaf = self.value[rows, node]
-        scores = self.init + self.scale * np.bincount(self.tree_class, weights=leaf, minlength=len(self.classes))
+        scores = self.init + self.scale * np.bincount(
+            self.tree_class, weights=leaf, minlength=len(self.classes)
+        )
         scores -= scores.max()
         p = np.exp(scores)
         p /= p.sum()

@@ -32,6 +32,7 @@ __all__ = ["MIN_POINTS", "diagnose"]
 # Fewer finite training-loss points than this (and no non-finite one): too short to judge.
 MIN_POINTS = 10
 
+
 def _healthy(curves: Curves, ctx: RunContext) -> Finding:
     """The healthy finding: what the run reached, quoted from stored values."""
     loss_ev, loss_text = loss_facts(curves)
@@ -67,7 +68,9 @@ def _insufficient(curves: Curves) -> Finding | None:
     elif not np.all(np.isfinite(t.values)):
         return None  # a loss that became non-finite has said enough
     elif t.size < MIN_POINTS:
-        summary = f"Only {t.size} training-loss points; at least {MIN_POINTS} are needed to judge a run."
+        summary = (
+            f"Only {t.size} training-loss points; at least {MIN_POINTS} are needed to judge a run."
+        )
     else:
         return None
     return Finding(
@@ -116,9 +119,13 @@ def diagnose(
             rule = RULES[kind](curves, ctx)
             if rule is not None:
                 # The rule's measurement, with the confidence of both voices.
-                finding = dataclasses.replace(rule, confidence=round((rule.confidence + confidence) / 2, 3))
+                finding = dataclasses.replace(
+                    rule, confidence=round((rule.confidence + confidence) / 2, 3)
+                )
             else:
-                finding = fallback_finding(kind, curves, ctx, confidence * (0.8 if ctx.running else 1.0))
+                finding = fallback_finding(
+                    kind, curves, ctx, confidence * (0.8 if ctx.running else 1.0)
+                )
     if ctx.running:
         finding = dataclasses.replace(finding, provisional=True)
     return Diagnosis((finding,), provisional=ctx.running)

@@ -20,8 +20,9 @@ import numpy as np
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value
-from services.analyzer.recommend import clip_threshold, fmt, lr_changes, weight_decay_change
+from services.analyzer.recommend import clip_threshold, lr_changes, weight_decay_change
 from services.analyzer.series import Track
+from services.analyzer.spec_text import changes_text, fmt
 from services.analyzer.stats import median
 
 __all__ = ["fallback_finding", "loss_facts", "val_facts"]
@@ -39,7 +40,9 @@ def loss_facts(curves: Curves) -> tuple[dict[str, Value], str]:
         return {}, ""
     f = _finite(t)
     if f.size == 0:
-        return {"train_start": float(t.values[0])}, f"train_loss was {fmt(float(t.values[0]))} from the start"
+        return {
+            "train_start": float(t.values[0])
+        }, f"train_loss was {fmt(float(t.values[0]))} from the start"
     i = int(np.argmin(f.values))
     start, best, last = float(f.values[0]), float(f.values[i]), float(f.values[-1])
     late = float(median(f.values[-max(3, f.size // 10) :]))
@@ -91,103 +94,136 @@ def _sentence(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def _lr_text(changes: dict[str, Value], verb: str) -> str:
-    lr = changes.get("optimizer.lr")
-    return f"{verb} the lr to {fmt(float(lr))}" if isinstance(lr, int | float) else f"{verb} the lr"
+def _change(changes: dict[str, Value], ctx: RunContext, verb: str, otherwise: str) -> str:
+    """'<verb> <the changes, each from its value now to the new one>', the numbers taken
+    from `changes` itself; `otherwise` when there is nothing concrete to change."""
+    return f"{verb} {changes_text(changes, ctx)}" if changes else otherwise
 
 
-def _divergence(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _divergence(
+    curves: Curves, ctx: RunContext
+) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
     changes = lr_changes(ctx, 0.1, None)
     return (
         "the loss ended far above where it started: the steps are too large",
-        f"{_lr_text(changes, 'Lower')} (a tenth) and run again.",
+        _change(changes, ctx, "Lower", "Lower the lr") + " (a tenth) and run again.",
         changes,
         (),
     )
 
 
-def _oscillation(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _oscillation(
+    curves: Curves, ctx: RunContext
+) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
     changes = lr_changes(ctx, 1 / 3, None)
     alts: tuple[Alternative, ...] = ()
-    if ctx.optimizer == "sgd" and not ctx.momentum:
-        alts = (Alternative("Or keep the lr and add momentum 0.9 to damp the bounce.", {"optimizer.momentum": 0.9}),)
+    if ctx.optimizer == "sgd" and ctx.momentum == 0:
+        momentum: dict[str, Value] = {"optimizer.momentum": 0.9}
+        alts = (
+            Alternative(
+                f"Or keep the lr and set {changes_text(momentum, ctx)} to damp the bounce.",
+                momentum,
+            ),
+        )
     return (
         "the loss bounces without settling: each step overshoots",
-        f"{_lr_text(changes, 'Lower')} (a third) so that it settles.",
+        _change(changes, ctx, "Lower", "Lower the lr") + " (a third) so that it settles.",
         changes,
         alts,
     )
 
 
-def _slow(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _slow(
+    curves: Curves, ctx: RunContext
+) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
     lr = curves.lr
     peak = float(np.max(lr.values)) if lr is not None and lr.size else None
     if ctx.warmup_steps and ctx.total_steps and ctx.warmup_steps >= ctx.total_steps:
-        warm = max(1, ctx.total_steps // 20)
+        warmup: dict[str, Value] = {"schedule.warmup_steps": max(1, ctx.total_steps // 20)}
         return (
             f"the loss was still falling at the end, and the warmup ({ctx.warmup_steps} steps) "
             f"is longer than the run ({ctx.total_steps}): the lr never reached its value",
-            f"Shorten the warmup to {warm} steps.",
-            {"schedule.warmup_steps": warm},
+            f"Shorten {changes_text(warmup, ctx)}.",
+            warmup,
             (),
         )
     changes = lr_changes(ctx, 10.0, peak)
     return (
         "the loss was still falling steadily at the end: the steps are too small",
-        f"{_lr_text(changes, 'Raise')} (10x), or train for longer.",
+        _change(changes, ctx, "Raise", "Raise the lr") + " (10x), or train for longer.",
         changes,
         (),
     )
 
 
-def _overfitting(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _overfitting(
+    curves: Curves, ctx: RunContext
+) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
     path, decay = weight_decay_change(ctx)
-    alts = (Alternative("Or add dropout 0.2.", {"regularization.dropout": 0.2}),) if not ctx.dropout else ()
+    changes: dict[str, Value] = {path: decay}
+    alts: tuple[Alternative, ...] = ()
+    if not ctx.dropout:
+        dropout: dict[str, Value] = {"regularization.dropout": 0.2}
+        alts = (Alternative(f"Or set {changes_text(dropout, ctx)}.", dropout),)
     return (
-        "val_loss rose from its best while train_loss kept falling: the model memorises the training data",
-        f"Keep the model from its best evaluation, and raise weight decay to {fmt(decay)}.",
-        {path: decay},
+        "val_loss rose from its best while train_loss kept falling: "
+        "the model memorises the training data",
+        f"Keep the model from its best evaluation, and raise {changes_text(changes, ctx)}.",
+        changes,
         alts,
     )
 
 
-def _underfitting(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _underfitting(
+    curves: Curves, ctx: RunContext
+) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
     changes: dict[str, Value] = {}
     text = "Give the model more capacity (wider or deeper layers)"
     if ctx.hidden:
-        wider = tuple(2 * w for w in ctx.hidden)
-        changes["task.hidden"] = wider
-        text = f"Give the model more capacity: hidden widths {list(wider)}"
+        changes["task.hidden"] = tuple(2 * w for w in ctx.hidden)
+        text = f"Give the model more capacity: {changes_text(changes, ctx)}"
     if ctx.weight_decay:
         text += ", and lower its regularization"
-    return ("train_loss stayed high and flat: the model does not fit even the training data", text + ".", changes, ())
+    return (
+        "train_loss stayed high and flat: the model does not fit even the training data",
+        text + ".",
+        changes,
+        (),
+    )
 
 
-def _exploding(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
-    grad = curves.track("grad_norm")
-    onset = math.inf
-    if grad is not None and grad.size >= 20:
-        f = _finite(grad)
-        early = float(median(f.values[: max(2, f.size // 10)]))
-        high = np.flatnonzero(f.values > 10 * early)
-        onset = float(f.steps[high[0]]) if high.size else math.inf
-    threshold = clip_threshold(grad, onset)
+def _exploding(
+    curves: Curves, ctx: RunContext
+) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    threshold = clip_threshold(curves.grad, math.inf)
     changes: dict[str, Value] = {}
-    if threshold is not None and math.isfinite(threshold) and not ctx.grad_clip_norm:
+    if threshold is not None and (not ctx.grad_clip_norm or threshold < ctx.grad_clip_norm):
         changes["regularization.grad_clip_norm"] = threshold
-        text = f"Clip the gradient norm at {fmt(threshold)} (its usual level before it grew)."
+        text = f"Set {changes_text(changes, ctx)} (its usual level before it grew)."
     else:
         changes = lr_changes(ctx, 1 / 3, None)
-        text = f"{_lr_text(changes, 'Lower')}; normalization layers or a smaller init also tame the growth."
+        text = (
+            _change(changes, ctx, "Lower", "Lower the lr")
+            + "; normalization layers or a smaller init also tame the growth."
+        )
     return ("the gradient norm grew by orders of magnitude over its early level", text, changes, ())
 
 
-def _vanishing(curves: Curves, ctx: RunContext) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _vanishing(
+    curves: Curves, ctx: RunContext
+) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+    changes: dict[str, Value] = {}
+    if ctx.activation in ("sigmoid", "tanh"):
+        changes["task.activation"] = "relu"
+    if ctx.init_scale is not None and ctx.init_scale < 1:
+        changes["task.init_scale"] = 1.0
+    concrete = f" Set {changes_text(changes, ctx)}." if changes else ""
     return (
         "the gradient is too small to move the early layers: the loss stays where it started",
         "Change the model, not the lr: a careful initialization (He or Xavier), "
-        "normalization layers, residual connections, or a non-saturating activation (ReLU).",
-        {},
+        "normalization layers, residual connections, or a non-saturating activation (ReLU)."
+        + concrete,
+        changes,
         (),
     )
 

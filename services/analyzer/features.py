@@ -23,7 +23,9 @@ __all__ = ["FEATURES", "MISSING", "curve_features"]
 # A value no real feature takes: "not logged" (the trees split it off on its own).
 MISSING = -99.0
 SEGMENTS = 20
-ADAPTIVE = frozenset({"adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam"})
+ADAPTIVE = frozenset(
+    {"adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam"}
+)
 
 
 def _clip(x: float, lo: float = -30.0, hi: float = 30.0) -> float:
@@ -53,7 +55,11 @@ def _bounce(values: FloatArray) -> tuple[float, float]:
     strongly negative autocorrelation; batch noise around a trend is near zero."""
     if values.size < 4:
         return MISSING, MISSING
-    y = np.log(np.maximum(values, 1e-12)) if np.all(values > 0) else values / (np.abs(values).mean() + 1e-12)
+    y = (
+        np.log(np.maximum(values, 1e-12))
+        if np.all(values > 0)
+        else values / (np.abs(values).mean() + 1e-12)
+    )
     d = np.diff(y)
     size = float(median(np.abs(d)))
     sd = float(np.std(d))
@@ -95,7 +101,9 @@ def _loss_features(t: Track, out: dict[str, float]) -> float:
     out["bounce_late"], out["bounce_late_ac"] = _bounce(third)
     out["bounce_early"], _ = _bounce(first)
     if out["bounce_late"] != MISSING and out["bounce_early"] != MISSING:
-        out["bounce_ratio"] = _clip(math.log((out["bounce_late"] + 1e-9) / (out["bounce_early"] + 1e-9)))
+        out["bounce_ratio"] = _clip(
+            math.log((out["bounce_late"] + 1e-9) / (out["bounce_early"] + 1e-9))
+        )
     if third.size >= 4:
         q10, q50, q90 = np.percentile(third, [10, 50, 90])
         out["late_spread"] = _clip(float((q90 - q10) / (abs(q50) + 1e-12)), 0, 30)
@@ -128,7 +136,9 @@ def _grad_features(t: Track, out: dict[str, float]) -> float:
     out["grad_spike_rate_2"] = float(np.mean(g - local > 2.0))
     out["grad_bounce"], _ = _bounce(v)
     seg = _segments(g)
-    out["grad_trend"] = float(np.polyfit(np.linspace(0, 1, seg.size), seg, 1)[0]) if seg.size > 2 else 0.0
+    out["grad_trend"] = (
+        float(np.polyfit(np.linspace(0, 1, seg.size), seg, 1)[0]) if seg.size > 2 else 0.0
+    )
     return 10**mid
 
 
@@ -151,7 +161,9 @@ def _lr_features(lr: Track | None, ctx: RunContext, grad_mid: float, out: dict[s
         out["step_size_log10"] = out["lr_log10"] + math.log10(grad_mid)
 
 
-def _val_features(val: Track | None, acc: Track | None, train_end: float, out: dict[str, float]) -> None:
+def _val_features(
+    val: Track | None, acc: Track | None, train_end: float, out: dict[str, float]
+) -> None:
     if val is not None:
         v = val.values[np.isfinite(val.values)]
         out["val_nonfinite"] = 1.0 if v.size < val.size else 0.0
@@ -185,7 +197,11 @@ def _val_features(val: Track | None, acc: Track | None, train_end: float, out: d
 def _context_features(ctx: RunContext, steps: int, out: dict[str, float]) -> None:
     name = (ctx.optimizer or "").lower()
     out["adaptive"] = MISSING if not name else (1.0 if name in ADAPTIVE else 0.0)
-    out["momentum"] = ctx.momentum if ctx.momentum is not None else (MISSING if not name or name in ADAPTIVE else 0.0)
+    out["momentum"] = (
+        ctx.momentum
+        if ctx.momentum is not None
+        else (MISSING if not name or name in ADAPTIVE else 0.0)
+    )
     out["batch_log2"] = math.log2(ctx.batch_size) if ctx.batch_size else MISSING
     out["cyclical"] = 1.0 if ctx.schedule in CYCLICAL_SCHEDULES else 0.0
     out["warmup_share"] = min(ctx.warmup_steps / max(steps, 1), 10.0) if ctx.warmup_steps else 0.0

@@ -57,7 +57,9 @@ def test_exported_trees_give_the_fitted_probabilities() -> None:
     from sklearn.ensemble import GradientBoostingClassifier
 
     x = RNG.normal(size=(300, len(FEATURES)))
-    y = np.where(x[:, 0] + 0.5 * x[:, 3] > 0.3, "divergence", np.where(x[:, 5] > 0, "healthy", "oscillation"))
+    y = np.where(
+        x[:, 0] + 0.5 * x[:, 3] > 0.3, "divergence", np.where(x[:, 5] > 0, "healthy", "oscillation")
+    )
     clf = GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0).fit(x, y)
     model = export(clf, x[:1])
     probe = RNG.normal(size=(50, len(FEATURES)))
@@ -84,7 +86,10 @@ def test_the_shipped_model_reads_the_current_features() -> None:
     [
         ({}, "no metrics were logged"),
         ({"val_loss": ([0, 10], [1.0, 0.9])}, "logged: val_loss"),
-        ({"train_loss": (list(range(5)), [2.3, 2.2, 2.1, 2.0, 1.9])}, "Only 5 training-loss points"),
+        (
+            {"train_loss": (list(range(5)), [2.3, 2.2, 2.1, 2.0, 1.9])},
+            "Only 5 training-loss points",
+        ),
     ],
 )
 def test_nothing_to_judge_is_insufficient_data_never_healthy(series: dict, logged: str) -> None:
