@@ -8,8 +8,9 @@ now, as the live analyzer reads it, and not recorded: its provisional findings a
 live analyzer's to keep. The trials analysed now run in a
 few threads: while one waits for PostgreSQL to send its series, another is diagnosed.
 Summary figures come from one query per metric name over all of the sweep's trials,
-never from reading every series: the sweep's metric with its extremes (its best value),
-train_loss and val_loss by their last point only (a non-finite one marks a divergence).
+never from reading every series: the sweep's metric and val_loss with their extremes (the
+best value; a worst val_loss far above its best and start marks a blow-up), train_loss by
+its first and last points (the start level; a non-finite last one marks a divergence).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from services.store.summaries import SeriesSummary
 
 __all__ = ["SUMMARY_METRICS", "SweepAnalysis", "analyze_stored_sweep"]
 
-# Summarised by their last point for every trial, besides the sweep's own metric.
+# Summarised for every trial besides the sweep's own metric: with their extremes, or by
+# their first and last points only.
+EXTREME_METRICS = ("val_loss",)
 SUMMARY_METRICS = ("train_loss", "val_loss")
 # Threads for the trials analysed on demand: the database works on one trial's series
 # while Python diagnoses another's; more than this only contend for 2-4 cores.
@@ -85,7 +88,9 @@ def _briefs(analysis: Mapping[str, Any]) -> tuple[FindingBrief, ...]:
 
 
 def _figures(s: SeriesSummary) -> MetricFigures:
-    return MetricFigures(last_step=s.last_step, final=s.last_value, low=s.low, high=s.high)
+    return MetricFigures(
+        last_step=s.last_step, final=s.last_value, low=s.low, high=s.high, first=s.first_value
+    )
 
 
 def _analyse_now(store: Store, settings: Settings, trial: Trial) -> dict[str, Any]:
@@ -106,8 +111,10 @@ def analyze_stored_sweep(
     trials = _trials(store, project_id, sweep_id)
     caches = {c.trial_id: c for c in store.analyses.for_sweep(project_id, sweep_id)}
     names = [sweep.metric_name, *(n for n in SUMMARY_METRICS if n != sweep.metric_name)]
-    summaries = store.summaries.for_sweep(project_id, sweep_id, names[:1])
-    summaries.update(store.summaries.for_sweep(project_id, sweep_id, names[1:], extremes=False))
+    extremes = [n for n in names if n == sweep.metric_name or n in EXTREME_METRICS]
+    ends = [n for n in names if n not in extremes]
+    summaries = store.summaries.for_sweep(project_id, sweep_id, extremes)
+    summaries.update(store.summaries.for_sweep(project_id, sweep_id, ends, extremes=False))
     logged = {trial_id for trial_id, _ in summaries}
     analyses: dict[int, dict[str, Any]] = {}
     todo = []
@@ -137,6 +144,7 @@ def analyze_stored_sweep(
                 metrics=metrics,
                 findings=None if analysis is None else _briefs(analysis),
                 last_step=t.last_step if t.last_step is not None else max(steps, default=None),
+                stop_reason=t.stop_reason,
             )
         )
     goal: Goal = "maximize" if sweep.metric_goal == "maximize" else "minimize"

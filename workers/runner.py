@@ -3,8 +3,9 @@
 Metric names follow the contract in DESIGN.md: every step train_loss, lr (lr/<g> for other
 param groups) and grad_norm (global L2 norm before clipping); every evaluation the task's
 val_* metrics and samples_per_sec; swa_val_loss at the end of an SWA run. A non-finite
-training loss is recorded and ends the trial as diverged within a few dozen steps (see
-workers.step_log: per-step values reach the sink in blocks).
+training loss, or one whose smoothed value blew up (TrialSpec.stop, see workers.loss_stop),
+is recorded and ends the trial as diverged within a few dozen steps (see workers.step_log:
+per-step values reach the sink in blocks).
 
 Checkpoints carry the sink's unsent points, which a resumed run sends again (writes are
 idempotent): every point below a checkpoint is stored or in it, without the training loop
@@ -78,7 +79,8 @@ class _Loop:
         self.spec, self.task, self.t, self.sink = spec, task, t, sink
         self.params = [p for p in task.model.parameters() if p.requires_grad]
         self.grads = GradBuffer(self.params)
-        self.log = StepLog(_lr_names(len(t.optimizer.param_groups)), first_step=0)
+        self.watch = LossWatch.for_trial(spec, task.surrogate_loss)
+        self.log = StepLog(_lr_names(len(t.optimizer.param_groups)), 0, self.watch)
         self.lbfgs = isinstance(t.optimizer, torch.optim.LBFGS)
         self.clip_norm = spec.regularization.grad_clip_norm
         self.clip_value = spec.regularization.grad_clip_value
@@ -155,6 +157,7 @@ class _Loop:
             "optimizer": self.t.optimizer.state_dict(),
             "schedule": self.t.schedule.state_dict(),
             "swa": None if self.t.swa is None else self.t.swa.state_dict(),
+            "loss_watch": None if self.watch is None else self.watch.state_dict(),
         }
 
     def restore(self, state: dict[str, Any]) -> _Position:
@@ -164,6 +167,8 @@ class _Loop:
         self.t.schedule.load_state_dict(state["schedule"])
         if self.t.swa is not None and state["swa"] is not None:
             self.t.swa.load_state_dict(state["swa"])
+        if self.watch is not None and state.get("loss_watch") is not None:
+            self.watch.load_state_dict(state["loss_watch"])
         for block in state.get("unsent", []):  # the last attempt may not have stored them
             self.sink.add_steps(*block)
         pos = _Position(**state["position"])
@@ -225,7 +230,7 @@ def _train(
     last_eval = pos.step - 1 if saved is not None else -1
     task.model.train()
     batches = _batches(task, t, generator, pos)
-    watch = LossWatch.of(spec)
+    ramp_stop = LossWatch.for_range_test(spec)
     while pos.step < t.total_steps:
         if control.stop_reason is not None:
             diverged = loop.log.drain(sink)
@@ -237,8 +242,8 @@ def _train(
         loop.step(next(batches))
         pos.step += 1
         control.last_step = step
-        if watch is not None and (
-            blown := watch.check(loop.log.losses[-1], loop.log.lrs[0][-1], step)
+        if ramp_stop is not None and (
+            blown := ramp_stop.check(loop.log.losses[-1], loop.log.lrs[0][-1], step)
         ):
             loop.log.drain(sink)  # a non-finite loss is the last point kept
             sink.flush()
@@ -267,9 +272,9 @@ def _train(
     return TrainResult(RunOutcome.SUCCEEDED, None, final if final >= 0 else None)
 
 
-def _diverged(where: tuple[int, float]) -> TrainResult:
-    step, loss = where
-    return TrainResult(RunOutcome.DIVERGED, f"diverged: train_loss is {loss} at step {step}", step)
+def _diverged(where: tuple[int, str]) -> TrainResult:
+    step, what = where
+    return TrainResult(RunOutcome.DIVERGED, f"diverged: {what} at step {step}", step)
 
 
 def _finish_swa(t: Training, task: Task, sink: PointSink, step: int) -> None:

@@ -5,11 +5,11 @@ a block of steps into floats with one `tolist()` per metric, checks the losses, 
 the block to the sink as columns. So the training step never converts a tensor to a number
 (`.item()`, a device sync on a GPU) and never builds a row.
 
-Divergence: a non-finite loss is seen when its block is drained, so the runner drains every
-`DRAIN_STEPS` steps or `DRAIN_SECONDS` seconds, whichever comes first (and before every
-evaluation, checkpoint and stop). It then keeps the points up to and including that step
-and drops the rest; the trial ends there as diverged, having run at most that many steps
-(or that long) past it.
+Divergence: a non-finite loss, or one the trial's LossWatch says blew up, is seen when its
+block is drained, so the runner drains every `DRAIN_STEPS` steps or `DRAIN_SECONDS`
+seconds, whichever comes first (and before every evaluation, checkpoint and stop). It then
+keeps the points up to and including that step and drops the rest; the trial ends there
+as diverged, having run at most that many steps (or that long) past it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from workers.loss_stop import LossWatch
 from workers.sink import BlockSink
 
 # A block of steps ends after this many steps or this long, whichever comes first.
@@ -27,8 +28,9 @@ DRAIN_SECONDS = 0.25
 
 
 class StepLog:
-    def __init__(self, lr_names: list[str], first_step: int) -> None:
+    def __init__(self, lr_names: list[str], first_step: int, watch: LossWatch | None) -> None:
         self.lr_names = lr_names
+        self.watch = watch  # judges each drained loss in step order
         self.first = first_step  # the step of the first entry
         self.started = time.perf_counter()  # when this block began
 
@@ -54,16 +56,16 @@ class StepLog:
     def due(self) -> bool:
         return len(self.times) >= DRAIN_STEPS or time.perf_counter() - self.started >= DRAIN_SECONDS
 
-    def drain(self, sink: BlockSink) -> tuple[int, float] | None:
-        """Hand the block to `sink`; returns the step and value of its first non-finite
-        loss (its points are kept, later ones dropped), or None."""
+    def drain(self, sink: BlockSink) -> tuple[int, str] | None:
+        """Hand the block to `sink`; returns the step of its first non-finite or blown-up
+        loss (its points are kept, later ones dropped) and what happened there, or None."""
         n = len(self.times)
         self.started = time.perf_counter()
         if n == 0:
             return None
         losses: list[float] = torch.stack(self.losses).tolist()
-        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-        keep = n if bad is None else bad + 1
+        bad = self._first_bad(losses)
+        keep = n if bad is None else bad[0] + 1
         columns = {
             name: [float(v) for v in lrs[:keep]]
             for name, lrs in zip(self.lr_names, self.lrs, strict=True)
@@ -74,4 +76,12 @@ class StepLog:
         first = self.first
         self.first += n
         self._clear()
-        return None if bad is None else (first + bad, losses[bad])
+        return None if bad is None else (first + bad[0], bad[1])
+
+    def _first_bad(self, losses: list[float]) -> tuple[int, str] | None:
+        for i, value in enumerate(losses):
+            if not math.isfinite(value):
+                return i, f"train_loss is {value}"
+            if self.watch is not None and self.watch.add(value):
+                return i, self.watch.evidence()
+        return None

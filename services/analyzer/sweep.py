@@ -8,7 +8,8 @@ counts of findings by kind, and one summary of what to do next.
     result = analyze_sweep(trials, metric="val_loss", goal="minimize")
 
 Trials are ranked by the sweep metric's final value (its value at the trial's last
-step), as the sweep spec defines; a trial whose final value is not finite is not ranked.
+step), as the sweep spec defines; a trial whose final value is not finite, or that
+diverged on the way (see sweep_inputs), is not ranked: its lr is no place to go.
 A sweep with a trial still queued or running gets a provisional analysis.
 """
 
@@ -108,7 +109,7 @@ def _scorer(metric: str, goal: Goal) -> Score:
 
     def score(t: SweepTrial) -> float | None:
         figures = t.metrics.get(metric)
-        if figures is None or not math.isfinite(figures.final):
+        if figures is None or not math.isfinite(figures.final) or t.outcome() == "diverged":
             return None
         return sign * figures.final
 

@@ -7,6 +7,7 @@ batch-size scaling fit. Nothing is said that the data does not show.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ def _range(lo: float, hi: float) -> str:
 
 def _best_clause(best: SweepTrial | None, metric: str) -> str:
     if best is None:
-        return f"no trial ended with a finite {metric}, so none can be ranked"
+        return f"no trial ended with a finite {metric} without diverging, so none can be ranked"
     config = config_of(best.spec)
     parts = [f"best {metric} {fmt(best.metrics[metric].final)} from trial #{best.number}"]
     setting = []
@@ -60,6 +61,9 @@ def _narrow(group: LrGroup, best_lr: float) -> str:
     i = lrs.index(best_lr)
     lo = lrs[i - 1] if i > 0 else best_lr / 10
     hi = lrs[i + 1] if i + 1 < len(lrs) else best_lr * 10
+    diverged = group.stable.high
+    if diverged is not None and best_lr < diverged <= hi:
+        hi = math.sqrt(best_lr * diverged)  # halfway (in log) to the lr that blew up
     clause = f"narrow the next sweep to {_range(lo, hi)}"
     if i == 0 and group.stable.low is None:
         clause += " (the best lr is the smallest tried: the range reaches below it)"

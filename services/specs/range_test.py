@@ -95,7 +95,11 @@ def range_test_spec(base: TrialSpec, options: RangeTestOptions) -> TrialSpec:
     data |= {
         "schedule": {"name": "range_test", "end_lr": options.max_lr},
         "budget": {"max_steps": options.steps},
-        "stop": {"loss_above_best": options.loss_above_best, "smoothing": options.smoothing},
+        "stop": {
+            "loss_above_best": options.loss_above_best,
+            "loss_above_start": None,  # the ramp's blow-up is judged against the best alone
+            "smoothing": options.smoothing,
+        },
         "lr_scaling": {"rule": "none"},
         # One evaluation at the end and no checkpoint: a restarted test starts over.
         "eval_every": options.steps,

@@ -167,18 +167,40 @@ class Resources(StrictModel):
 
 
 class LossStop(StrictModel):
-    """End the trial, as succeeded, once its training loss blows up: the smoothed loss goes
-    above `loss_above_best` times its best so far (while that best is positive), or the
-    loss is not finite. The LR range test stops so; any trial may."""
+    """End the trial once its training loss blows up: the smoothed loss goes above
+    `loss_above_best` times its best so far and `loss_above_start` times its start level
+    (its smoothed value after the first 10 steps). The second bar keeps a loss that fell
+    to about zero from counting as blown up when a warm restart, a one-cycle peak or a
+    noisy batch lifts it many times its best. On by default; `"stop": null` turns it off.
+
+    A trial ends `pruned` with a stop_reason "diverged: ...". The LR range test (schedule
+    range_test) instead ends `succeeded`: blowing up is how its ramp ends."""
 
     spec_label: ClassVar[str] = "stop"
 
-    loss_above_best: float = Field(default=4.0, gt=1)
+    loss_above_best: float = Field(
+        default=10.0, gt=1, description="Blown up above this many times the best so far."
+    )
+    loss_above_start: float | None = Field(
+        default=2.0,
+        ge=1,
+        description="...and above this many times the start level; null: the best alone.",
+    )
     smoothing: float = Field(
-        default=0.0,
+        default=0.98,
         ge=0,
         lt=1,
         description="EMA factor of the smoothed loss (bias-corrected); 0 = the raw loss.",
+    )
+
+
+def _parse_stop(value: Any) -> Any:
+    # Off is null, the one spelling: a false or "off" would read as a typo for it.
+    if value is None or isinstance(value, dict | LossStop):
+        return value
+    raise rule_error(
+        f"must be an object with loss_above_best, loss_above_start, smoothing, or null to "
+        f"turn the stop off (got {value!r})"
     )
 
 
@@ -203,7 +225,9 @@ class TrialSpec(StrictModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     resources: Resources = Field(default_factory=Resources)
     max_restarts: int = Field(default=2, ge=0, le=100)
-    stop: LossStop | None = None
+    stop: Annotated[LossStop | None, BeforeValidator(_parse_stop)] = Field(
+        default_factory=LossStop, description="Stop on loss blow-up; null turns it off."
+    )
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TrialSpec:

@@ -131,3 +131,41 @@ def test_a_bad_sweep_id_is_a_422_naming_the_field(client: TestClient, bad: str) 
     r = client.get(f"/sweeps/{bad}/analysis")
     assert r.status_code == 422
     assert r.json()["detail"][0]["field"] == "sweep_id"
+
+
+def log_points(client: TestClient, trial: int, train: list[float], val: list[float]) -> None:
+    points = [{"name": "train_loss", "step": s, "value": v} for s, v in enumerate(train)]
+    every = len(train) // len(val)
+    points += [
+        {"name": "val_loss", "step": (i + 1) * every - 1, "value": v} for i, v in enumerate(val)
+    ]
+    r = client.post(f"/trials/{trial}/metrics", json={"points": points})
+    assert r.status_code == 200, r.text
+
+
+def test_lrs_that_blew_up_with_finite_losses_bound_the_stable_range(
+    client: TestClient, store: Store
+) -> None:
+    sweep_id, trials = create_sweep(client, [1e-2, 1e-1, 0.3, 1.0])
+    healthy = [2.3 * math.exp(-s / 80) + 0.05 for s in range(STEPS)]
+    for lr in (1e-2, 1e-1, 1.0):
+        log_points(client, trials[lr], healthy, [0.9 * math.exp(-i / 5) + 0.1 for i in range(30)])
+    # lr 0.3: its val_loss went 1.04 -> 26, every value finite.
+    log_points(client, trials[0.3], healthy, [1.04 - 0.01 * i for i in range(20)] + [26.0] * 10)
+    for _ in trials:
+        t = store.trial_states.claim_next("test", lambda _: True)
+        assert t is not None
+        # lr 1 was stopped by the runner's blow-up stop (its stored curve looks healthy
+        # here, so only the stop_reason can tell).
+        status, reason = TrialStatus.SUCCEEDED, None
+        if t.id == trials[1.0]:
+            status = TrialStatus.PRUNED
+            reason = "diverged: smoothed train_loss 51 is 22 x its best 2.3 at step 18"
+        assert store.trial_states.finish(t.id, t.attempt, status, stop_reason=reason)
+
+    body = client.get(f"/sweeps/{sweep_id}/analysis").json()
+    (group,) = body["sensitivity"]
+    outcomes = {p["lr"]: p["outcome"] for p in group["points"]}
+    assert outcomes == {1e-2: "ok", 1e-1: "ok", 0.3: "diverged", 1.0: "diverged"}
+    assert group["stable_range"]["high"] == 0.3 and group["stable_range"]["lrs"] == [1e-2, 1e-1]
+    assert body["best"]["lr"] in (1e-2, 1e-1)

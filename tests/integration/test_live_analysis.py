@@ -378,6 +378,7 @@ def test_a_trial_blowing_up_without_nan_is_stopped_live_and_ends_pruned(
             "budget": {"max_steps": 20_000},
             "eval_every": 100,
             "checkpoint_every": 10_000,
+            "stop": None,  # the worker's own blow-up stop would end it first
         },
     )
     analyzer = LiveAnalyzer(store, settings, on_stop=scheduler.wake)

@@ -56,6 +56,9 @@ def test_last_value_and_finite_extremes_per_trial(store: Store) -> None:
     vc = got[(c, "val_loss")]
     assert vc.last_value == -math.inf and vc.low is None and vc.high is None
     assert got[(a, "train_loss")].last_value == 1.0
+    # The first point is the one at the smallest step, whatever order it was written in.
+    assert (va.first_value, got[(a, "train_loss")].first_value) == (2.0, 1.0)
+    assert vc.first_value == -math.inf
 
 
 def test_another_projects_sweep_reads_as_empty(store: Store) -> None:
@@ -65,7 +68,7 @@ def test_another_projects_sweep_reads_as_empty(store: Store) -> None:
     assert store.summaries.for_sweep(other.id, sweep_id, ["val_loss"]) == {}
 
 
-def test_without_extremes_only_the_last_point_is_read(store: Store) -> None:
+def test_without_extremes_only_the_first_and_last_points_are_read(store: Store) -> None:
     project_id, sweep_id, (a, b) = make_sweep(store, "alpha", 2)
     store.metrics.write(a, [("train_loss", s, 1.0 / (s + 1), None) for s in range(50)])
     store.metrics.write(b, [("train_loss", 0, 1.0, None), ("train_loss", 9, math.inf, None)])
@@ -73,3 +76,4 @@ def test_without_extremes_only_the_last_point_is_read(store: Store) -> None:
     sa, sb = got[(a, "train_loss")], got[(b, "train_loss")]
     assert (sa.last_step, sa.last_value, sa.points, sa.low, sa.high) == (49, 0.02, None, None, None)
     assert (sb.last_step, sb.last_value) == (9, math.inf)
+    assert (sa.first_value, sb.first_value) == (1.0, 1.0)

@@ -4,6 +4,7 @@ diverged, no lr variation, trials still running)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -169,6 +170,100 @@ def test_a_loss_that_ended_non_finite_counts_as_diverged_without_a_finding() -> 
     assert trial(1, 1e-3, 0.3, ("underfitting",)).outcome() == "too_slow"
 
 
+# -- blow-ups that ended finite ---------------------------------------------------------
+def digits_trial(
+    number: int,
+    lr: float,
+    val: tuple[float, float, float, float],
+    *,
+    status: str = "succeeded",
+    stop_reason: str | None = None,
+) -> SweepTrial:
+    """SGD with momentum on digits, no finding but healthy: val_loss as (first, low, high,
+    final), train_loss starting at ln(10) as an untrained classifier's does."""
+    first, low, high, final = val
+    return SweepTrial(
+        trial_id=100 + number,
+        number=number,
+        status=status,
+        params={"optimizer.lr": lr},
+        spec={"optimizer": {"name": "sgd", "lr": lr, "momentum": 0.9}, "batch_size": 32},
+        metrics={
+            "val_loss": MetricFigures(999, final, low=low, high=high, first=first),
+            "train_loss": MetricFigures(999, min(final, 1.0), first=2.30),
+        },
+        findings=(FindingBrief("healthy", "info"),),
+        last_step=999,
+        stop_reason=stop_reason,
+    )
+
+
+def blown_up_sweep() -> list[SweepTrial]:
+    """lr 0.3's val_loss went 1.04 -> 26 and lr 1 was stopped by the runner's blow-up
+    stop, both with finite losses and no divergence finding."""
+    return [
+        digits_trial(0, 0.01, (0.9, 0.20, 0.9, 0.20)),
+        digits_trial(1, 0.03, (0.5, 0.12, 0.5, 0.12)),
+        digits_trial(2, 0.1, (0.4, 0.10, 0.4, 0.11)),
+        digits_trial(3, 0.3, (1.04, 1.04, 26.0, 26.0)),
+        digits_trial(
+            4,
+            1.0,
+            (18.5, 18.5, 18.5, 18.5),
+            status="pruned",
+            stop_reason="diverged: smoothed train_loss 51.2 is 22 x its best 2.3 at step 18",
+        ),
+    ]
+
+
+def test_a_trial_stopped_for_divergence_counts_as_diverged() -> None:
+    (*_, stopped) = blown_up_sweep()
+    assert stopped.outcome() == "diverged"
+    # Pruned for another reason (a pruner, the live analyzer's overfitting stop): not so.
+    other = digits_trial(
+        4, 1.0, (0.4, 0.1, 0.4, 0.1), status="pruned", stop_reason="pruned by asha"
+    )
+    assert other.outcome() == "ok"
+
+
+def test_a_val_loss_far_above_its_best_and_start_counts_as_diverged() -> None:
+    assert blown_up_sweep()[3].outcome() == "diverged"  # 26 > 10 x 1.04 and > 2 x 2.3
+    # It rose 10x above its best but stayed near where it started: the loss had fallen near
+    # zero and came back (a warm restart, a cyclic peak), no blow-up.
+    assert digits_trial(0, 0.1, (1.9, 0.017, 1.96, 0.02)).outcome() == "ok"
+    # Far above its start but hardly above its best: a run that never trained well.
+    assert digits_trial(0, 0.1, (4.0, 4.0, 5.0, 5.0)).outcome() == "ok"
+    # Without a start level (no first point) nothing is judged.
+    t = digits_trial(0, 0.3, (1.04, 1.04, 26.0, 26.0))
+    bare = dataclasses.replace(
+        t, metrics={"val_loss": dataclasses.replace(t.metrics["val_loss"], first=None)}
+    )
+    assert bare.outcome() == "ok"
+
+
+def test_the_stable_range_stops_below_every_lr_that_blew_up() -> None:
+    d = analyze_sweep(blown_up_sweep())
+    (group,) = d.groups
+    assert [p.outcome for p in group.points] == ["ok"] * 3 + ["diverged"] * 2
+    assert group.stable.high == 0.3 and group.stable.lrs == (0.01, 0.03, 0.1)
+    assert "lrs >= 3e-1 diverged" in group.stable.note
+
+
+def test_advice_never_points_at_an_lr_that_blew_up() -> None:
+    trials = blown_up_sweep()
+    d = analyze_sweep(trials)
+    assert d.best is not None and d.best.config.lr == 0.1
+    # The next lr up (0.3) blew up: the narrowed range stops halfway (in log) to it.
+    assert "lrs >= 3e-1 diverge" in d.summary
+    assert "narrow the next sweep to log-uniform [3e-2, 1.7e-1]" in d.summary
+    # A trial that blew up and came back down to the lowest final val_loss is not the
+    # best: its lr is no place to go.
+    recovered = digits_trial(3, 0.3, (1.04, 0.05, 26.0, 0.05))
+    d = analyze_sweep([*trials[:3], recovered])
+    assert d.best is not None and d.best.config.lr == 0.1
+    assert all(b.lr != 0.3 for fit in d.scaling for b in fit.points)
+
+
 # -- batch-size scaling -----------------------------------------------------------------
 def scaling_sweep(rule_slope: float) -> list[SweepTrial]:
     """At each batch size the loss is lowest at 1e-3 * (bs/32)^slope, on a grid of lrs."""
@@ -250,7 +345,9 @@ def test_every_trial_diverged() -> None:
     trials = [trial(i, lr, math.inf, ("divergence",), step=50) for i, lr in enumerate(LRS[4:])]
     d = analyze_sweep(trials)
     assert d.best is None and d.groups[0].stable.high == 1e-2
-    assert d.summary.startswith("No trial ended with a finite val_loss, so none can be ranked")
+    assert d.summary.startswith(
+        "No trial ended with a finite val_loss without diverging, so none can be ranked"
+    )
     assert "every lr tried with adam, batch size 64 diverged (smallest 1e-2)" in d.summary
     assert "log-uniform [1e-4, 3.3e-3]" in d.summary
     assert as_json(d)["best"] is None

@@ -95,6 +95,9 @@ class Task(abc.ABC):
     # True when every batch is the whole training split whatever batch_size says (cartpole:
     # an update is always `episodes_per_update` episodes), so batch_size acts as "full".
     fixed_batches: bool = False
+    # True when the training loss is a surrogate whose level says nothing about progress
+    # (cartpole's policy gradient: near zero, either sign), so no loss blow-up is judged.
+    surrogate_loss: bool = False
 
     @abc.abstractmethod
     def epoch_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Any]:

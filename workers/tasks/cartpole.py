@@ -114,6 +114,7 @@ def discounted_returns(remaining: np.ndarray, gamma: float) -> np.ndarray:
 
 class Cartpole(Task):
     fixed_batches = True
+    surrogate_loss = True
 
     def __init__(self, params: CartpoleParams, seed: int, model: nn.Module) -> None:
         self.params = params
