@@ -17,7 +17,7 @@ from services.store.analyses import CachedAnalysis
 from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
-ANALYZED = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm")
+ANALYZED = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm", "sharpness")
 Columns = tuple[np.ndarray, np.ndarray]  # steps (int64), values (float64)
 
 
