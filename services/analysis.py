@@ -18,7 +18,7 @@ from services.store.analyses import CachedAnalysis
 from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
-ANALYZED = CANONICAL
+ANALYZED = (*CANONICAL, "sharpness")
 Columns = tuple[np.ndarray, np.ndarray]  # steps (int64), values (float64)
 
 

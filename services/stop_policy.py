@@ -4,7 +4,8 @@
 A stop is for a condition the rest of the run cannot undo, so each kind needs more than
 one borderline pass:
 - divergence (on by default): at once when critical (the loss is above where it started,
-  or not finite), else once a second pass, with more steps, still finds it;
+  or not finite), else once a second pass, with more steps, still finds it; never for
+  the sharpness warning alone (rules_sharpness: the loss has not blown up);
 - overfitting (opt-in): only when a second pass still finds it, with confidence and at
   least warning severity (a mild rise is worth knowing, not worth a stop).
 """
@@ -31,7 +32,9 @@ class Stop:
 
 
 def _divergence_stops(finding: Finding, confirmed: bool) -> bool:
-    return finding.severity == "critical" or confirmed
+    # A sharpness early warning is a forecast, not a blow-up: it never stops a trial.
+    early = finding.evidence.get("early_warning") is True
+    return finding.severity == "critical" or (confirmed and not early)
 
 
 def _overfitting_stops(finding: Finding, confirmed: bool) -> bool:

@@ -2,10 +2,12 @@
 
 Metric names follow the contract in DESIGN.md: every step train_loss, lr (lr/<g> for other
 param groups) and grad_norm (global L2 norm before clipping); every evaluation the task's
-val_* metrics and samples_per_sec; swa_val_loss at the end of an SWA run. A non-finite
-training loss, or one whose smoothed value blew up (TrialSpec.stop, see workers.loss_stop),
-is recorded and ends the trial as diverged within a few dozen steps (see workers.step_log:
-per-step values reach the sink in blocks).
+val_* metrics and samples_per_sec; swa_val_loss at the end of an SWA run; with
+diagnostics.sharpness_every, `sharpness` (see workers.sharpness) every that many steps, on
+the step's batch at the weights before its update. A non-finite training loss, or one whose
+smoothed value blew up (TrialSpec.stop, see workers.loss_stop), is recorded and ends the
+trial as diverged within a few dozen steps (see workers.step_log: per-step values reach
+the sink in blocks).
 
 Checkpoints carry the sink's unsent points, which a resumed run sends again (writes are
 idempotent): every point below a checkpoint is stored or in it, without the training loop
@@ -32,6 +34,7 @@ from workers.checkpoints import CheckpointStore
 from workers.loss_stop import LossWatch
 from workers.optim import Training, build_training, l1_penalty, l2_penalty
 from workers.optim.grads import GradBuffer
+from workers.sharpness import SharpnessProbe, SharpnessUnsupported
 from workers.sink import BlockSink, PointSink, block_sink
 from workers.step_log import StepLog
 from workers.tasks import Task, build_task
@@ -86,6 +89,13 @@ class _Loop:
         self.clip_value = spec.regularization.grad_clip_value
         self.examples = 0
         self.window_start = time.perf_counter()
+        diagnostics = spec.diagnostics
+        self.sharpness_every = diagnostics.sharpness_every or 0  # 0: never
+        self.sharpness = (
+            SharpnessProbe(task.model, diagnostics.sharpness_iters, spec.seed)
+            if self.sharpness_every
+            else None
+        )
 
     def _objective(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         loss = self.task.loss(batch)
@@ -134,6 +144,18 @@ class _Loop:
         self.t.schedule.after_step()
         if self.t.swa is not None:
             self.t.swa.after_step(self.t.schedule.steps)
+
+    def sharpness_due(self, step: int) -> SharpnessProbe | None:
+        """The probe when the sharpness is to be measured at `step`, else None."""
+        due = self.sharpness_every and step % self.sharpness_every == 0
+        return self.sharpness if due else None
+
+    def measure_sharpness(self, probe: SharpnessProbe, step: int, batch: Any) -> None:
+        """Log the sharpness at `step`, before the step's own update on `batch`."""
+        started = time.perf_counter()
+        value = probe.estimate(lambda: self._objective(batch)[1])
+        self.sink.add("sharpness", step, value)
+        self.window_start += time.perf_counter() - started  # not training time either
 
     def evaluate(self, step: int) -> dict[str, float]:
         now = time.perf_counter()
@@ -239,7 +261,11 @@ def _train(
                 return _diverged(diverged)
             return TrainResult(RunOutcome.CANCELLED, control.stop_reason, pos.step - 1)
         step = pos.step
-        loop.step(next(batches))
+        batch = next(batches)
+        probe = loop.sharpness_due(step)
+        if probe is not None and (stopped := _probe(loop, probe, sink, step, batch)):
+            return stopped
+        loop.step(batch)
         pos.step += 1
         control.last_step = step
         if ramp_stop is not None and (
@@ -270,6 +296,23 @@ def _train(
     _finish_swa(t, task, sink, final)
     sink.flush()
     return TrainResult(RunOutcome.SUCCEEDED, None, final if final >= 0 else None)
+
+
+def _probe(
+    loop: _Loop, probe: SharpnessProbe, sink: BlockSink, step: int, batch: Any
+) -> TrainResult | None:
+    """Measure the sharpness at `step`; a TrainResult when the trial ends here instead."""
+    # Drained first: a trial that diverged already ends there, with no sharpness after it.
+    diverged = loop.log.drain(sink)
+    if diverged is not None:
+        sink.flush()
+        return _diverged(diverged)
+    try:
+        loop.measure_sharpness(probe, step, batch)
+    except SharpnessUnsupported as exc:
+        sink.flush()
+        return TrainResult(RunOutcome.FAILED, str(exc), step - 1 if step > 0 else None)
+    return None
 
 
 def _diverged(where: tuple[int, str]) -> TrainResult:

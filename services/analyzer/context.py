@@ -35,6 +35,8 @@ class RunContext:
     running: bool = False
     max_lr: float | None = None  # the peak of a cyclic / one_cycle schedule
     momentum: float | None = None  # sgd / rmsprop only
+    nesterov: bool = False  # sgd only
+    dampening: float = 0.0  # sgd only
     weight_decay: float | None = None
     # Where weight decay lives in the spec: both places are exclusive, so a recommendation
     # must raise the one already in use (adamw's is decoupled and lives on the optimizer).
@@ -82,6 +84,7 @@ class RunContext:
                 swa_start = reg.swa.start_epoch * steps_per_epoch
         decoupled = opt.name == "adamw" or opt.weight_decay > 0
         momentum = getattr(opt, "momentum", None)
+        dampening = getattr(opt, "dampening", 0.0)
         max_lr = getattr(sched, "max_lr", None)
         hidden = getattr(ts.task, "hidden", None)
         activation = getattr(ts.task, "activation", None)
@@ -97,6 +100,8 @@ class RunContext:
             running=running,
             max_lr=float(max_lr) if isinstance(max_lr, int | float) else None,
             momentum=float(momentum) if isinstance(momentum, int | float) else None,
+            nesterov=getattr(opt, "nesterov", False) is True,
+            dampening=float(dampening) if isinstance(dampening, int | float) else 0.0,
             weight_decay=effective_weight_decay(ts),
             weight_decay_path="optimizer.weight_decay" if decoupled else "regularization.l2",
             dropout=reg.dropout,

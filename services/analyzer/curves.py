@@ -24,7 +24,15 @@ from services.analyzer.stats import (
 __all__ = ["MAX_VAL_POINTS", "METRICS", "Curves", "GradCurve", "ValCurve"]
 
 # The metric names of the contract (DESIGN.md) that the rules read.
-METRICS = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm", "swa_val_loss")
+METRICS = (
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "grad_norm",
+    "swa_val_loss",
+    "sharpness",
+)
 
 # Evaluations beyond this many are reduced to bin medians before smoothing.
 MAX_VAL_POINTS = 400

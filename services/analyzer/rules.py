@@ -18,14 +18,14 @@ from services.analyzer.rules_gradients import exploding_gradients, vanishing_gra
 from services.analyzer.rules_oscillation import oscillation
 from services.analyzer.rules_plateau import plateau
 from services.analyzer.rules_progress import slow_convergence
-from services.analyzer.rules_stability import divergence
+from services.analyzer.rules_sharpness import divergence_or_sharpness
 
 __all__ = ["RULES", "Rule"]
 
 Rule = Callable[[Curves, RunContext], Finding | None]
 
 RULES: dict[str, Rule] = {
-    "divergence": divergence,
+    "divergence": divergence_or_sharpness,
     "oscillation": oscillation,
     "slow_convergence": slow_convergence,
     "plateau": plateau,

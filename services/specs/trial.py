@@ -25,6 +25,7 @@ __all__ = [
     "SWA",
     "BatchSize",
     "Budget",
+    "Diagnostics",
     "LossStop",
     "LrScaling",
     "Regularization",
@@ -204,6 +205,44 @@ def _parse_stop(value: Any) -> Any:
     )
 
 
+def _whole_number(low: int, high: int | None = None, *, optional: bool = False) -> BeforeValidator:
+    """An integer in [low, high], said in one message that states the rule: pydantic's own
+    would take True as 1 and 10.0 as 10, and split the rule over several messages."""
+    rule = f">= {low}" if high is None else f"from {low} to {high}"
+
+    def check(value: Any) -> Any:
+        if optional and value is None:
+            return value
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if whole and low <= value and (high is None or value <= high):
+            return value
+        raise rule_error(f"must be an integer {rule} (got {value!r})")
+
+    return BeforeValidator(check)
+
+
+class Diagnostics(StrictModel):
+    """Extra measurements a trial logs as metrics, at a cost in training time (off unless
+    set). Measuring never changes the trial's own curve."""
+
+    spec_label: ClassVar[str] = "diagnostics"
+
+    sharpness_every: Annotated[int | None, _whole_number(1, optional=True)] = Field(
+        default=None,
+        ge=1,
+        description="Log `sharpness`, the top Hessian eigenvalue of the training loss on the "
+        "step's batch, every this many steps (the analyzer compares it with the optimizer's "
+        "stability limit, 2/lr for plain SGD); unset: never.",
+    )
+    sharpness_iters: Annotated[int, _whole_number(1, 200)] = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Most power-iteration steps per sharpness estimate (each one Hessian-"
+        "vector product); it stops sooner once the estimate settles.",
+    )
+
+
 class TrialSpec(StrictModel):
     """One training run: task, optimizer, schedule, batch size, regularization, budget."""
 
@@ -228,6 +267,7 @@ class TrialSpec(StrictModel):
     stop: Annotated[LossStop | None, BeforeValidator(_parse_stop)] = Field(
         default_factory=LossStop, description="Stop on loss blow-up; null turns it off."
     )
+    diagnostics: Diagnostics = Field(default_factory=Diagnostics)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TrialSpec:

@@ -77,8 +77,8 @@ def test_unknown_top_level_key_lists_the_fields() -> None:
     assert_rejected(
         TrialSpec,
         trial(momentum=0.9),
-        "valid keys: batch_size, budget, checkpoint_every, eval_every, lr_scaling, max_restarts, "
-        "optimizer, regularization, resources, schedule, seed, stop, task",
+        "valid keys: batch_size, budget, checkpoint_every, diagnostics, eval_every, lr_scaling, "
+        "max_restarts, optimizer, regularization, resources, schedule, seed, stop, task",
     )
 
 
