@@ -3,6 +3,7 @@ keep the result (the cached diagnosis and the findings) for whoever reads it nex
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +61,10 @@ def run_context(trial: Trial, series: Mapping[str, Columns]) -> RunContext:
         steps = series["train_loss"][0]
         total = int(steps[-1]) + 1 if steps.size else None  # it ran its whole budget
     if trial.kind == "external":  # no TrialSpec: what its free-form config says
-        return context_from_config(trial.params, running=running, total_steps=total)
-    return RunContext.from_spec(trial.spec, running=running, total_steps=total)
+        ctx = context_from_config(trial.params, running=running, total_steps=total)
+    else:
+        ctx = RunContext.from_spec(trial.spec, running=running, total_steps=total)
+    return dataclasses.replace(ctx, stop_reason=trial.stop_reason)
 
 
 def diagnose_trial(store: Store, trial: Trial, limit: int) -> Diagnosis:

@@ -153,7 +153,9 @@ def _confirmed(
         found.append("overfitting")
     if m.finite and bigger is not None and bigger.finite:
         big_drop = m.start - bigger.end
-        same_model_best = m.start - min((r.end for r in rungs.values() if r.finite), default=m.start)
+        same_model_best = m.start - min(
+            (r.end for r in rungs.values() if r.finite), default=m.start
+        )
         flat = (m.third_start - m.end) < 0.05 * max(m.drop, 1e-12) + 0.02 * abs(m.start)
         if big_drop > 0 and m.drop < 0.6 * big_drop and same_model_best < 0.7 * big_drop and flat:
             found.append("underfitting")

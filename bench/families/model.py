@@ -30,6 +30,7 @@ from services.analyzer.classifier import MODEL_PATH, KindModel
 from services.analyzer.curves import Curves
 from services.analyzer.features import FEATURES, curve_features
 from services.analyzer.findings import KINDS
+from services.analyzer.rule_view import rule_findings, settle
 from services.run_config import context_from_config
 
 __all__ = ["Example", "examples", "fit", "leave_one_family_out", "main"]
@@ -75,8 +76,11 @@ def examples(include_recipes: bool = True) -> list[Example]:
 
 
 def features_of(e: Example) -> np.ndarray:
+    """The features diagnose() computes for the example, the rules' verdicts included."""
     curves = Curves(e.series, e.context)
-    return curve_features(curves.tracks, e.context)
+    found = settle(rule_findings(curves, e.context))
+    votes = {kind: f.confidence for kind, f in found.items()}
+    return curve_features(curves.tracks, e.context, votes)
 
 
 def _weights(ex: Sequence[Example]) -> np.ndarray:

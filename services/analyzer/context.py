@@ -44,12 +44,19 @@ class RunContext:
     dropout: float | None = None
     grad_clip_norm: float | None = None
     hidden: tuple[int, ...] | None = None  # the task's hidden widths, where it has them
+    # Why the run ended early, when it did ("diverged: ..." from the worker's blow-up stop).
+    stop_reason: str | None = None
     activation: str | None = None  # the dense layers' activation, where the task has one
     init_scale: float | None = None  # multiplier on the default init, where the task has one
 
     @property
     def cyclical(self) -> bool:
         return self.schedule in CYCLICAL_SCHEDULES
+
+    @property
+    def stopped_diverged(self) -> bool:
+        """The worker ended the run because its loss blew up (non-finite or far above)."""
+        return bool(self.stop_reason and self.stop_reason.startswith("diverged"))
 
     @property
     def margin(self) -> float:

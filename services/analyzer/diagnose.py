@@ -20,20 +20,21 @@ import numpy as np
 from services.analyzer.classifier import KindModel, default_model
 from services.analyzer.context import RunContext
 from services.analyzer.curves import Curves
+from services.analyzer.definitions import admissible
 from services.analyzer.fallback import fallback_finding, loss_facts, val_facts
-from services.analyzer.features import curve_features
+from services.analyzer.features import FEATURES, curve_features
 from services.analyzer.findings import Diagnosis, Finding, Value
 from services.analyzer.recommend import fmt
-from services.analyzer.rules import RULES
+from services.analyzer.rule_view import rule_findings, settle
 from services.analyzer.series import SeriesLike
 
-__all__ = ["MIN_POINTS", "diagnose"]
+__all__ = ["MIN_POINTS", "diagnose", "healthy_finding"]
 
 # Fewer finite training-loss points than this (and no non-finite one): too short to judge.
 MIN_POINTS = 10
 
 
-def _healthy(curves: Curves, ctx: RunContext) -> Finding:
+def healthy_finding(curves: Curves, ctx: RunContext) -> Finding:
     """The healthy finding: what the run reached, quoted from stored values."""
     loss_ev, loss_text = loss_facts(curves)
     val_ev, val_text = val_facts(curves)
@@ -58,15 +59,26 @@ def _healthy(curves: Curves, ctx: RunContext) -> Finding:
     )
 
 
+def _blew_up(curves: Curves) -> bool:
+    """A loss became non-finite (training or validation), or the worker stopped the run
+    because its loss blew up: a divergence by definition, however little else there is."""
+    if curves.context.stopped_diverged:
+        return True
+    return any(
+        t is not None and not np.all(np.isfinite(t.values))
+        for t in (curves.track("train_loss"), curves.track("val_loss"))
+    )
+
+
 def _insufficient(curves: Curves) -> Finding | None:
     """`insufficient_data` when there is nothing to judge the run by; None otherwise."""
     t = curves.track("train_loss")
     logged = sorted(curves.tracks)
+    if _blew_up(curves):
+        return None
     if t is None:
         what = f"logged: {', '.join(logged)}" if logged else "no metrics were logged"
         summary = f"No training loss series to judge ({what})."
-    elif not np.all(np.isfinite(t.values)):
-        return None  # a loss that became non-finite has said enough
     elif t.size < MIN_POINTS:
         summary = (
             f"Only {t.size} training-loss points; at least {MIN_POINTS} are needed to judge a run."
@@ -87,14 +99,27 @@ def _insufficient(curves: Curves) -> Finding | None:
     )
 
 
-def _primary_kind(curves: Curves, ctx: RunContext, model: KindModel) -> tuple[str, float]:
+def _early_warning(found: Mapping[str, Finding]) -> Finding | None:
+    """The sharpness warning (rules_sharpness): the curvature passed the optimizer's
+    stability limit and the loss has not blown up yet. It outranks whatever the curve
+    shows so far: it is the change to make before the blow-up."""
+    warning = found.get("divergence")
+    return warning if warning is not None and warning.evidence.get("early_warning") else None
+
+
+def _primary_kind(
+    curves: Curves, ctx: RunContext, model: KindModel, found: Mapping[str, Finding]
+) -> tuple[str, float]:
     """The run's primary kind and the confidence in it."""
-    t = curves.track("train_loss")
-    if t is not None and not np.all(np.isfinite(t.values)):
+    if _blew_up(curves):
         return "divergence", 1.0  # by definition, whatever the curve did before
-    probabilities = model.probabilities(curve_features(curves.tracks, ctx))
-    kind = max(probabilities, key=lambda k: probabilities[k])
-    return kind, probabilities[kind]
+    votes = {kind: f.confidence for kind, f in settle(found).items()}
+    vector = curve_features(curves.tracks, ctx, votes)
+    features = dict(zip(FEATURES, vector.tolist(), strict=True))
+    probabilities = model.probabilities(vector)
+    allowed = [k for k in probabilities if admissible(k, features)]
+    kind = max(allowed, key=lambda k: probabilities[k])
+    return kind, probabilities[kind] / sum(probabilities[k] for k in allowed)
 
 
 def diagnose(
@@ -112,11 +137,15 @@ def diagnose(
     curves = Curves(series, ctx)
     finding = _insufficient(curves)
     if finding is None:
-        kind, confidence = _primary_kind(curves, ctx, model or default_model())
-        if kind == "healthy":
-            finding = _healthy(curves, ctx)
+        found = rule_findings(curves, ctx)
+        kind, confidence = _primary_kind(curves, ctx, model or default_model(), found)
+        warning = _early_warning(found) if kind != "divergence" else None
+        if warning is not None:
+            finding = warning
+        elif kind == "healthy":
+            finding = healthy_finding(curves, ctx)
         else:
-            rule = RULES[kind](curves, ctx)
+            rule = found.get(kind)
             if rule is not None:
                 # The rule's measurement, with the confidence of both voices.
                 finding = dataclasses.replace(

@@ -18,7 +18,20 @@ from services.analyzer.context import CYCLICAL_SCHEDULES, RunContext
 from services.analyzer.series import Track
 from services.analyzer.stats import FloatArray, median
 
-__all__ = ["FEATURES", "MISSING", "curve_features"]
+__all__ = ["FEATURES", "MISSING", "RULE_KINDS", "curve_features"]
+
+# The rules' verdicts are features too: each rule encodes the primer's test for its kind,
+# and the trees learn where each rule is to be trusted.
+RULE_KINDS = (
+    "divergence",
+    "oscillation",
+    "slow_convergence",
+    "plateau",
+    "overfitting",
+    "underfitting",
+    "exploding_gradients",
+    "vanishing_gradients",
+)
 
 # A value no real feature takes: "not logged" (the trees split it off on its own).
 MISSING = -99.0
@@ -222,12 +235,18 @@ FEATURES: tuple[str, ...] = (
     "val_min_vs_start", "val_points_log10", "val_bounce", "val_vs_train_end",
     "val_rising_share", "has_acc", "acc_best", "acc_drop_from_best", "acc_gain",
     "adaptive", "momentum", "batch_log2", "cyclical", "warmup_share", "clipped",
+    *(f"rule_{kind}" for kind in RULE_KINDS),
 )  # fmt: skip
 
 
-def curve_features(tracks: Mapping[str, Track], ctx: RunContext) -> FloatArray:
-    """The feature vector (in FEATURES order) of a run's tracks and context."""
+def curve_features(
+    tracks: Mapping[str, Track], ctx: RunContext, rules: Mapping[str, float] | None = None
+) -> FloatArray:
+    """The feature vector (in FEATURES order) of a run's tracks and context; `rules` maps
+    each rule's kind to the confidence of its finding (absent or 0: it did not fire)."""
     out: dict[str, float] = {"has_grad": 0.0, "has_lr": 0.0, "has_val": 0.0, "has_acc": 0.0}
+    for kind in RULE_KINDS:
+        out[f"rule_{kind}"] = (rules or {}).get(kind, 0.0)
     train = tracks.get("train_loss")
     start = _loss_features(train, out) if train is not None else math.nan
     grad_mid = _grad_features(tracks["grad_norm"], out) if "grad_norm" in tracks else math.nan

@@ -301,7 +301,10 @@ def check_quotes_are_stored(f: Finding, series: Series) -> None:
         assert bool(np.any(same)), f"evidence {key}={value} is no stored value: {f.to_dict()}"
         step_key = f"{key}_step"
         if step_key in f.evidence:
-            metric = "val_loss" if key.startswith("val_") else str(f.evidence.get("metric"))
+            prefixes = {"val_": "val_loss", "train_": "train_loss", "grad_": "grad_norm"}
+            metric = next(
+                (m for p, m in prefixes.items() if key.startswith(p)), str(f.evidence.get("metric"))
+            )
             at = _stored(series, metric, int(f.evidence[step_key]))  # type: ignore[arg-type]
             assert at == value, f"evidence {key}={value} but {metric} at that step is {at}"
 
@@ -349,8 +352,7 @@ def check_finding(f: Finding, run: Run) -> None:
     check_nothing_added_twice(f, run.ctx)
     check_progress_story(f)
     check_primer(f)
-    if f.kind != "healthy":  # diagnose's own healthy finding: see the xfail below
-        check_quotes_are_stored(f, run.series)
+    check_quotes_are_stored(f, run.series)
 
 
 @settings(
@@ -452,11 +454,6 @@ def test_a_smoothed_minimum_is_not_quoted_as_the_stored_value() -> None:
     assert "val_loss (smoothed)" in f.summary
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="diagnose._healthy quotes val_loss's running median as its value at a step; "
-    "diagnose.py is being reworked by the lead (quote.py has the stored-point helpers)",
-)
 def test_the_healthy_summary_quotes_stored_values() -> None:
     rng = np.random.default_rng(11)
     n, t = 1000, np.arange(1000.0)

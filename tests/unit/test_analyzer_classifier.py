@@ -18,14 +18,15 @@ STEPS = np.arange(600)
 RNG = np.random.default_rng(7)
 
 
-def _falling(scale: float = 1.0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    loss = scale * (0.1 + 2.2 * np.exp(-STEPS / 120)) * np.exp(RNG.normal(0, 0.05, STEPS.size))
+def _falling(scale: float = 1.0, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    loss = scale * (0.1 + 2.2 * np.exp(-STEPS / 120)) * np.exp(rng.normal(0, 0.05, STEPS.size))
     val_steps = STEPS[::30]
     return {
         "train_loss": (STEPS, loss),
         "val_loss": (val_steps, scale * (0.15 + 2.2 * np.exp(-val_steps / 120))),
         "lr": (STEPS, np.full(STEPS.size, 0.05)),
-        "grad_norm": (STEPS, 1.0 + 0.1 * RNG.random(STEPS.size)),
+        "grad_norm": (STEPS, 1.0 + 0.1 * rng.random(STEPS.size)),
     }
 
 

@@ -1,4 +1,4 @@
-"""The analyzer on synthetic runs: each condition gets its kind, normal curves get healthy.
+"""The analyzer's rules on synthetic runs: each condition gets its kind, normal curves none.
 
 Every run is generated here from a simple model of its condition (an exponential decay
 with log-normal batch noise, a blow-up, a bouncing loss at too high an lr, a warm-restart
@@ -15,7 +15,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from services.analyzer import Diagnosis, RunContext, diagnose, rules_generalization
+from services.analyzer import SEVERITIES, Diagnosis, RunContext, rules_generalization
+from services.analyzer.curves import Curves
+from services.analyzer.diagnose import healthy_finding
+from services.analyzer.rule_view import rule_findings, settle
 
 T = 3000
 EVAL_EVERY = 50
@@ -26,6 +29,20 @@ Run = tuple[Series, RunContext]
 
 
 # -- models of runs ------------------------------------------------------------------
+def rules_see(series: dict, ctx: RunContext | None = None) -> Diagnosis:
+    """What the rules find in a run (their settled findings, most severe first; healthy
+    when none fires). These curves were written for the rules' measurements; which kind is
+    a run's primary one is the classifier's call (test_analyzer_classifier.py)."""
+    ctx = ctx or RunContext()
+    curves = Curves(series, ctx)
+    found = list(settle(rule_findings(curves, ctx)).values()) or [healthy_finding(curves, ctx)]
+    if ctx.running:
+        found = [dataclasses.replace(f, provisional=True) for f in found]
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    found.sort(key=lambda f: (-rank[f.severity], -f.confidence))
+    return Diagnosis(tuple(found), provisional=ctx.running)
+
+
 def _noise(rng: np.random.Generator, curve: np.ndarray, rel: float) -> np.ndarray:
     """Batch noise: log-normal, so it scales with the loss as it does in practice."""
     return curve * np.exp(rng.normal(0.0, rel, curve.size))
@@ -374,7 +391,7 @@ CONDITIONS: dict[str, tuple[Callable[[], Run], str]] = {
 
 def _check(run: Run) -> Diagnosis:
     series, ctx = run
-    diagnosis = diagnose(series, ctx)
+    diagnosis = rules_see(series, ctx)
     json.dumps(diagnosis.to_dict(), allow_nan=False)  # JSON-ready, strictly
     return diagnosis
 
@@ -426,13 +443,13 @@ def test_kinds_do_not_depend_on_scale_or_offset(name: str, transform: str) -> No
             steps, values = changed[metric]
             values = np.asarray(values, dtype=float)
             changed[metric] = (steps, values * 1000 if transform == "x1000" else values + 1.0)
-    assert diagnose(changed, ctx).kinds == diagnose(series, ctx).kinds
+    assert rules_see(changed, ctx).kinds == rules_see(series, ctx).kinds
 
 
 def test_cyclic_schedule_without_lr_series_is_not_flagged() -> None:
     series, ctx = cyclic()
     del series["lr"]
-    assert diagnose(series, ctx).kinds == ("healthy",)
+    assert rules_see(series, ctx).kinds == ("healthy",)
 
 
 # -- evidence and recommendations ----------------------------------------------------
@@ -524,17 +541,17 @@ def test_overfitting_evidence_and_early_stop_at_the_val_minimum() -> None:
 
 def test_overfitting_a_slow_climb_is_found_by_its_trend(monkeypatch: pytest.MonkeyPatch) -> None:
     series, ctx = slow_climb()
-    f = diagnose(series, ctx).get("overfitting")
+    f = rules_see(series, ctx).get("overfitting")
     assert f is not None and 500 <= (f.step or 0) <= 1600  # a shallow minimum: near 700
     # The late level against the minimum alone does not show it: the trend does.
     monkeypatch.setattr(rules_generalization, "_trend_rise", lambda *_: None)
-    assert "overfitting" not in diagnose(series, ctx).kinds
+    assert "overfitting" not in rules_see(series, ctx).kinds
 
 
 @pytest.mark.parametrize("seed", range(10))
 def test_overfitting_not_read_into_a_noisy_level_after_the_minimum(seed: int) -> None:
     series, ctx = slow_climb(seed, climb=0.0)
-    assert "overfitting" not in diagnose(series, ctx).kinds
+    assert "overfitting" not in rules_see(series, ctx).kinds
 
 
 def test_slow_convergence_raises_the_lr_by_a_factor_from_the_data() -> None:
@@ -590,7 +607,7 @@ def test_exploding_needs_growth_beyond_the_noise_of_the_bins() -> None:
     flagged = [
         seed
         for seed in range(10)
-        if "exploding_gradients" in diagnose(*_solved_batches(seed)).kinds
+        if "exploding_gradients" in rules_see(*_solved_batches(seed)).kinds
     ]
     assert len(flagged) <= 2, flagged
 
@@ -612,9 +629,9 @@ def _val_thrown_by_the_lr(seed: int, schedule: bool) -> Run:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_val_jumps_while_a_schedule_holds_the_lr_high_are_by_design(seed: int) -> None:
-    assert "oscillation" not in diagnose(*_val_thrown_by_the_lr(seed, schedule=True)).kinds
+    assert "oscillation" not in rules_see(*_val_thrown_by_the_lr(seed, schedule=True)).kinds
     # The same jumps under an lr held there by hand are the lr's fault.
-    assert "oscillation" in diagnose(*_val_thrown_by_the_lr(seed, schedule=False)).kinds
+    assert "oscillation" in rules_see(*_val_thrown_by_the_lr(seed, schedule=False)).kinds
 
 
 def test_underfitting_suggests_capacity_and_a_higher_lr() -> None:
@@ -672,7 +689,7 @@ def test_running_trial_early_on_is_provisional_and_healthy() -> None:
 def test_running_trials_raise_no_false_alarm(n: int) -> None:
     for make in (healthy, noisy_small_batch, warmup_bump, cosine_restarts, plateau):
         run = _cut(make(), n, _ctx(0.05, running=True))
-        kinds = diagnose(*run).kinds
+        kinds = rules_see(*run).kinds
         assert kinds == ("healthy",), (make.__name__, n, kinds)
 
 
@@ -685,8 +702,8 @@ def test_running_trial_that_diverged_is_still_critical() -> None:
 
 def test_running_findings_are_less_confident() -> None:
     series, ctx = overfitting()
-    done = diagnose(series, ctx).get("overfitting")
-    live = diagnose(series, _ctx(0.05, running=True)).get("overfitting")
+    done = rules_see(series, ctx).get("overfitting")
+    live = rules_see(series, _ctx(0.05, running=True)).get("overfitting")
     assert done is not None and live is not None
     assert live.provisional and live.confidence < done.confidence
 
@@ -694,8 +711,8 @@ def test_running_findings_are_less_confident() -> None:
 @pytest.mark.parametrize("seed", [101, 202, 303])
 def test_verdicts_hold_across_noise_draws(seed: int) -> None:
     for name, make in HEALTHY.items():
-        kinds = diagnose(*make(seed=seed)).kinds  # type: ignore[call-arg]
+        kinds = rules_see(*make(seed=seed)).kinds  # type: ignore[call-arg]
         assert kinds == ("healthy",), (name, kinds)
     for name, (make, kind) in CONDITIONS.items():
-        kinds = diagnose(*make(seed=seed)).kinds  # type: ignore[call-arg]
+        kinds = rules_see(*make(seed=seed)).kinds  # type: ignore[call-arg]
         assert kind in kinds, (name, kinds)

@@ -202,8 +202,8 @@ def test_number_helpers() -> None:
 
 # -- findings, registry, edge inputs -------------------------------------------------
 def test_registry_covers_every_kind_but_healthy() -> None:
-    assert set(RULES) | {"healthy"} == set(KINDS)
-    assert len(KINDS) == 9
+    assert set(RULES) | {"healthy", "insufficient_data"} == set(KINDS)
+    assert len(KINDS) == 10
 
 
 def test_rules_can_be_called_one_by_one() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from services.analyzer import KINDS
 from services.analyzer.sweep import (
     FindingBrief,
     MetricFigures,
@@ -116,7 +117,7 @@ def test_finding_counts_list_every_kind() -> None:
     counts = analyze_sweep(classic_sweep()).finding_counts
     assert counts["overfitting"] == 4 and counts["divergence"] == 2
     assert counts["slow_convergence"] == 2 and counts["healthy"] == 1
-    assert counts["plateau"] == 0 and len(counts) == 9
+    assert counts["plateau"] == 0 and len(counts) == len(KINDS)
 
 
 def test_summary_says_what_to_do_next() -> None:
