@@ -18,6 +18,10 @@ from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
 ANALYZED = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm")
+# Per-layer gradient norms (grad_norm/<index>.<module>): at most this many, spread from the
+# first layer to the last, which are the two the gradient rules compare.
+LAYER_PREFIX = "grad_norm/"
+MAX_LAYER_SERIES = 64
 Columns = tuple[np.ndarray, np.ndarray]  # steps (int64), values (float64)
 
 
@@ -31,8 +35,10 @@ def analysed_series(store: Store, trial_id: int, limit: int) -> dict[str, Column
     """Each analysed series in one read, as (steps, values) arrays: raw up to `limit`
     points, longer ones reduced to `limit` by min/max buckets (which keep the shape:
     spikes, the first non-finite). Arrays, not lists: the rules work on arrays, and a
-    10,000-point list costs ~0.5 ms each way."""
-    return store.metrics.read_shapes(trial_id, ANALYZED, limit)
+    10,000-point list costs ~0.5 ms each way. Per-layer gradient norms come along when the
+    run logged them."""
+    layers = store.metrics.names_with_prefix(trial_id, LAYER_PREFIX, MAX_LAYER_SERIES)
+    return store.metrics.read_shapes(trial_id, (*ANALYZED, *layers), limit)
 
 
 def _context(trial: Trial, series: Mapping[str, Columns]) -> RunContext:

@@ -42,6 +42,8 @@ class RunContext:
     dropout: float | None = None
     grad_clip_norm: float | None = None
     hidden: tuple[int, ...] | None = None  # the task's hidden widths, where it has them
+    activation: str | None = None  # the task's hidden activation, where it has one
+    init_scale: float | None = None  # the task's weight-init multiplier, where it has one
 
     @property
     def cyclical(self) -> bool:
@@ -82,6 +84,8 @@ class RunContext:
         momentum = getattr(opt, "momentum", None)
         max_lr = getattr(sched, "max_lr", None)
         hidden = getattr(ts.task, "hidden", None)
+        activation = getattr(ts.task, "activation", None)
+        init_scale = getattr(ts.task, "init_scale", None)
         return cls(
             lr=opt.lr,
             optimizer=opt.name,
@@ -98,4 +102,6 @@ class RunContext:
             dropout=reg.dropout,
             grad_clip_norm=reg.grad_clip_norm,
             hidden=tuple(int(w) for w in hidden) if isinstance(hidden, list) else None,
+            activation=activation if isinstance(activation, str) else None,
+            init_scale=float(init_scale) if isinstance(init_scale, int | float) else None,
         )
