@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from services.analyzer import ANALYZER_VERSION, Diagnosis, RunContext, diagnose
+from services.analyzer.layers import LAYER_PREFIX
 from services.domain import Trial, TrialStatus
 from services.run_config import context_from_config
 from services.store import Store
@@ -20,7 +21,6 @@ from services.store.findings import FindingChanges
 ANALYZED = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm")
 # Per-layer gradient norms (grad_norm/<index>.<module>): at most this many, spread from the
 # first layer to the last, which are the two the gradient rules compare.
-LAYER_PREFIX = "grad_norm/"
 MAX_LAYER_SERIES = 64
 Columns = tuple[np.ndarray, np.ndarray]  # steps (int64), values (float64)
 

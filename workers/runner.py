@@ -114,7 +114,7 @@ class _Loop:
         opt = self.t.optimizer
         for lrs, group in zip(self.log.lrs, opt.param_groups, strict=True):
             lrs.append(group["lr"])  # the lr this step uses
-        sample = self.log.step % LAYER_EVERY == 0
+        sample = bool(self.layers.names) and self.log.step % LAYER_EVERY == 0
         if self.lbfgs:
             seen: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
 

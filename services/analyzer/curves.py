@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 
 from services.analyzer.context import RunContext
-from services.analyzer.layers import LayerGap, layer_gap, layer_tracks
+from services.analyzer.layers import LAYER_PREFIX, LayerGap, layer_gap, layer_tracks
 from services.analyzer.profile import Bins, LossProfile, build_profile, make_bins, use_log
 from services.analyzer.series import SeriesLike, Track, to_track
 from services.analyzer.stats import (
@@ -27,7 +27,6 @@ __all__ = ["MAX_VAL_POINTS", "METRICS", "Curves", "GradCurve", "ValCurve"]
 # The metric names of the contract (DESIGN.md) that the rules read; and per-layer gradient
 # norms, grad_norm/<index>.<module> (services.analyzer.layers).
 METRICS = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm", "swa_val_loss")
-LAYER_PREFIX = "grad_norm/"
 
 # Evaluations beyond this many are reduced to bin medians before smoothing.
 MAX_VAL_POINTS = 400

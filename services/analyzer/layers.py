@@ -24,8 +24,9 @@ from services.analyzer.profile import Bins, make_bins
 from services.analyzer.series import Track
 from services.analyzer.stats import FloatArray, median
 
-__all__ = ["LAYER_NAME", "LayerGap", "layer_gap", "layer_tracks", "rise_se"]
+__all__ = ["LAYER_NAME", "LAYER_PREFIX", "LayerGap", "layer_gap", "layer_tracks", "rise_se"]
 
+LAYER_PREFIX = "grad_norm/"
 LAYER_NAME = re.compile(r"grad_norm/(\d+)\.(.+)")
 # Fewer common points than this and the gap has no trend worth reading.
 MIN_POINTS = 10
