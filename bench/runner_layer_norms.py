@@ -8,7 +8,9 @@ Adam, 1 thread, eval every 50, a checkpoint every 200, a real store): the bare l
 runner as it ships (grad_norm/<index>.<module> every LAYER_EVERY = 8 steps) and the runner
 with per-layer norms off (workers.runner.LAYER_EVERY patched, for the run, to a step that
 never comes). The order rotates each repeat after one untimed warm-up of each; the figures
-are medians of per-repeat ratios, wall and CPU time, as in runner_overhead.py. Separate
+are medians of per-repeat ratios, wall and CPU time, as in runner_overhead.py. Then one
+sample alone: `LayerNorms.measure` on the flat buffer of a built digits task (the MLP
+above, and one of 6 hidden layers of 32), 3,000 calls, median of 7 timings. Separate
 before/after runs of runner_overhead.py on this shared machine drift by more than the
 difference they look for; pairs a few seconds apart do not.
 """
@@ -20,6 +22,7 @@ import contextlib
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,8 +37,30 @@ from bench._common import environment_line, load_average, pg_database, table  # 
 from bench.runner_overhead import WARM_STEPS, make_spec, run_bare, run_runner  # noqa: E402
 from services.specs import TrialSpec  # noqa: E402
 from services.store import Store, open_store  # noqa: E402
+from workers.optim.grads import GradBuffer  # noqa: E402
+from workers.optim.layer_norms import LayerNorms  # noqa: E402
+from workers.tasks import build_task  # noqa: E402
 
 NEVER = 2**62  # a LAYER_EVERY no step reaches but step 0 (one sample per run)
+MICRO_HIDDEN = ([128], [32] * 6)
+
+
+def sample_cost(hidden: list[int]) -> tuple[int, float]:
+    """Layers of a digits MLP with `hidden`, and seconds per LayerNorms.measure call."""
+    spec = {"task": {"name": "digits", "hidden": hidden}, "budget": {"max_steps": 10}}
+    task = build_task(TrialSpec.model_validate(spec))
+    params = list(task.model.parameters())
+    task.loss(next(iter(task.epoch_batches(32, torch.Generator().manual_seed(0))))).backward()
+    grads = GradBuffer(params)
+    grads.norm()  # adopts the flat buffer, as the runner's first step does
+    layers = LayerNorms(task.model)
+    times = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for _ in range(3000):
+            layers.measure(grads)
+        times.append((time.perf_counter() - t0) / 3000)
+    return len(layers.names), statistics.median(times)
 
 
 def _runner(store: Store, workdir: Path, every: int) -> Callable[[TrialSpec], dict[str, float]]:
@@ -108,7 +133,13 @@ def main() -> None:
                 rows,
             )
         )
-        print(f"load average at end: {load_average()}")
+        print(f"load average at end: {load_average()}\n")
+    micro = []
+    for hidden in MICRO_HIDDEN:
+        n, cost = sample_cost(hidden)
+        per_step = cost / runner_module.LAYER_EVERY
+        micro.append([f"digits MLP {hidden}", str(n), f"{cost * 1e6:.1f}", f"{per_step * 1e6:.1f}"])
+    print(table(["model", "layers", "µs per sample", "µs per step"], micro))
 
 
 if __name__ == "__main__":
