@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from services.analyzer import ANALYZER_VERSION, Diagnosis, RunContext, diagnose
+from services.analyzer.layers import LAYER_PREFIX
 from services.domain import Trial, TrialStatus
 from services.metric_names import CANONICAL, MetricNames
 from services.run_config import context_from_config
@@ -20,6 +21,9 @@ from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
 ANALYZED = (*CANONICAL, "sharpness")
+# Per-layer gradient norms (grad_norm/<index>.<module>): at most this many, spread from the
+# first layer to the last, which are the two the gradient rules compare.
+MAX_LAYER_SERIES = 64
 Columns = tuple[np.ndarray, np.ndarray]  # steps (int64), values (float64)
 
 
@@ -33,8 +37,10 @@ def analysed_series(store: Store, trial_id: int, limit: int) -> dict[str, Column
     """Each analysed series in one read, as (steps, values) arrays: raw up to `limit`
     points, longer ones reduced to `limit` by min/max buckets (which keep the shape:
     spikes, the first non-finite). Arrays, not lists: the rules work on arrays, and a
-    10,000-point list costs ~0.5 ms each way."""
-    return store.metrics.read_shapes(trial_id, ANALYZED, limit)
+    10,000-point list costs ~0.5 ms each way. Per-layer gradient norms come along when the
+    run logged them."""
+    layers = store.metrics.names_with_prefix(trial_id, LAYER_PREFIX, MAX_LAYER_SERIES)
+    return store.metrics.read_shapes(trial_id, (*ANALYZED, *layers), limit)
 
 
 def metric_names(trial: Trial) -> MetricNames:

@@ -1,7 +1,8 @@
 """The training loop of one trial: build, (resume,) train, evaluate, checkpoint, report.
 
 Metric names follow the contract in DESIGN.md: every step train_loss, lr (lr/<g> for other
-param groups) and grad_norm (global L2 norm before clipping); every evaluation the task's
+param groups) and grad_norm (global L2 norm before clipping); every LAYER_EVERY steps
+grad_norm/<index>.<module> per layer (workers.optim.layer_norms); every evaluation the task's
 val_* metrics and samples_per_sec; swa_val_loss at the end of an SWA run; with
 diagnostics.sharpness_every, `sharpness` (see workers.sharpness) every that many steps, on
 the step's batch at the weights before its update. A non-finite training loss, or one whose
@@ -34,6 +35,7 @@ from workers.checkpoints import CheckpointStore
 from workers.loss_stop import LossWatch
 from workers.optim import Training, build_training, l1_penalty, l2_penalty
 from workers.optim.grads import GradBuffer
+from workers.optim.layer_norms import LAYER_EVERY, LayerNorms
 from workers.sharpness import SharpnessProbe, SharpnessUnsupported
 from workers.sink import BlockSink, PointSink, block_sink
 from workers.step_log import StepLog
@@ -83,7 +85,9 @@ class _Loop:
         self.params = [p for p in task.model.parameters() if p.requires_grad]
         self.grads = GradBuffer(self.params)
         self.watch = LossWatch.for_trial(spec, task.surrogate_loss)
-        self.log = StepLog(_lr_names(len(t.optimizer.param_groups)), 0, self.watch)
+        self.layers = LayerNorms(task.model)
+        lr_names = _lr_names(len(t.optimizer.param_groups))
+        self.log = StepLog(lr_names, 0, self.watch, layer_names=self.layers.names)
         self.lbfgs = isinstance(t.optimizer, torch.optim.LBFGS)
         self.clip_norm = spec.regularization.grad_clip_norm
         self.clip_value = spec.regularization.grad_clip_value
@@ -106,40 +110,44 @@ class _Loop:
             total = total + l2_penalty(self.task.model, self.t.l2_in_loss)
         return loss, total
 
-    def _clip(self) -> torch.Tensor:
+    def _clip(self, sample: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Clip as the spec says; returns the norms before it: global, and per layer
+        when `sample`."""
         norm = self.grads.norm()
+        layers = self.layers.measure(self.grads) if sample else None
         if self.clip_norm is not None:
             torch.nn.utils.clip_grads_with_norm_(self.params, self.clip_norm, norm)
         elif self.clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
-        return norm
+        return norm, layers
 
     def step(self, batch: Any) -> None:
         """One optimizer step; its metrics go into `self.log`."""
         opt = self.t.optimizer
         for lrs, group in zip(self.log.lrs, opt.param_groups, strict=True):
             lrs.append(group["lr"])  # the lr this step uses
+        sample = bool(self.layers.names) and self.log.step % LAYER_EVERY == 0
         if self.lbfgs:
-            seen: dict[str, torch.Tensor] = {}
+            seen: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
 
             def closure() -> torch.Tensor:
                 self.grads.zero()
                 loss, total = self._objective(batch)
                 total.backward()
-                norm = self._clip()
-                seen.setdefault("loss", loss.detach())  # the loss before this step's update
-                seen.setdefault("norm", norm)
+                # The first evaluation's loss and norms: those before this step's update.
+                norm, layers = self._clip(sample and not seen)
+                seen.setdefault("first", (loss.detach(), norm, layers))
                 return total
 
             opt.step(closure)  # type: ignore[arg-type]  # LBFGS takes a tensor closure
-            loss_t, norm_t = seen["loss"], seen["norm"]
+            loss_t, norm_t, layers_t = seen["first"]
         else:
             self.grads.zero()
             loss_t, total = self._objective(batch)
             total.backward()
-            norm_t = self._clip()
+            norm_t, layers_t = self._clip(sample)
             opt.step()
-        self.log.record(loss_t.detach(), norm_t)
+        self.log.record(loss_t.detach(), norm_t, layers_t)
         self.examples += self.task.batch_examples(batch)
         self.t.schedule.after_step()
         if self.t.swa is not None:

@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 
 from services.analyzer.context import RunContext
+from services.analyzer.layers import LAYER_PREFIX, LayerGap, layer_gap, layer_tracks
 from services.analyzer.profile import Bins, LossProfile, build_profile, make_bins, use_log
 from services.analyzer.series import SeriesLike, Track, to_track
 from services.analyzer.stats import (
@@ -23,7 +24,8 @@ from services.analyzer.stats import (
 
 __all__ = ["MAX_VAL_POINTS", "METRICS", "Curves", "GradCurve", "ValCurve"]
 
-# The metric names of the contract (DESIGN.md) that the rules read.
+# The metric names of the contract (DESIGN.md) that the rules read; and per-layer gradient
+# norms, grad_norm/<index>.<module> (services.analyzer.layers).
 METRICS = (
     "train_loss",
     "val_loss",
@@ -103,7 +105,8 @@ class Curves:
     def __init__(self, series: Mapping[str, SeriesLike], context: RunContext) -> None:
         self.context = context
         self.tracks: dict[str, Track] = {}
-        for name in METRICS:
+        names = [*METRICS, *(n for n in series if n.startswith(LAYER_PREFIX))]
+        for name in names:
             if name in series:
                 track = to_track(series[name])
                 if track.size:
@@ -170,6 +173,11 @@ class Curves:
         if v is None or v.log:
             return v
         return _val_curve(self.tracks["val_loss"], "log")
+
+    @cached_property
+    def layers(self) -> LayerGap | None:
+        """The first and last layers' gradient norms compared (None unless logged)."""
+        return layer_gap(layer_tracks(self.tracks))
 
     @cached_property
     def grad(self) -> GradCurve | None:

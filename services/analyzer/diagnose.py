@@ -113,6 +113,12 @@ def _primary_kind(
     """The run's primary kind and the confidence in it."""
     if _blew_up(curves):
         return "divergence", 1.0  # by definition, whatever the curve did before
+    if curves.layers is not None:
+        # Per-layer norms are the direct evidence: the gradient rules judge by them alone
+        # when they are logged (rules_layers), and what they find is the primary finding.
+        for kind in ("vanishing_gradients", "exploding_gradients"):
+            if kind in found:
+                return kind, found[kind].confidence
     votes = {kind: f.confidence for kind, f in settle(found).items()}
     vector = curve_features(curves.tracks, ctx, votes)
     features = dict(zip(FEATURES, vector.tolist(), strict=True))

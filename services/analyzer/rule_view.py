@@ -35,6 +35,9 @@ SUPPRESSES: dict[str, frozenset[str]] = {
         }
     ),
     "oscillation": frozenset({"slow_convergence", "plateau", "underfitting"}),
+    # The gradient cannot move the early layers: "raise the lr" or "add capacity" would
+    # treat the symptom (a flat, high loss) and miss the cause.
+    "vanishing_gradients": frozenset({"slow_convergence", "plateau", "underfitting"}),
 }
 
 

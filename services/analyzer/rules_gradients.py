@@ -4,6 +4,10 @@ Norms are read in decades (log10): an explosion is a rise of an order of magnitu
 more above the lowest level the run had reached so far, and beyond the noise of those two
 levels; a collapse is two orders below the early level while the loss does not move.
 Ratios do not depend on the loss scale.
+
+When the run logged per-layer norms (grad_norm/<index>.<module>), both are judged from
+the first layer against the last instead (services.analyzer.rules_layers); a grad_norm
+of exactly zero (dead units) and a non-finite one are read from grad_norm as before.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from services.analyzer.context import RunContext
-from services.analyzer.curves import Curves
+from services.analyzer.curves import Curves, GradCurve
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
-from services.analyzer.profile import Bins, design_mask, lr_raised
+from services.analyzer.layers import rise_se
+from services.analyzer.profile import design_mask, lr_raised
 from services.analyzer.recommend import (
     LrAdvice,
     clip_threshold,
@@ -22,10 +27,11 @@ from services.analyzer.recommend import (
     lr_changes,
     warmup_steps_for,
 )
+from services.analyzer.rules_layers import Explosion, layer_explosion, vanishing_by_layers
 from services.analyzer.rules_progress import HIGH_SHARE
 from services.analyzer.series import Track
 from services.analyzer.spec_text import change_text, changes_text
-from services.analyzer.stats import FloatArray, median
+from services.analyzer.stats import median
 
 __all__ = ["exploding_gradients", "vanishing_gradients"]
 
@@ -45,15 +51,11 @@ SOLVED_SHARE = 0.01
 STUCK_OF_DROP = 0.1
 
 
-def _difference_se(b: Bins) -> FloatArray:
-    """Per bin: the standard error of its median minus the lowest bin median so far."""
-    sm = b.sigma_m
-    lowest = np.minimum.accumulate(b.med)
-    at = np.maximum.accumulate(np.where(b.med == lowest, np.arange(b.size), 0))
-    return np.asarray(np.sqrt(sm**2 + sm[at] ** 2), dtype=np.float64)
-
-
-def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
+def global_explosion(
+    curves: Curves, ctx: RunContext, spikes_count: bool = True
+) -> Explosion | None:
+    """grad_norm growth (sustained, or a peak) above the lowest level reached so far, or
+    repeated spikes above it (`spikes_count`), or a non-finite grad_norm."""
     g = curves.grad
     if g is None:
         return None
@@ -77,7 +79,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         # it: within 3 standard errors of that difference it is no growth, however many
         # decades it spans (once most batches are solved, their norms span decades and a
         # bin's median may land on either side).
-        real = excess >= GROWTH_SE * _difference_se(b)
+        real = excess >= GROWTH_SE * rise_se(b)
         late_real = bool(np.mean(real[-k:]) >= 0.5)
         sustained = late >= m * SUSTAINED_DECADES and late_real
         peaked = peak >= m * PEAK_DECADES and bool(real[peak_i])
@@ -110,7 +112,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
             if late >= SUSTAINED_DECADES and late_real:
                 kind_text += f" and stays {fmt(10**late)}x up at the end"
             ratio = max(late / SUSTAINED_DECADES, peak / PEAK_DECADES) / m
-        elif spikes >= m * max(MIN_SPIKES, SPIKE_RATE * logs.size):
+        elif spikes_count and spikes >= m * max(MIN_SPIKES, SPIKE_RATE * logs.size):
             onset = int(steps[spike_onsets[0]])
             kind_text = (
                 f"grad_norm spiked {spikes} times to 10x or more its local median, first at "
@@ -126,6 +128,19 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         ratio = 10.0
     if onset is None:
         return None
+    return Explosion(onset, kind_text, ratio, evidence)
+
+
+def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
+    g = curves.grad
+    gap = curves.layers
+    if gap is not None:  # per-layer norms: judged by them, spikes left out (see rules_layers)
+        found = layer_explosion(gap, global_explosion(curves, ctx, spikes_count=False), ctx)
+    else:
+        found = global_explosion(curves, ctx)
+    if found is None or g is None:
+        return None
+    onset, kind_text, ratio, evidence = found.onset, found.text, found.ratio, found.evidence
 
     clip = clip_threshold(g, onset)
     healthy = g.track.values[g.track.steps < onset]
@@ -139,6 +154,12 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         advice = lower_lr_advice(p, curves.lr, max(advice_bin, 0), ctx)
         lower = (advice, advice.changes(ctx))
     text, changes, alternatives = _exploding_advice(clip, lower, ctx)
+    if gap is not None:
+        # Grown toward the input: the layers themselves amplify the gradient.
+        text += (
+            " The gradient grows on its way to the input: initialize the weights at "
+            "He/Xavier scale and add normalization (BatchNorm/LayerNorm)."
+        )
     warmup = warmup_steps_for(onset, ctx, int(g.track.steps[-1]) if g.track.size else 0)
     if warmup is not None and warmup > ctx.warmup_steps:
         alternatives.append(
@@ -150,7 +171,7 @@ def exploding_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
         )
     return Finding(
         kind="exploding_gradients",
-        severity="critical" if g.nonfinite is not None or ratio >= 2 else "warning",
+        severity="critical" if "nonfinite_step" in evidence or ratio >= 2 else "warning",
         confidence=confidence_from(ratio, running=ctx.running),
         step=onset,
         summary=kind_text + ".",
@@ -238,35 +259,54 @@ def _solved_where_zero(curves: Curves, grad: Track) -> bool:
 
 def vanishing_gradients(curves: Curves, ctx: RunContext) -> Finding | None:
     g = curves.grad
+    if g is not None and g.zero_fraction_late >= ZERO_SHARE:
+        dead = _dead_units(curves, ctx, g)
+        if dead is not None:
+            return dead
+    if curves.layers is not None:
+        return vanishing_by_layers(curves.layers, ctx)
     if g is None:
         return None
+    return _collapse(curves, ctx, g)
+
+
+def _dead_units(curves: Curves, ctx: RunContext, g: GradCurve) -> Finding | None:
+    """grad_norm exactly 0 in most late steps, where the loss is not solved."""
+    if _solved_where_zero(curves, g.track):
+        return None
+    zeros = np.flatnonzero(g.track.values == 0)
+    step = int(g.track.steps[zeros[0]]) if zeros.size else None
+    dead = lr_changes(ctx, 0.1, ctx.lr)
+    lowered = changes_text(dead, ctx) if dead else "the lr about 10x"
+    evidence: dict[str, Value] = {
+        "metric": "grad_norm",
+        "zero_share_last_quarter": g.zero_fraction_late,
+    }
+    return Finding(
+        kind="vanishing_gradients",
+        severity="critical",
+        confidence=confidence_from(g.zero_fraction_late / ZERO_SHARE + 1, running=ctx.running),
+        step=step,
+        summary=(
+            f"grad_norm is exactly 0 in {fmt(100 * g.zero_fraction_late)}% of the last "
+            f"quarter of steps (first at step {step}): nothing is learning."
+        ),
+        evidence=evidence,
+        recommendation=(
+            "A gradient of exactly zero means dead units (ReLUs pushed below zero, often "
+            f"by too high an lr) or a graph cut off from the loss: lower {lowered}, use "
+            "careful initialization and a leaky activation, and check that every layer "
+            "reaches the loss."
+        ),
+        changes=dead,
+    )
+
+
+def _collapse(curves: Curves, ctx: RunContext, g: GradCurve) -> Finding | None:
+    """grad_norm fell orders of magnitude below its early level while the loss stalled."""
     m = ctx.margin
     b = g.bins
     evidence: dict[str, Value] = {"metric": "grad_norm"}
-    if g.zero_fraction_late >= ZERO_SHARE and not _solved_where_zero(curves, g.track):
-        zeros = np.flatnonzero(g.track.values == 0)
-        step = int(g.track.steps[zeros[0]]) if zeros.size else None
-        evidence["zero_share_last_quarter"] = g.zero_fraction_late
-        dead = lr_changes(ctx, 0.1, ctx.lr)
-        lowered = changes_text(dead, ctx) if dead else "the lr about 10x"
-        return Finding(
-            kind="vanishing_gradients",
-            severity="critical",
-            confidence=confidence_from(g.zero_fraction_late / ZERO_SHARE + 1, running=ctx.running),
-            step=step,
-            summary=(
-                f"grad_norm is exactly 0 in {fmt(100 * g.zero_fraction_late)}% of the last "
-                f"quarter of steps (first at step {step}): nothing is learning."
-            ),
-            evidence=evidence,
-            recommendation=(
-                "A gradient of exactly zero means dead units (ReLUs pushed below zero, often "
-                f"by too high an lr) or a graph cut off from the loss: lower {lowered}, use "
-                "careful initialization and a leaky activation, and check that every layer "
-                "reaches the loss."
-            ),
-            changes=dead,
-        )
     if b.size < MIN_BINS:
         return None
     e = max(1, b.size // 5)

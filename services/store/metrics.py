@@ -51,6 +51,34 @@ _NAMES_SQL = text(
     """
 )
 
+# Names at or after a prefix in the database's order, one index probe each, at most :scan
+# of them. In the C collation the names with the prefix come first; in others they sort
+# at or after it too, but may interleave with a few names that do not start with it.
+_NAMES_FROM_SQL = text(
+    """
+    WITH RECURSIVE names(name, n) AS (
+        SELECT MIN(name), 1 FROM metric_points WHERE trial_id = :trial_id AND name >= :prefix
+        UNION ALL
+        SELECT (SELECT MIN(m.name) FROM metric_points m
+                WHERE m.trial_id = :trial_id AND m.name > names.name), names.n + 1
+        FROM names WHERE names.name IS NOT NULL AND names.n < :scan
+    )
+    SELECT name FROM names WHERE name IS NOT NULL
+    """
+)
+# How many distinct names a prefix read looks at, whatever the trial logged.
+PREFIX_SCAN = 1024
+
+
+def _spread(items: Sequence[str], limit: int) -> list[str]:
+    """At most `limit` of `items`, evenly spaced, the first and the last among them."""
+    if len(items) <= limit:
+        return list(items)
+    if limit == 1:
+        return [items[0]]
+    picks = np.linspace(0, len(items) - 1, limit).round().astype(int)
+    return [items[i] for i in dict.fromkeys(picks.tolist())]
+
 
 def _dedupe(trial_id: int, points: Iterable[PointIn]) -> list[tuple[int, str, int, float, float]]:
     """Last write wins within a batch, as it would across batches. Rows come out in key
@@ -156,6 +184,15 @@ class MetricRepository:
         with self._db.session() as s:
             # Sorted here, not by the database, so the order never depends on its collation.
             return sorted(r[0] for r in s.execute(_NAMES_SQL, {"trial_id": trial_id}))
+
+    def names_with_prefix(self, trial_id: int, prefix: str, limit: int) -> list[str]:
+        """The trial's names that start with `prefix`, sorted; when more than `limit`,
+        `limit` of them spread evenly over that order, the first and last included.
+        Bounded: it looks at most at PREFIX_SCAN distinct names from the prefix on."""
+        args = {"trial_id": trial_id, "prefix": prefix, "scan": PREFIX_SCAN}
+        with self._db.session() as s:
+            found = [r[0] for r in s.execute(_NAMES_FROM_SQL, args)]
+        return _spread(sorted(n for n in found if n.startswith(prefix)), limit)
 
     def read(
         self,

@@ -741,6 +741,30 @@ def test_shapes_read_of_points_written_out_of_order(store: Store) -> None:
     assert values.tolist() == [1.0] * 600 + [2.0] * 400
 
 
+def test_names_with_a_prefix_are_only_those_that_start_with_it(store: Store) -> None:
+    trial, other = _a_trial(store, "a"), _a_trial(store, "b")
+    layers = [f"grad_norm/{i:02d}.layers.{i}" for i in range(5)]
+    near = ["grad_norm", "grad_normal", "grad_norm_x", "grad.norm/00.x", "lr", "zzz"]
+    store.metrics.write(trial.id, [(n, s, 1.0, None) for n in layers + near for s in range(3)])
+    store.metrics.write(other.id, [("grad_norm/00.elsewhere", 0, 1.0, None)])
+    assert store.metrics.names_with_prefix(trial.id, "grad_norm/", 64) == layers
+    # LIKE's wildcards in a prefix are plain characters.
+    assert store.metrics.names_with_prefix(trial.id, "grad_norm_", 64) == ["grad_norm_x"]
+    assert store.metrics.names_with_prefix(trial.id, "nothing/", 64) == []
+    assert store.metrics.names_with_prefix(987_654, "grad_norm/", 64) == []
+
+
+def test_names_with_a_prefix_past_the_limit_are_spread_from_first_to_last(store: Store) -> None:
+    trial = _a_trial(store)
+    layers = [f"grad_norm/{i:03d}.block" for i in range(200)]
+    store.metrics.write(trial.id, [(n, 0, 1.0, None) for n in layers])
+    picked = store.metrics.names_with_prefix(trial.id, "grad_norm/", 64)
+    assert len(picked) == 64 and picked == sorted(set(picked))
+    assert (picked[0], picked[-1]) == (layers[0], layers[-1])
+    gaps = np.diff([layers.index(n) for n in picked])
+    assert gaps.min() >= 3 and gaps.max() <= 4  # evenly spaced over the 200
+
+
 # -- metrics: volume and isolation ---------------------------------------------------------
 def test_large_batch_lands_completely(store: Store) -> None:
     trial = _a_trial(store)

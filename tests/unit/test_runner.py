@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lrlab.torch as lrlab_torch
 import pytest
 import torch
 
@@ -16,7 +17,9 @@ from services.launcher import RunOutcome
 from services.specs import TrialSpec
 from workers import step_log
 from workers.checkpoints import CheckpointStore
-from workers.optim import build_training
+from workers.optim import build_training, layer_norms
+from workers.optim.grads import GradBuffer
+from workers.optim.layer_norms import LayerNorms
 from workers.runner import TrainResult, train
 from workers.sink import MetricSink, Row
 from workers.tasks import build_task
@@ -168,8 +171,8 @@ def test_a_resumed_run_continues_exactly_where_the_checkpoint_left_off(tmp_path:
     # Stopped at step 61, it resumes from its last checkpoint (step 40) and from there on
     # matches the run that was never interrupted, dropout masks included.
     assert min(second.points["train_loss"]) == 40
-    for name in ("train_loss", "lr", "grad_norm"):
-        assert second.points[name] == {s: whole.points[name][s] for s in range(40, 100)}
+    for name in ("train_loss", "lr", "grad_norm", "grad_norm/00.0", "grad_norm/01.3"):
+        assert second.points[name] == {s: v for s, v in whole.points[name].items() if s >= 40}
     assert first.points["train_loss"] == {s: whole.points["train_loss"][s] for s in range(62)}
 
 
@@ -197,6 +200,7 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss(
     # past the first non-finite loss, and recorded nothing after it.
     assert steps_run - 1 - result.last_step < step_log.DRAIN_STEPS
     assert max(sink.points["grad_norm"]) == result.last_step
+    assert max(sink.points["grad_norm/00.0"]) <= result.last_step
 
 
 def test_clipping_bounds_the_update_but_grad_norm_is_measured_before_it(tmp_path: Path) -> None:
@@ -353,7 +357,8 @@ def test_the_first_step_reaches_the_sink_alone_and_at_once(tmp_path: Path) -> No
         def add_steps(
             self, first: int, columns: dict[str, list[float]], times: list[float]
         ) -> None:
-            blocks.append((first, len(times)))
+            if "train_loss" in columns:  # the per-step block; per-layer samples come apart
+                blocks.append((first, len(times)))
 
         def unsent(self) -> list[Any]:
             return []
@@ -368,3 +373,48 @@ def test_the_first_step_reaches_the_sink_alone_and_at_once(tmp_path: Path) -> No
     assert sum(n for _, n in blocks) == 100
     assert all(n <= step_log.DRAIN_STEPS for _, n in blocks)
     assert [first for first, _ in blocks] == sorted(first for first, _ in blocks)
+
+
+def test_per_layer_gradient_norms_are_recorded_every_few_steps_before_clipping(
+    tmp_path: Path,
+) -> None:
+    spec = digits(
+        task={"name": "digits", "hidden": [32, 16]},
+        optimizer={"name": "sgd", "lr": 0.1},
+        regularization={"grad_clip_norm": 0.01},
+    )
+    _, sink = run(spec, tmp_path)
+    model = build_task(TrialSpec.model_validate(spec)).model
+    names = [n for n in sink.points if n.startswith("grad_norm/")]
+    # One series per Linear (weight and bias together), indexed input -> output, named as
+    # the SDK's helper names them.
+    assert names == ["grad_norm/00.0", "grad_norm/01.2", "grad_norm/02.4"]
+    assert names == lrlab_torch.layer_names(model)
+    sampled = list(range(0, 60, layer_norms.LAYER_EVERY))
+    for name in names:
+        assert sorted(sink.points[name]) == sampled
+        assert all(v > 0 for v in sink.points[name].values())
+    # Measured before clipping, on the same gradients as grad_norm: together they are it.
+    for step in sampled:
+        together = math.sqrt(sum(sink.points[n][step] ** 2 for n in names))
+        assert together == pytest.approx(sink.points["grad_norm"][step], rel=1e-5)
+        assert together > 0.01
+
+
+def test_per_layer_norms_are_the_same_on_the_flat_buffer_and_per_tensor() -> None:
+    task = build_task(TrialSpec.model_validate(digits(task={"name": "digits", "hidden": [8]})))
+    params = list(task.model.parameters())  # weight, bias of layer 0, then of layer 1
+    task.loss(next(iter(task.epoch_batches(16, torch.Generator().manual_seed(0))))).backward()
+    norms = [float(torch.linalg.vector_norm(p.grad)) for p in params if p.grad is not None]
+    flat = GradBuffer(params)
+    flat.norm()
+    assert flat.flat is not None
+    on_flat = LayerNorms(task.model).measure(flat).tolist()
+    assert on_flat == pytest.approx([math.hypot(*norms[:2]), math.hypot(*norms[2:])], rel=1e-6)
+    # Gradients per tensor (not all fit one buffer): a parameter without one counts as 0.
+    params[3].grad = None
+    loose = GradBuffer(params)
+    loose.norm()
+    assert loose.flat is None
+    on_tensors = LayerNorms(task.model).measure(loose).tolist()
+    assert on_tensors == pytest.approx([math.hypot(*norms[:2]), norms[2]], rel=1e-6)
