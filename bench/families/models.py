@@ -48,6 +48,54 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+class ResidualMLP(nn.Module):
+    """Pre-norm residual blocks (LayerNorm, Linear, ReLU, Linear) around a projection;
+    `norm=False` leaves the norms out, `init` scales the block weights (large: the sum of
+    the branches grows with depth)."""
+
+    def __init__(self, task: Task, width: int, blocks: int, norm: bool, init: float | None):
+        super().__init__()
+        self.inp = nn.Sequential(
+            nn.Flatten(), nn.Linear(int(torch.tensor(task.x[0].shape[1:]).prod()), width)
+        )
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.LayerNorm(width) if norm else nn.Identity(),
+                nn.Linear(width, width),
+                nn.ReLU(),
+                nn.Linear(width, width),
+            )
+            for _ in range(blocks)
+        )
+        self.out = nn.Linear(width, task.out_features)
+        if init is not None:
+            for block in self.blocks:
+                _init(block, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)
+
+
+class Conv1D(nn.Module):
+    """Temporal convolutions over a sequence, then the mean over time."""
+
+    def __init__(self, task: Task, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(task.in_features, channels, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(channels, channels, 5, padding=2),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(channels, task.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net(x.transpose(1, 2)).mean(2))
+
+
 class CNN(nn.Module):
     def __init__(self, task: Task, channels: int):
         super().__init__()
@@ -127,6 +175,16 @@ def build(task: Task, model: dict[str, Any]) -> nn.Module:
             model.get("recurrent_init"),
             model.get("act", "tanh"),
         )
+    if arch == "residual":
+        return ResidualMLP(
+            task,
+            model.get("width", 64),
+            model.get("blocks", 4),
+            model.get("norm", True),
+            model.get("init"),
+        )
+    if arch == "conv1d":
+        return Conv1D(task, model.get("channels", 16))
     if arch == "transformer":
         return Transformer(task, model.get("width", 32), model.get("layers", 2))
     raise ValueError(f"unknown arch {arch!r}")

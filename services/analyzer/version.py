@@ -20,7 +20,12 @@ _EXTERNAL_INPUTS = ("metric_names.py", "run_config.py")
 def _digest() -> str:
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    sources = [*sorted(here.glob("*.py")), *(here.parent / name for name in _EXTERNAL_INPUTS)]
+    # The fitted kind classifier decides as much as the code does.
+    sources = [
+        *sorted(here.glob("*.py")),
+        here / "kind_model.json",
+        *(here.parent / name for name in _EXTERNAL_INPUTS),
+    ]
     for path in sources:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
