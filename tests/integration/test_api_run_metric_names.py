@@ -107,7 +107,7 @@ def test_a_configs_momentum_and_clipping_reach_the_run_context(
 ) -> None:
     """The same blow-up under plain SGD and under SGD with momentum 0.9 and clipping: the
     second run's context holds them, so its advice does not add them again."""
-    plain = start(client, config={"optimizer": {"name": "sgd", "lr": 1.0}})
+    plain = start(client, config={"optimizer": {"name": "sgd", "lr": 1.0, "momentum": 0.0}})
     configured = start(
         client,
         config={"optimizer": {"name": "sgd", "lr": 1.0, "momentum": 0.9}, "max_grad_norm": 0.01},
