@@ -14,6 +14,7 @@ corpus (tests/corpus) joins as four more families, one per task.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -141,31 +142,10 @@ def export(clf: Any, probe: np.ndarray) -> KindModel:
     # The constant the library starts from, recovered from its own raw score.
     raw = clf.decision_function(probe)[0]
     zero = KindModel(
-        classes,
-        FEATURES,
-        np.zeros(k),
-        scale,
-        tree_class,
-        feature,
-        threshold,
-        left,
-        right,
-        value,
-        depth,
-    )
-    model = KindModel(
-        classes,
-        FEATURES,
-        raw - _raw(zero, probe[0]),
-        scale,
-        tree_class,
-        feature,
-        threshold,
-        left,
-        right,
-        value,
-        depth,
-    )
+        classes, FEATURES, np.zeros(k), scale, tree_class, feature, threshold, left, right,
+        value, depth,
+    )  # fmt: skip
+    model = dataclasses.replace(zero, init=raw - _raw(zero, probe[0]))
     want = clf.predict_proba(probe)[0]
     got = np.array([model.probabilities(probe[0])[c] for c in classes])
     if not np.allclose(want, got, atol=1e-6):

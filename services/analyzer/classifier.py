@@ -91,7 +91,7 @@ class KindModel:
         width = max(len(t["feature"]) for t in trees)
 
         def padded(key: str, fill: float, dtype: type) -> Any:
-            out = np.full((len(trees), width), fill, dtype=dtype)
+            out: np.ndarray = np.full((len(trees), width), fill, dtype=dtype)
             for i, t in enumerate(trees):
                 out[i, : len(t[key])] = t[key]
             return out

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from services.analyzer.context import CYCLICAL_SCHEDULES, RunContext
+from services.analyzer.findings import KINDS
 from services.analyzer.series import Track
 from services.analyzer.stats import FloatArray, median
 
@@ -22,16 +23,7 @@ __all__ = ["FEATURES", "MISSING", "RULE_KINDS", "curve_features"]
 
 # The rules' verdicts are features too: each rule encodes the primer's test for its kind,
 # and the trees learn where each rule is to be trusted.
-RULE_KINDS = (
-    "divergence",
-    "oscillation",
-    "slow_convergence",
-    "plateau",
-    "overfitting",
-    "underfitting",
-    "exploding_gradients",
-    "vanishing_gradients",
-)
+RULE_KINDS = tuple(k for k in KINDS if k not in ("healthy", "insufficient_data"))
 
 # A value no real feature takes: "not logged" (the trees split it off on its own).
 MISSING = -99.0
