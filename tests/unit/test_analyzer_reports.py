@@ -129,13 +129,3 @@ def test_a_run_stopped_by_the_worker_for_a_blow_up_is_divergence_however_short()
     ctx = RunContext(lr=1.0, stop_reason="diverged: smoothed train_loss 17 is 12.1 x its best")
     assert _one(series, ctx).kinds == ("divergence",)
     assert diagnose(series, RunContext(lr=1.0)).kinds == ("insufficient_data",)
-
-
-def test_a_period_two_bounce_at_a_high_level_is_oscillation() -> None:
-    loss = 0.8 + 0.3 * (-1.0) ** STEPS + 0.05 * np.exp(-STEPS / 500)
-    series = {
-        "train_loss": (STEPS, loss),
-        "lr": (STEPS, np.full(N, 2.0)),
-        "grad_norm": (STEPS, 2 + 0.5 * (-1.0) ** STEPS),
-    }
-    assert _one(series, RunContext(lr=2.0, optimizer="sgd", momentum=0.0)).kinds == ("oscillation",)
