@@ -12,8 +12,10 @@ normalisation, activation or add residual connections, not the lr.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -94,78 +96,64 @@ def _sentence(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def _change(changes: dict[str, Value], ctx: RunContext, verb: str, otherwise: str) -> str:
-    """'<verb> <the changes, each from its value now to the new one>', the numbers taken
-    from `changes` itself; `otherwise` when there is nothing concrete to change."""
-    return f"{verb} {changes_text(changes, ctx)}" if changes else otherwise
+@dataclass(frozen=True)
+class Plan:
+    """What a kind's advice says: the condition in words, the recommendation, the spec
+    changes (applied together) and alternatives to them."""
+
+    what: str
+    recommendation: str
+    changes: dict[str, Value] = field(default_factory=dict)
+    alternatives: tuple[Alternative, ...] = ()
 
 
-def _divergence(
-    curves: Curves, ctx: RunContext
-) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
-    changes = lr_changes(ctx, 0.1, None)
-    return (
-        "the loss ended far above where it started: the steps are too large",
-        _change(changes, ctx, "Lower", "Lower the lr") + " (a tenth) and run again.",
-        changes,
-        (),
-    )
+def _lr_plan(ctx: RunContext, factor: float, observed: float | None, what: str, tail: str) -> Plan:
+    """Scale the lr by `factor`: the text names each change with the numbers of `changes`
+    itself (nothing concrete when no lr is known)."""
+    changes = lr_changes(ctx, factor, observed)
+    verb = "Lower" if factor < 1 else "Raise"
+    text = f"{verb} {changes_text(changes, ctx)}" if changes else f"{verb} the lr"
+    return Plan(what, text + tail, changes)
 
 
-def _oscillation(
-    curves: Curves, ctx: RunContext
-) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
-    changes = lr_changes(ctx, 1 / 3, None)
-    alts: tuple[Alternative, ...] = ()
+def _divergence(curves: Curves, ctx: RunContext) -> Plan:
+    what = "the loss ended far above where it started: the steps are too large"
+    return _lr_plan(ctx, 0.1, None, what, " (a tenth) and run again.")
+
+
+def _oscillation(curves: Curves, ctx: RunContext) -> Plan:
+    what = "the loss bounces without settling: each step overshoots"
+    plan = _lr_plan(ctx, 1 / 3, None, what, " (a third) so that it settles.")
     if ctx.optimizer == "sgd" and ctx.momentum == 0:
         momentum: dict[str, Value] = {"optimizer.momentum": 0.9}
-        alts = (
-            Alternative(
-                f"Or keep the lr and set {changes_text(momentum, ctx)} to damp the bounce.",
-                momentum,
-            ),
-        )
-    return (
-        "the loss bounces without settling: each step overshoots",
-        _change(changes, ctx, "Lower", "Lower the lr") + " (a third) so that it settles.",
-        changes,
-        alts,
-    )
+        text = f"Or keep the lr and set {changes_text(momentum, ctx)} to damp the bounce."
+        plan = dataclasses.replace(plan, alternatives=(Alternative(text, momentum),))
+    return plan
 
 
-def _slow(
-    curves: Curves, ctx: RunContext
-) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
-    lr = curves.lr
-    peak = float(np.max(lr.values)) if lr is not None and lr.size else None
+def _slow(curves: Curves, ctx: RunContext) -> Plan:
     if ctx.warmup_steps and ctx.total_steps and ctx.warmup_steps >= ctx.total_steps:
         warmup: dict[str, Value] = {"schedule.warmup_steps": max(1, ctx.total_steps // 20)}
-        return (
+        return Plan(
             f"the loss was still falling at the end, and the warmup ({ctx.warmup_steps} steps) "
             f"is longer than the run ({ctx.total_steps}): the lr never reached its value",
             f"Shorten {changes_text(warmup, ctx)}.",
             warmup,
-            (),
         )
-    changes = lr_changes(ctx, 10.0, peak)
-    return (
-        "the loss was still falling steadily at the end: the steps are too small",
-        _change(changes, ctx, "Raise", "Raise the lr") + " (10x), or train for longer.",
-        changes,
-        (),
-    )
+    lr = curves.lr
+    peak = float(np.max(lr.values)) if lr is not None and lr.size else None
+    what = "the loss was still falling steadily at the end: the steps are too small"
+    return _lr_plan(ctx, 10.0, peak, what, " (10x), or train for longer.")
 
 
-def _overfitting(
-    curves: Curves, ctx: RunContext
-) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _overfitting(curves: Curves, ctx: RunContext) -> Plan:
     path, decay = weight_decay_change(ctx)
     changes: dict[str, Value] = {path: decay}
     alts: tuple[Alternative, ...] = ()
     if not ctx.dropout:
         dropout: dict[str, Value] = {"regularization.dropout": 0.2}
         alts = (Alternative(f"Or set {changes_text(dropout, ctx)}.", dropout),)
-    return (
+    return Plan(
         "val_loss rose from its best while train_loss kept falling: "
         "the model memorises the training data",
         f"Keep the model from its best evaluation, and raise {changes_text(changes, ctx)}.",
@@ -174,9 +162,7 @@ def _overfitting(
     )
 
 
-def _underfitting(
-    curves: Curves, ctx: RunContext
-) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _underfitting(curves: Curves, ctx: RunContext) -> Plan:
     changes: dict[str, Value] = {}
     text = "Give the model more capacity (wider or deeper layers)"
     if ctx.hidden:
@@ -184,52 +170,37 @@ def _underfitting(
         text = f"Give the model more capacity: {changes_text(changes, ctx)}"
     if ctx.weight_decay:
         text += ", and lower its regularization"
-    return (
-        "train_loss stayed high and flat: the model does not fit even the training data",
-        text + ".",
-        changes,
-        (),
-    )
+    what = "train_loss stayed high and flat: the model does not fit even the training data"
+    return Plan(what, text + ".", changes)
 
 
-def _exploding(
-    curves: Curves, ctx: RunContext
-) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _exploding(curves: Curves, ctx: RunContext) -> Plan:
+    what = "the gradient norm grew by orders of magnitude over its early level"
     threshold = clip_threshold(curves.grad, math.inf)
-    changes: dict[str, Value] = {}
     if threshold is not None and (not ctx.grad_clip_norm or threshold < ctx.grad_clip_norm):
-        changes["regularization.grad_clip_norm"] = threshold
-        text = f"Set {changes_text(changes, ctx)} (its usual level before it grew)."
-    else:
-        changes = lr_changes(ctx, 1 / 3, None)
-        text = (
-            _change(changes, ctx, "Lower", "Lower the lr")
-            + "; normalization layers or a smaller init also tame the growth."
-        )
-    return ("the gradient norm grew by orders of magnitude over its early level", text, changes, ())
+        clip: dict[str, Value] = {"regularization.grad_clip_norm": threshold}
+        return Plan(what, f"Set {changes_text(clip, ctx)} (its usual level before it grew).", clip)
+    tail = "; normalization layers or a smaller init also tame the growth."
+    return _lr_plan(ctx, 1 / 3, None, what, tail)
 
 
-def _vanishing(
-    curves: Curves, ctx: RunContext
-) -> tuple[str, str, dict[str, Value], tuple[Alternative, ...]]:
+def _vanishing(curves: Curves, ctx: RunContext) -> Plan:
     changes: dict[str, Value] = {}
     if ctx.activation in ("sigmoid", "tanh"):
         changes["task.activation"] = "relu"
     if ctx.init_scale is not None and ctx.init_scale < 1:
         changes["task.init_scale"] = 1.0
     concrete = f" Set {changes_text(changes, ctx)}." if changes else ""
-    return (
+    return Plan(
         "the gradient is too small to move the early layers: the loss stays where it started",
         "Change the model, not the lr: a careful initialization (He or Xavier), "
         "normalization layers, residual connections, or a non-saturating activation (ReLU)."
         + concrete,
         changes,
-        (),
     )
 
 
-Advice = Callable[[Curves, RunContext], tuple[str, str, dict[str, Value], tuple[Alternative, ...]]]
-_ADVICE: dict[str, tuple[Severity, Advice]] = {
+_ADVICE: dict[str, tuple[Severity, Callable[[Curves, RunContext], Plan]]] = {
     "divergence": ("critical", _divergence),
     "oscillation": ("warning", _oscillation),
     "slow_convergence": ("warning", _slow),
@@ -246,15 +217,15 @@ def fallback_finding(kind: str, curves: Curves, ctx: RunContext, confidence: flo
     loss_ev, loss_text = loss_facts(curves)
     val_ev, val_text = val_facts(curves)
     grad_ev, grad_text = _grad_facts(curves)
-    what, recommendation, changes, alternatives = advice(curves, ctx)
+    plan = advice(curves, ctx)
     return Finding(
         kind=kind,
         severity=severity,
         confidence=round(confidence, 3),
         step=None,
-        summary=f"{_sentence(loss_text, val_text, grad_text)}: {what}.",
+        summary=f"{_sentence(loss_text, val_text, grad_text)}: {plan.what}.",
         evidence={**loss_ev, **val_ev, **grad_ev},
-        recommendation=recommendation,
-        changes=changes,
-        alternatives=alternatives,
+        recommendation=plan.recommendation,
+        changes=plan.changes,
+        alternatives=plan.alternatives,
     )
