@@ -20,7 +20,8 @@ from services.store.analyses import CachedAnalysis
 from services.store.findings import FindingChanges
 
 # The series the rules read; a run may log others, which the analysis ignores.
-ANALYZED = (*CANONICAL, "sharpness")
+UNALIASED = ("sharpness",)
+ANALYZED = (*CANONICAL, *UNALIASED)
 # Per-layer gradient norms (grad_norm/<index>.<module>): at most this many, spread from the
 # first layer to the last, which are the two the gradient rules compare.
 MAX_LAYER_SERIES = 64
@@ -39,8 +40,11 @@ def analysed_series(store: Store, trial_id: int, limit: int) -> dict[str, Column
     spikes, the first non-finite). Arrays, not lists: the rules work on arrays, and a
     10,000-point list costs ~0.5 ms each way. Per-layer gradient norms come along when the
     run logged them."""
-    layers = store.metrics.names_with_prefix(trial_id, LAYER_PREFIX, MAX_LAYER_SERIES)
-    return store.metrics.read_shapes(trial_id, (*ANALYZED, *layers), limit)
+    return store.metrics.read_shapes(trial_id, (*ANALYZED, *_layers(store, trial_id)), limit)
+
+
+def _layers(store: Store, trial_id: int) -> list[str]:
+    return store.metrics.names_with_prefix(trial_id, LAYER_PREFIX, MAX_LAYER_SERIES)
 
 
 def metric_names(trial: Trial) -> MetricNames:
@@ -51,11 +55,14 @@ def metric_names(trial: Trial) -> MetricNames:
 
 def trial_series(store: Store, trial: Trial, limit: int) -> dict[str, Columns]:
     """`analysed_series` under the canonical names: a trained trial logs them itself, an
-    external run's are picked from what it logged (still one read)."""
+    external run's are picked from what it logged (still one read). Series that have no
+    aliases (per-layer norms as lrlab.torch names them, sharpness) are read as logged."""
     if trial.kind != "external":
         return analysed_series(store, trial.id, limit)
     names = metric_names(trial)
-    return names.pick(store.metrics.read_shapes(trial.id, names.candidates, limit))
+    as_logged = (*UNALIASED, *_layers(store, trial.id))
+    read = store.metrics.read_shapes(trial.id, (*names.candidates, *as_logged), limit)
+    return {**names.pick(read), **{n: read[n] for n in as_logged if n in read}}
 
 
 def run_context(trial: Trial, series: Mapping[str, Columns]) -> RunContext:

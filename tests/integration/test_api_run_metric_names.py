@@ -17,6 +17,7 @@ from services.settings import Settings
 from services.store import Store
 from services.store.analysis_queue import AnalysisQueue
 from tests.integration.test_api_runs import error_fields, log, start
+from tests.unit.torch_runs import train_mlp
 
 STEPS = 421
 
@@ -158,3 +159,20 @@ def test_logged_step_probes_every_name_in_one_statement(client: TestClient, stor
     assert queue.logged_step(run["id"], ["loss", "never-logged"]) == 49
     assert queue.logged_step(run["id"], ["never-logged"]) is None
     assert queue.logged_step(run["id"], []) is None
+
+
+def test_an_external_runs_layer_norms_reach_the_analysis(client: TestClient) -> None:
+    """A deep sigmoid net trained here and logged as an SDK user would (lrlab.torch's
+    names): its per-layer norms are read with its aliased series and decide the finding."""
+    series = train_mlp(depth=6, activation="sigmoid", init_scale=0.5, lr=0.1, steps=300)
+    run = start(client, config={"optimizer": "sgd", "learning_rate": 0.1})
+    for name, (steps, values) in series.items():
+        points = [
+            {"name": "loss" if name == "train_loss" else name, "step": int(s), "value": float(v)}
+            for s, v in zip(steps, values, strict=True)
+        ]
+        assert client.post(f"/trials/{run['id']}/metrics", json={"points": points}).is_success
+    finding = finish(client, run["id"])["findings"][0]
+    assert finding["kind"] == "vanishing_gradients"
+    assert finding["evidence"]["metric"] == "grad_norm/00.0"
+    assert "optimizer.lr" not in finding["changes"]
