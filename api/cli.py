@@ -90,7 +90,7 @@ def serve(
 
 def _start_scheduler(store: Any, settings: Settings) -> tuple[Any, Any]:
     """The scheduler over a Ray launcher: local Ray unless LRLAB_RAY_ADDRESS names one."""
-    from services.scheduler import Scheduler
+    from services.scheduling.scheduler import Scheduler
     from workers.ray_launcher import RayLauncher
 
     launcher = RayLauncher(settings.ray_address, settings.ray_num_cpus)
@@ -108,7 +108,7 @@ def _start_scheduler(store: Any, settings: Settings) -> tuple[Any, Any]:
 
 def _start_analyzer(store: Any, settings: Settings, wake: Callable[[], None] | None) -> Any:
     """The live analyzer; a stop it asks for wakes the scheduler to record it sooner."""
-    from services.live_analysis import LiveAnalyzer
+    from services.analysis.live_analyzer import LiveAnalyzer
 
     live = LiveAnalyzer(store, settings, on_stop=wake)
     live.start()
@@ -117,7 +117,7 @@ def _start_analyzer(store: Any, settings: Settings, wake: Callable[[], None] | N
 
 def _start_notifier(store: Any, settings: Settings) -> Any:
     """Webhooks of the sweeps that ask for them (only when an allowlist enables them)."""
-    from services.notifier import Notifier
+    from services.alerts.notifier import Notifier
 
     notifier = Notifier(store, settings)
     notifier.start()

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.domain import ApiToken, Project
-from services.errors import Forbidden, InvalidInput, Unauthorized
+from services.domain.errors import Forbidden, InvalidInput, Unauthorized
+from services.domain.records import ApiToken, Project
 from services.settings import Settings
 from services.store import Store
 

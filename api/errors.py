@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.errors import (
+from services.domain.errors import (
     Conflict,
     Forbidden,
     InvalidInput,

@@ -8,10 +8,9 @@ from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict
 
-from services.domain import Page, Series, Sweep, Trial, TrialEvent
+from services.domain.finding_records import StoredFinding
+from services.domain.records import Page, Run, Series, Sweep, Trial, TrialEvent
 from services.specs import Metric, Text
-from services.store.findings import StoredFinding
-from services.store.runs import Run
 
 T = TypeVar("T")
 
@@ -139,6 +138,9 @@ class TrialOut(Out):
     started_at: datetime | None
     finished_at: datetime | None
     stop_reason: str | None = None
+    kind: str = "trained"  # "trained" (run by a worker) or "external" (logged with POST /runs)
+    last_step: int | None = None  # the last step a heartbeat or the final report named
+    heartbeat_at: datetime | None = None  # the last sign of life of its worker or script
 
     @classmethod
     def of(cls, t: Trial) -> TrialOut:

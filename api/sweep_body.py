@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from api.deps import SettingsDep
 from api.routes.metrics import _inline_schema
-from services.errors import InvalidInput, TooLarge
+from services.domain.errors import InvalidInput, TooLarge
 from services.specs import SpecError, SweepSpec
 from services.specs.documents import load_yaml
 from services.specs.wandb import parse_wandb

@@ -81,7 +81,7 @@ def pg_database(admin_url: str = PG_ADMIN, prefix: str = "lrlab_bench") -> Itera
 # -- store objects ----------------------------------------------------------------------
 def new_trial(store: Any, project_name: str = "bench", spec: dict[str, Any] | None = None) -> int:
     """A stored (queued) trial to write metric points into; returns its id."""
-    from services.store.sweeps import NewSweep, NewTrial
+    from services.domain.submissions import NewSweep, NewTrial
 
     project = store.projects.get_by_name(project_name) or store.projects.create(project_name)
     sweep = store.sweeps.create(

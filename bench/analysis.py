@@ -58,12 +58,12 @@ from bench._common import (  # noqa: E402
     pg_database,
     table,
 )
-from services.analysis import ANALYZED, analysed_series, record  # noqa: E402
+from services.analysis.trial_analysis import ANALYZED, analysed_series, record  # noqa: E402
 from services.analyzer import RunContext, diagnose  # noqa: E402
-from services.domain import TrialStatus  # noqa: E402
+from services.domain.records import TrialStatus  # noqa: E402
+from services.domain.submissions import NewSweep, NewTrial  # noqa: E402
 from services.specs import TrialSpec  # noqa: E402
 from services.store import Store, open_store  # noqa: E402
-from services.store.sweeps import NewSweep, NewTrial  # noqa: E402
 
 TARGETS = {"sweep": 2.0, "trial": 0.100}  # seconds
 LIMIT = 100_000  # points per series a finished trial's analysis reads (max_series_points)

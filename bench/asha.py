@@ -84,9 +84,9 @@ def spec(
 
 
 def run_sweep(store: Any, scheduler: Any, project_id: int, sweep_spec: Any) -> Outcome:
-    from services.domain import SweepStatus
+    from services.domain.records import SweepStatus
     from services.settings import Settings
-    from services.sweeps import submit_sweep
+    from services.sweeps.submit import submit_sweep
 
     started = time.perf_counter()
     sweep = submit_sweep(store, Settings(), project_id, sweep_spec)
@@ -118,7 +118,7 @@ def main() -> None:
 
     import ray
 
-    from services.scheduler import Scheduler
+    from services.scheduling.scheduler import Scheduler
     from services.store import open_store
     from workers.ray_launcher import RayLauncher
 

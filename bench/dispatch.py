@@ -66,11 +66,11 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import text  # noqa: E402
 
 from bench._common import environment_line, load_average, pg_database, table  # noqa: E402
-from services.scheduler import Scheduler  # noqa: E402
+from services.scheduling.scheduler import Scheduler  # noqa: E402
 from services.settings import Settings  # noqa: E402
 from services.specs import SweepSpec, TrialSpec  # noqa: E402
 from services.store import Store, open_store  # noqa: E402
-from services.sweeps import submit_sweep  # noqa: E402
+from services.sweeps.submit import submit_sweep  # noqa: E402
 
 TERMINAL = ("succeeded", "failed", "pruned", "cancelled")
 LR = 1e-3

@@ -45,8 +45,8 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from bench._common import lrlab_server  # noqa: E402
+from services.domain.submissions import NewSweep, NewTrial  # noqa: E402
 from services.store import Store, open_store  # noqa: E402
-from services.store.sweeps import NewSweep, NewTrial  # noqa: E402
 
 NAMES = ("train_loss", "val_loss", "val_accuracy", "lr", "grad_norm")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

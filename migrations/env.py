@@ -1,11 +1,11 @@
-"""Alembic environment: the target schema is services.store.models."""
+"""Alembic environment: the target schema is services.store.tables."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from services.store.models import Base
+from services.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from api.app import create_app
 from services.settings import Settings
 from services.store import Store, open_store
-from services.store.models import Base
+from services.store.tables import Base
 
 PG_ADMIN_URL = os.environ.get(
     "LRLAB_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

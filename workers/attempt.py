@@ -10,10 +10,10 @@ from collections.abc import Mapping
 
 import torch
 
-from services.launcher import Assignment, RunOutcome, RunReport
-from services.pruning import pruning_for
+from services.scheduling.launcher import Assignment, RunOutcome, RunReport
 from services.specs import TrialSpec
 from services.store import Store, open_store
+from services.sweeps.trial_pruning import pruning_for
 from workers.checkpoints import CheckpointStore
 from workers.control import TrialControl
 from workers.runner import EvalHook, train

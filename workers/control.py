@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from services.store.trial_states import Heartbeat
+from services.domain.trial_life import Heartbeat
 
 log = logging.getLogger("lrlab.worker.control")
 

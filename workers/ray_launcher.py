@@ -27,7 +27,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from services.launcher import Assignment, Launcher, RunOutcome, RunReport
+from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
 
 log = logging.getLogger("lrlab.ray")
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from services.launcher import RunOutcome
+from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec
 from workers.checkpoints import CheckpointStore
 from workers.loss_stop import LossWatch

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.deps import CurrentProject, PageDep, StoreDep
 from api.schemas import MAX_STEP, FindingOut, PageOut
 from services.analyzer import KINDS
-from services.domain import Page
-from services.errors import InvalidInput
-from services.store.findings import FindingFilter, StoredFinding
+from services.domain.errors import InvalidInput
+from services.domain.finding_records import StoredFinding
+from services.domain.records import Page
+from services.store.findings_repo import FindingFilter
 
 router = APIRouter(tags=["findings"])
 TrialId = Annotated[int, Path(ge=1, le=MAX_STEP)]

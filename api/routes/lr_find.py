@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentProject, StoreDep, WakeDep
 from api.schemas import LrFindOut
-from services.lr_find import read_range_test, submit_range_test
 from services.specs.range_test import RangeTestRequest
+from services.sweeps.range_tests import read_range_test, submit_range_test
 
 router = APIRouter(tags=["lr-find"])
 SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]

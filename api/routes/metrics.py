@@ -26,8 +26,9 @@ from api.schemas import (
     SeriesOut,
     SeriesSetOut,
 )
-from services.domain import TrialStatus
-from services.errors import InvalidInput, TooLarge
+from services.domain.errors import InvalidInput, TooLarge
+from services.domain.kinds import TrialKind
+from services.domain.records import TrialStatus
 
 router = APIRouter(tags=["metrics"])
 TrialId = Annotated[int, Path(ge=1, le=MAX_STEP)]
@@ -88,7 +89,7 @@ async def ingest_metrics(
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
     rows = _rows(batch, limit)
     accepted = await run_in_threadpool(store.metrics.write, trial_id, rows)
-    if trial.kind == "external" and trial.status is TrialStatus.RUNNING:
+    if trial.kind == TrialKind.EXTERNAL and trial.status is TrialStatus.RUNNING:
         # A batch is a sign of life from the run's script, like a heartbeat.
         await run_in_threadpool(store.runs.touch, project.id, trial_id)
     return IngestOut(accepted=accepted)

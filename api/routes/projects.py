@@ -15,7 +15,7 @@ from api.schemas import (
     TokenCreate,
     TokenOut,
 )
-from services.domain import IssuedToken
+from services.domain.records import IssuedToken
 
 router = APIRouter(tags=["projects"])
 TokenId = Annotated[int, Path(ge=1, le=2**63 - 1)]

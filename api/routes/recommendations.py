@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import CurrentProject, StoreDep
 from api.schemas import RecommendationOut
-from services.recommendations import RuleChoice, build_query, recommend
+from services.analysis.recommendations import RuleChoice, build_query, recommend
 
 router = APIRouter(tags=["recommendations"])
 Name = Annotated[str, Query(min_length=1, max_length=200)]

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentProject, PageDep, SettingsDep, StoreDep
 from api.schemas import AnalysisOut, PageOut, RunCreate, RunFinish, RunOut
-from services.domain import TrialStatus
-from services.runs import finish_run, start_run
+from services.domain.records import TrialStatus
+from services.tracking.external_runs import finish_run, start_run
 
 router = APIRouter(tags=["runs"])
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]

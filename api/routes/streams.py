@@ -1,6 +1,6 @@
 """Live streams (server-sent events) of a sweep or a trial: metrics, findings, status.
 
-The route polls a Feed (services.streams) every `stream_poll_seconds`, sends what it found
+The route polls a Feed (services.tracking.feeds) every `stream_poll_seconds`, sends what it found
 with each event's cursor as its `id:`, and a comment when it has been quiet for
 `stream_keepalive_seconds`. It ends after the `end` event, when the client goes away
 (Starlette cancels it), when the server shuts down (api.serving), or when the store fails
@@ -23,10 +23,10 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentProject, SettingsDep, StoreDep
 from api.serving import streams_closing
-from services.errors import InvalidInput
+from services.domain.errors import InvalidInput
 from services.settings import Settings
-from services.stream_cursor import StreamCursor
-from services.streams import Feed, FeedLimits, StreamEvent
+from services.tracking.feed_cursor import StreamCursor
+from services.tracking.feeds import Feed, FeedLimits, StreamEvent
 
 log = logging.getLogger("lrlab.api.streams")
 router = APIRouter(tags=["streams"])

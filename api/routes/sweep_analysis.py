@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from api.deps import CurrentProject, SettingsDep, StoreDep
 from api.routes.sweeps import SweepId
 from api.schemas import SweepAnalysisOut
-from services.sweep_analysis import analyze_stored_sweep
+from services.analysis.sweep_analysis import analyze_stored_sweep
 
 router = APIRouter(tags=["sweeps"])
 

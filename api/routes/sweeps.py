@@ -10,9 +10,9 @@ from api.deps import CurrentProject, PageDep, SettingsDep, StoreDep, WakeDep
 from api.schemas import PageOut, SweepOut, TrialOut
 from api.sweep_body import OPENAPI as SWEEP_BODY
 from api.sweep_body import SweepBody
-from services.domain import SweepStatus, TrialStatus
+from services.domain.records import SweepStatus, TrialStatus
 from services.specs import TrialSpec
-from services.sweeps import submit_job, submit_sweep
+from services.sweeps.submit import submit_job, submit_sweep
 
 router = APIRouter(tags=["sweeps"])
 SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from api.deps import CurrentProject, SettingsDep, StoreDep
 from api.schemas import AnalysisOut, TrialEventOut, TrialOut
-from services.analysis import current_analysis
+from services.analysis.trial_analysis import current_analysis
 
 router = APIRouter(tags=["trials"])
 TrialId = Annotated[int, Path(ge=1, le=2**63 - 1)]

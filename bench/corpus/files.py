@@ -2,7 +2,7 @@
 
 A curve keeps its recipe, labels, spec, the trainer's outcome, whether the recipe's
 sanity check confirmed the condition was made, and its series. Series longer than
-MAX_POINTS are reduced as the store reduces them (services.downsample: each bucket's
+MAX_POINTS are reduced as the store reduces them (services.domain.downsample: each bucket's
 lowest and highest point, first and last point, the first point of every NaN run).
 Steps are stored as differences and values to 6 significant digits, which keeps the
 files small; non-finite values are the strings "NaN", "Infinity", "-Infinity".
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from services.downsample import downsample_indices
+from services.domain.downsample import downsample_indices
 
 __all__ = ["CORPUS_DIR", "MAX_POINTS", "SERIES", "Curve", "load_corpus", "reduce", "write_kind"]
 

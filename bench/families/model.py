@@ -32,7 +32,7 @@ from services.analyzer.curves import Curves
 from services.analyzer.features import FEATURES, curve_features
 from services.analyzer.findings import KINDS
 from services.analyzer.rule_view import rule_findings, settle
-from services.run_config import context_from_config
+from services.tracking.run_config import context_from_config
 
 __all__ = ["Example", "examples", "fit", "leave_one_family_out", "main"]
 

@@ -134,6 +134,9 @@ class Trial(Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     stop_reason: str | None = None
+    kind: str = "trained"  # "trained" (run by a worker) or "external" (a logged run)
+    last_step: int | None = None
+    heartbeat_at: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -11,9 +11,9 @@ from typing import Literal
 import numpy as np
 
 from services.analyzer.context import RunContext
+from services.analyzer.curve_series import SeriesLike, Track, to_track
 from services.analyzer.layers import LAYER_PREFIX, LayerGap, layer_gap, layer_tracks
 from services.analyzer.profile import Bins, LossProfile, build_profile, make_bins, use_log
-from services.analyzer.series import SeriesLike, Track, to_track
 from services.analyzer.stats import (
     FloatArray,
     IntArray,

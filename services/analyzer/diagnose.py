@@ -19,6 +19,7 @@ import numpy as np
 
 from services.analyzer.classifier import KindModel, default_model
 from services.analyzer.context import RunContext
+from services.analyzer.curve_series import SeriesLike
 from services.analyzer.curves import Curves
 from services.analyzer.definitions import admissible
 from services.analyzer.fallback import fallback_finding, loss_facts, val_facts
@@ -26,7 +27,6 @@ from services.analyzer.features import FEATURES, curve_features
 from services.analyzer.findings import Diagnosis, Finding, Value
 from services.analyzer.recommend import fmt
 from services.analyzer.rule_view import rule_findings, settle
-from services.analyzer.series import SeriesLike
 
 __all__ = ["MIN_POINTS", "diagnose", "healthy_finding"]
 

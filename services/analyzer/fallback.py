@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.analyzer.context import RunContext
+from services.analyzer.curve_series import Track
 from services.analyzer.curves import Curves
 from services.analyzer.findings import Alternative, Finding, Severity, Value
 from services.analyzer.recommend import clip_threshold, lr_changes, weight_decay_change
-from services.analyzer.series import Track
 from services.analyzer.spec_text import changes_text, fmt
 from services.analyzer.stats import median
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from services.analyzer.context import CYCLICAL_SCHEDULES, RunContext
+from services.analyzer.curve_series import Track
 from services.analyzer.findings import KINDS
-from services.analyzer.series import Track
 from services.analyzer.stats import FloatArray, median
 
 __all__ = ["FEATURES", "MISSING", "RULE_KINDS", "curve_features"]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from services.analyzer.version import ANALYZER_VERSION
+from services.domain.kinds import SEVERITIES, Severity
 
 __all__ = [
     "KINDS",
@@ -27,8 +28,6 @@ __all__ = [
     "json_value",
 ]
 
-Severity = Literal["info", "warning", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 
 # Stable ids, stored with findings and shown in the API; never rename one.
 KINDS: tuple[str, ...] = (

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.analyzer.curve_series import Track
 from services.analyzer.profile import Bins, make_bins
-from services.analyzer.series import Track
 from services.analyzer.stats import FloatArray, median
 
 __all__ = ["LAYER_NAME", "LAYER_PREFIX", "LayerGap", "layer_gap", "layer_tracks", "rise_se"]

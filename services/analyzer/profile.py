@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from services.analyzer.context import RunContext
-from services.analyzer.series import Track
+from services.analyzer.curve_series import Track
 from services.analyzer.stats import (
     MEDIAN_EFFICIENCY,
     BoolArray,

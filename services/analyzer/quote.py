@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from services.analyzer.curve_series import Track
 from services.analyzer.profile import LossProfile, head_size
-from services.analyzer.series import Track
 
 __all__ = ["bin_point", "head_point", "median_point"]
 

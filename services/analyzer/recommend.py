@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.analyzer.context import RunContext
+from services.analyzer.curve_series import Track
 from services.analyzer.curves import GradCurve
 from services.analyzer.findings import Alternative, Value
 from services.analyzer.profile import LossProfile
-from services.analyzer.series import Track
 from services.analyzer.spec_text import changes_text, fmt
 from services.analyzer.stats import median
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.analyzer.context import RunContext
+from services.analyzer.curve_series import Track
 from services.analyzer.curves import Curves, GradCurve
 from services.analyzer.findings import Alternative, Finding, Value, confidence_from
 from services.analyzer.layers import rise_se
@@ -29,7 +30,6 @@ from services.analyzer.recommend import (
 )
 from services.analyzer.rules_layers import Explosion, layer_explosion, vanishing_by_layers
 from services.analyzer.rules_progress import HIGH_SHARE
-from services.analyzer.series import Track
 from services.analyzer.spec_text import change_text, changes_text
 from services.analyzer.stats import median
 

@@ -1,6 +1,6 @@
 """What the sweep analysis knows about each trial: its config, figures and findings.
 
-Pure data: the caller (services.sweep_analysis) reads these from the store. A trial's
+Pure data: the caller (services.analysis.sweep_analysis) reads these from the store. A trial's
 lr is its effective lr, after `lr_scaling` for its batch size, since that is the step
 size the optimizer took; `spec_lr` keeps the value written in the spec.
 

@@ -14,7 +14,7 @@ __all__ = ["ANALYZER_VERSION"]
 
 # Outside the package but part of what an external run's diagnosis says: which logged
 # series it reads and what its config tells the rules.
-_EXTERNAL_INPUTS = ("metric_names.py", "run_config.py")
+_EXTERNAL_INPUTS = ("tracking/metric_names.py", "tracking/run_config.py")
 
 
 def _digest() -> str:

@@ -11,7 +11,7 @@ One small port, `Search`, with two implementations:
 
 Methods and Bayesian samplers are registries: one dict each, from name to a builder.
 A parameter whose bounds are not known yet (say, an lr range to come from a range test)
-is the caller's business: it resolves the space before asking (see `services.lazy_search`).
+is the caller's business: it resolves the space before asking (see `services.sweeps.lazy_trials`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from optuna.samplers import BaseSampler, GPSampler, TPESampler
 from pydantic import JsonValue
 
-from services.domain import PastTrial
+from services.domain.records import PastTrial
 from services.search.distributions import Param, sample, to_optuna
 from services.search.study import Goal, add_trial, new_study
 from services.specs.bayes import BAYES_SAMPLERS, BayesOptions

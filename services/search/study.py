@@ -27,7 +27,7 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from services.domain import PastTrial, TrialStatus
+from services.domain.records import PastTrial, TrialStatus
 
 __all__ = ["Goal", "add_trial", "intermediate", "new_study", "optuna_state"]
 

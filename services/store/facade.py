@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from services.store.analyses import AnalysisRepository
+from services.store.analyses_repo import AnalysisRepository
 from services.store.db import Database
-from services.store.findings import FindingRepository
-from services.store.history import HistoryRepository
-from services.store.metrics import MetricRepository
-from services.store.notifications import NotificationRepository
-from services.store.pending_sweeps import PendingSweepRepository
-from services.store.progress import ProgressRepository
-from services.store.projects import ProjectRepository
-from services.store.runs import RunRepository
-from services.store.search import SearchRepository
-from services.store.summaries import SummaryRepository
-from services.store.sweeps import SweepRepository
-from services.store.trial_states import TrialStateRepository
+from services.store.findings_repo import FindingRepository
+from services.store.history_repo import HistoryRepository
+from services.store.metrics_repo import MetricRepository
+from services.store.outbox_repo import NotificationRepository
+from services.store.pending_sweeps_repo import PendingSweepRepository
+from services.store.progress_repo import ProgressRepository
+from services.store.projects_repo import ProjectRepository
+from services.store.runs_repo import RunRepository
+from services.store.search_repo import SearchRepository
+from services.store.summaries_repo import SummaryRepository
+from services.store.sweeps_repo import SweepRepository
+from services.store.trial_states_repo import TrialStateRepository
 
 
 class Store:

@@ -6,7 +6,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from services.launcher import Assignment, Launcher, RunOutcome, RunReport
+from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
 
 
 class FakeClock:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from services.analyzer import ANALYZER_VERSION, Diagnosis, Finding
 from services.analyzer.findings import Severity
-from services.domain import TrialStatus
+from services.domain.records import TrialStatus
 from services.store import Store
 
 

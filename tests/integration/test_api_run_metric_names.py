@@ -9,13 +9,13 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from services.analysis import run_context, trial_series
-from services.domain import Trial
-from services.live_analysis import LiveAnalyzer, PassResult
-from services.metric_names import MetricNames
+from services.analysis.live_analyzer import LiveAnalyzer, PassResult
+from services.analysis.trial_analysis import run_context, trial_series
+from services.domain.records import Trial
 from services.settings import Settings
 from services.store import Store
-from services.store.analysis_queue import AnalysisQueue
+from services.store.analysis_queue_repo import AnalysisQueue
+from services.tracking.metric_names import MetricNames
 from tests.integration.test_api_runs import error_fields, log, start
 from tests.unit.torch_runs import train_mlp
 

@@ -12,15 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from services.domain import TrialStatus
-from services.errors import Conflict
-from services.launcher import RunOutcome
-from services.runs import silence_reason
-from services.scheduler import RUNS_CHECK_SECONDS, Scheduler
+from services.domain.errors import Conflict
+from services.domain.records import TrialStatus
+from services.domain.submissions import NewRun, NewSweep, NewTrial
+from services.scheduling.launcher import RunOutcome
+from services.scheduling.scheduler import RUNS_CHECK_SECONDS, Scheduler
 from services.store import Store
-from services.store.models import TrialRow, utcnow
-from services.store.runs import NewRun
-from services.store.sweeps import NewSweep, NewTrial
+from services.store.tables import TrialRow, utcnow
+from services.tracking.external_runs import silence_reason
 from tests.integration.fakes import FakeClock, FakeLauncher
 
 

@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.serving import Server
-from services.domain import TrialStatus
+from services.domain.records import TrialStatus
+from services.domain.submissions import NewSweep, NewTrial
 from services.settings import Settings
 from services.store import Store
-from services.store.sweeps import NewSweep, NewTrial
 from tests.integration.test_streams_feed import Key, points
 
 NAMES = ("train_loss", "lr")

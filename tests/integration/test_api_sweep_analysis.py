@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.domain import TrialStatus
+from services.domain.records import TrialStatus
 from services.store import Store
 
 LRS = [1e-3, 1e-2, 1e-1, 1.0]

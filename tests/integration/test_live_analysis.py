@@ -19,17 +19,17 @@ from sqlalchemy import update
 
 from api import serving
 from api.cli import main
+from services.analysis.live_analyzer import LiveAnalyzer, PassResult
 from services.analyzer import ANALYZER_VERSION
-from services.domain import Trial, TrialStatus
-from services.live_analysis import LiveAnalyzer, PassResult
-from services.scheduler import Scheduler
+from services.domain.records import Trial, TrialStatus
+from services.domain.trial_life import CANCELLED_BY_REQUEST
+from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store
-from services.store.findings import FindingFilter
-from services.store.models import TrialRow
-from services.store.trial_states import CANCELLED_BY_REQUEST
-from services.sweeps import submit_sweep
+from services.store.findings_repo import FindingFilter
+from services.store.tables import TrialRow
+from services.sweeps.submit import submit_sweep
 from tests.integration.fakes import FakeClock
 from tests.integration.test_workers_ray import scheduler  # noqa: F401 - a fixture (Ray)
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from services.domain import SweepStatus, TrialStatus
-from services.lazy_search import ask_next_trial
-from services.lr_auto import settle_waiting_sweeps
+from services.domain.records import SweepStatus, TrialStatus
 from services.store import Store
+from services.sweeps.lazy_trials import ask_next_trial
+from services.sweeps.lr_auto import settle_waiting_sweeps
 
 BASE = {"task": "digits", "optimizer": {"name": "adam"}, "budget": {"max_steps": 20}}
 

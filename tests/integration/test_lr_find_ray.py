@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.lr_find import read_range_test, submit_range_test
-from services.scheduler import Scheduler
+from services.scheduling.scheduler import Scheduler
 from services.specs.range_test import RangeTestRequest
 from services.store import Store
+from services.sweeps.range_tests import read_range_test, submit_range_test
 from tests.integration.test_workers_ray import all_done, drive, submit, trials
 from tests.integration.test_workers_ray import scheduler as scheduler  # the fixture
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from services.domain import TrialStatus
+from services.domain.records import PointIn, TrialStatus
 from services.store import Store
-from services.store.metrics import PointIn
 
 BASE = {"task": "digits", "optimizer": {"name": "sgd", "momentum": 0.9}, "batch_size": 32}
 

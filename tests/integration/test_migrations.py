@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from services.store.migrate import downgrade_to_base, heads, upgrade_to_head
-from services.store.models import Base
+from services.store.tables import Base
 
 MODEL_TABLES = set(Base.metadata.tables)
 

@@ -22,13 +22,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from services.alerts.notifier import Notifier, NotifierTick
+from services.alerts.webhooks import WebhookSender, signature
 from services.analyzer import Diagnosis, Finding
-from services.domain import TrialStatus
-from services.notifier import Notifier, NotifierTick
+from services.domain.records import TrialStatus
+from services.domain.submissions import NewSweep, NewTrial
 from services.settings import Settings
 from services.store import Store
-from services.store.sweeps import NewSweep, NewTrial
-from services.webhooks import WebhookSender, signature
 from tests.sdk.server import LRLAB, cli_env, free_port
 
 # The notifier's clock, fixed: findings are stamped with real time, so it starts near now.

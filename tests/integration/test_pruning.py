@@ -1,5 +1,5 @@
 """Early stopping in the store: metric points stored directly, the worker's decision
-(`services.pruning`) driven by hand, and the trial ending pruned with its reason."""
+(`services.sweeps.trial_pruning`) driven by hand, and the trial ending pruned with its reason."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from services.domain import Trial, TrialStatus
-from services.launcher import RunOutcome
-from services.pruning import pruning_for
-from services.scheduler import Scheduler
+from services.domain.records import Trial, TrialStatus
+from services.scheduling.launcher import RunOutcome
+from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store
-from services.sweeps import submit_sweep
+from services.sweeps.submit import submit_sweep
+from services.sweeps.trial_pruning import pruning_for
 from tests.integration.fakes import FakeLauncher
 
 OTHERS = {0: (1.0, 0.8, 0.6), 1: (0.9, 0.7, 0.5), 2: (1.1, 0.9)}  # trial number -> values
@@ -135,7 +135,7 @@ def test_a_store_that_fails_a_decision_lets_the_trial_go_on(
 
 
 def test_only_the_early_stop_part_of_a_stored_spec_is_read(store: Store) -> None:
-    from services.store.sweeps import NewSweep, NewTrial
+    from services.domain.submissions import NewSweep, NewTrial
 
     project = store.projects.create("old")
 

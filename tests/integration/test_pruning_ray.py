@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.domain import TrialStatus
-from services.scheduler import Scheduler
+from services.domain.records import TrialStatus
+from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store
-from services.sweeps import submit_sweep
+from services.sweeps.submit import submit_sweep
 from tests.integration.test_workers_ray import DIGITS, all_done, drive, trials
 
 # The scheduler over the Ray launcher, as the worker tests build it (a fixture).

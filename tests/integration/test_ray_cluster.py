@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from services.domain import Trial, TrialStatus
+from services.domain.records import Trial, TrialStatus
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store, open_store
-from services.sweeps import submit_sweep
+from services.sweeps.submit import submit_sweep
 from tests.conftest import temporary_pg_database
 from tests.integration.ray_cluster import Driver, LocalCluster, RayNode, alive, wait_for
 from workers.checkpoints import CheckpointStore

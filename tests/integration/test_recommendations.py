@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.domain import TrialStatus
+from services.domain.records import TrialStatus
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store
-from services.sweeps import submit_sweep
+from services.sweeps.submit import submit_sweep
 
 BASE = {"task": "digits", "optimizer": {"name": "sgd"}, "batch_size": 32}
 # lr -> final val_loss: 0.1 is best, then 0.3, then 0.03.

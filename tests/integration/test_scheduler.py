@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from services.domain import Sweep, SweepStatus, Trial, TrialStatus
-from services.launcher import RunOutcome, RunReport
-from services.scheduler import Scheduler, TickResult
+from services.domain.records import Sweep, SweepStatus, Trial, TrialStatus
+from services.domain.submissions import NewSweep, NewTrial
+from services.domain.trial_life import Heartbeat
+from services.scheduling.launcher import RunOutcome, RunReport
+from services.scheduling.scheduler import Scheduler, TickResult
 from services.store import Store, open_store
-from services.store.models import TrialRow, utcnow
-from services.store.sweeps import NewSweep, NewTrial
-from services.store.trial_states import Heartbeat
+from services.store.tables import TrialRow, utcnow
 from tests.integration.fakes import FakeClock, FakeLauncher, Ledger
 
 ME = "sched-a"

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.domain import SweepStatus, Trial, TrialStatus
-from services.launcher import RunOutcome
-from services.scheduler import Scheduler
+from services.domain.records import SweepStatus, Trial, TrialStatus
+from services.scheduling.launcher import RunOutcome
+from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store, open_store
-from services.sweeps import submit_sweep
+from services.sweeps.submit import submit_sweep
 from tests.integration.fakes import FakeLauncher, Ledger
 from tests.integration.test_scheduler import (
     _backdate_heartbeat,
@@ -306,7 +306,7 @@ def test_batch_size_sweep_with_lr_scaling_records_the_effective_lr(
 def test_a_lazy_sweep_whose_spec_does_not_read_blocks_no_other(
     store: Store, tmp_path: Path
 ) -> None:
-    from services.store.sweeps import NewSweep
+    from services.domain.submissions import NewSweep
 
     # The broken one first: the scheduler asks sweeps in id order.
     broken = store.sweeps.create(

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text, update
 
-from services.domain import (
+from services.domain.errors import Conflict, NotFound
+from services.domain.records import (
     ApiToken,
     Page,
+    PointIn,
     Project,
     Series,
     Sweep,
@@ -25,11 +27,9 @@ from services.domain import (
     TrialEvent,
     TrialStatus,
 )
-from services.errors import Conflict, NotFound
+from services.domain.submissions import NewSweep, NewTrial
 from services.store import Store
-from services.store.metrics import PointIn
-from services.store.models import Base, MetricPointRow, TrialRow
-from services.store.sweeps import NewSweep, NewTrial
+from services.store.tables import Base, MetricPointRow, TrialRow
 
 NAN, INF = math.nan, math.inf
 

@@ -9,11 +9,12 @@ import pytest
 
 from services.analyzer import Diagnosis, Finding
 from services.analyzer.findings import Severity
-from services.domain import Trial
-from services.errors import NotFound
+from services.domain.errors import NotFound
+from services.domain.finding_records import FindingCursor
+from services.domain.records import Trial
+from services.domain.submissions import NewSweep, NewTrial
 from services.store import Store
-from services.store.findings import FindingCursor, FindingFilter
-from services.store.sweeps import NewSweep, NewTrial
+from services.store.findings_repo import FindingFilter
 
 
 def _trials(store: Store, project: str = "p", n: int = 2) -> list[Trial]:

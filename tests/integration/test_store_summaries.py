@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
+from services.domain.submissions import NewSweep, NewTrial
 from services.store import Store
-from services.store.sweeps import NewSweep, NewTrial
 
 
 def make_sweep(store: Store, project: str, trials: int) -> tuple[int, int, list[int]]:

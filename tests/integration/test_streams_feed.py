@@ -11,11 +11,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from services.analyzer import Diagnosis, Finding
-from services.domain import Sweep, TrialStatus
+from services.domain.records import Sweep, TrialStatus
+from services.domain.submissions import NewSweep, NewTrial
 from services.store import Store
-from services.store.sweeps import NewSweep, NewTrial
-from services.stream_cursor import StreamCursor
-from services.streams import Feed, FeedLimits, Poll, StreamEvent
+from services.tracking.feed_cursor import StreamCursor
+from services.tracking.feeds import Feed, FeedLimits, Poll, StreamEvent
 
 Key = tuple[int, str, int]
 

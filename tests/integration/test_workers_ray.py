@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from services.domain import Trial, TrialStatus
-from services.scheduler import Scheduler
+from services.domain.records import Trial, TrialStatus
+from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store
-from services.sweeps import submit_sweep
+from services.sweeps.submit import submit_sweep
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 

@@ -19,16 +19,16 @@ from services.analyzer import (
     diagnose,
     stats,
 )
+from services.analyzer.curve_series import to_track
 from services.analyzer.profile import lr_raised, make_bins, settled_head
 from services.analyzer.recommend import lr_changes, nice, sig, warmup_steps_for
-from services.analyzer.series import to_track
 from services.analyzer.stats import (
     diff_sigma,
     group_medians,
     isotonic_decreasing,
     running_median,
 )
-from services.domain import Series
+from services.domain.records import Series
 from services.specs import TrialSpec
 
 

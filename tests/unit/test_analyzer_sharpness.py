@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from services.analysis.stop_policy import decide_stop
 from services.analyzer import Diagnosis, RunContext, diagnose
 from services.analyzer.curves import Curves
 from services.analyzer.rules_sharpness import first_crossing, limit_of
-from services.launcher import RunOutcome
+from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec
 from services.specs.sweep import Policy
-from services.stop_policy import decide_stop
 from tests.unit.test_runner import MemorySink
 from workers.checkpoints import CheckpointStore
 from workers.runner import train

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from services.downsample import downsample_indices
+from services.domain.downsample import downsample_indices
 
 PRIMES = [2, 3, 5, 7, 97, 101, 997, 1009, 7919, 10007]
 MAX_POINTS = [4, 5, 7, 10, 64, 100, 333, 1000]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from services.analysis.stop_policy import OVERFIT_MIN_CONFIDENCE, Stop, decide_stop
 from services.analyzer import Diagnosis, Finding
 from services.analyzer.findings import Severity
 from services.specs.sweep import Policy
-from services.stop_policy import OVERFIT_MIN_CONFIDENCE, Stop, decide_stop
 
 DEFAULT = Policy()
 OVERFIT_TOO = Policy(stop_on_overfitting=True)

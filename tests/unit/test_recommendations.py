@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from services.analysis.recommendations import build_query
 from services.analyzer.lr_history import HistoryRun, LrQuery, recommend_from_history
-from services.errors import InvalidInput
-from services.recommendations import build_query
+from services.domain.errors import InvalidInput
 
 QUERY = LrQuery(
     task="digits", model="mlp", optimizer="sgd", batch_size=32, schedule="constant", rule="linear"

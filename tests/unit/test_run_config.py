@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.run_config import context_from_config
+from services.tracking.run_config import context_from_config
 
 
 def test_common_keys_fill_the_context() -> None:

@@ -13,7 +13,7 @@ import lrlab.torch as lrlab_torch
 import pytest
 import torch
 
-from services.launcher import RunOutcome
+from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec
 from workers import step_log
 from workers.checkpoints import CheckpointStore

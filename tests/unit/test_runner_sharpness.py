@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from services.launcher import RunOutcome
+from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec
 from tests.unit.test_runner import run
 from tests.unit.test_worker_sharpness import _OnceOnly

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.domain import PastTrial, TrialStatus
+from services.domain.records import PastTrial, TrialStatus
 from services.search.engine import METHODS, OptunaSearch, RandomSearch, search_for
 from services.search.study import optuna_state
 from services.specs import SweepSpec

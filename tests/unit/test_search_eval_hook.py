@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from services.launcher import RunOutcome
+from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec
 from tests.unit.test_runner import MemorySink
 from workers.checkpoints import CheckpointStore

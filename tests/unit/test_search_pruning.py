@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from services.domain import PastTrial, TrialStatus
-from services.search.pruning import Decision, pruner_for
+from services.domain.records import PastTrial, TrialStatus
+from services.search.pruners import Decision, pruner_for
 from services.specs.early_stop import AshaStop, HyperbandStop, MedianStop
 
 S, P, R = TrialStatus.SUCCEEDED, TrialStatus.PRUNED, TrialStatus.RUNNING

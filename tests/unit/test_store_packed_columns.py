@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from services.store.metrics import packed_columns
+from services.store.metrics_repo import packed_columns
 
 
 def _pack(steps: list[int], values: list[float]) -> tuple[bytes, bytes]:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.domain import TrialStatus
-from services.errors import InvalidInput
-from services.store.findings import FindingCursor
-from services.stream_cursor import StreamCursor, TrialMark
+from services.domain.errors import InvalidInput
+from services.domain.finding_records import FindingCursor
+from services.domain.records import TrialStatus
+from services.tracking.feed_cursor import StreamCursor, TrialMark
 
 
 def test_round_trip_keeps_every_part() -> None:

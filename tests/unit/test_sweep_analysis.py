@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.analyzer import KINDS
-from services.analyzer.sweep import (
+from services.analyzer.sweep_diagnosis import (
     FindingBrief,
     MetricFigures,
     SweepDiagnosis,

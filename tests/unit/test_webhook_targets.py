@@ -7,8 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from services.webhook_targets import Resolver, TargetRefused, parse_target, resolve_target
-from services.webhooks import WebhookSender
+from services.alerts.webhook_targets import Resolver, TargetRefused, parse_target, resolve_target
+from services.alerts.webhooks import WebhookSender
 
 ALLOWED = ("hooks.example.com", "*.example.org", "10.0.0.7")
 

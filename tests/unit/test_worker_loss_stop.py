@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.launcher import RunOutcome
+from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec, spec_errors
 from tests.unit.test_runner import digits, run
 from workers.loss_stop import START_STEPS, LossWatch

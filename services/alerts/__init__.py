@@ -1,0 +1,1 @@
+"""Webhook notifications: which events, the outbox sender, and safe targets."""

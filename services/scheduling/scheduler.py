@@ -1,0 +1,309 @@
+"""The scheduler: claims queued trials, hands them to a launcher, and records how they end.
+
+The store, not the launcher, says what should be running. Each tick applies the launcher's
+reports, escalates cancels that a worker did not honour, requeues running trials whose
+heartbeat stopped (their worker or their scheduler died), launches what fits, and closes
+finished sweeps. Any number of schedulers may share one database: claims are atomic and
+every change to a running trial is fenced on its attempt.
+
+The background loop is event-driven: an ended attempt (the launcher's on_end) or wake()
+runs a short pass at once (record reports, launch into the freed room); the rest of a
+tick, the housekeeping, runs every `interval` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.domain.records import Trial, TrialStatus
+from services.domain.trial_life import CANCELLED_BY_REQUEST
+from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
+from services.store import Store
+from services.sweeps.lazy_trials import ask_next_trial
+from services.sweeps.lr_auto import settle_waiting_sweeps
+from services.tracking.external_runs import give_up_silent_runs, silence_reason
+
+log = logging.getLogger("lrlab.scheduler")
+
+HEARTBEAT_LOST = "worker heartbeat lost"
+RUNS_CHECK_SECONDS = 10.0  # how often silent external runs are looked for
+# Every trial asks for some CPU (Resources.cpus > 0) and Ray counts in units of 1e-4: a
+# launcher without this much free CPU has room for no trial, so no claim is tried.
+_ANY_CPU = 1e-4
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one tick did."""
+
+    launched: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    pruned: int = 0
+    cancelled: int = 0
+    requeued: int = 0
+    force_cancelled: int = 0  # launcher.cancel calls after the grace period
+    sweeps_finished: int = 0
+    sweeps_settled: int = 0  # lr: auto sweeps given their lrs by their range test
+    ignored: int = 0  # reports about attempts no longer running (the fence refused them)
+    runs_given_up: int = 0  # external runs failed for silence (their script died)
+
+
+def trial_resources(spec: Mapping[str, Any]) -> tuple[float, float]:
+    """(cpus, gpus) of a stored TrialSpec; the defaults match specs.trial.Resources."""
+    resources = spec.get("resources") or {}
+    return float(resources.get("cpus", 1.0)), float(resources.get("gpus", 0.0))
+
+
+def _tally(counts: Counter[str], status: TrialStatus) -> None:
+    counts["requeued" if status is TrialStatus.QUEUED else status.value] += 1
+
+
+def default_scheduler_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:200]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        launcher: Launcher,
+        *,
+        database_url: str,
+        checkpoint_root: Path,
+        scheduler_id: str | None = None,
+        lease_seconds: float = 30.0,
+        cancel_grace_seconds: float = 5.0,
+        run_silence_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.id = scheduler_id or default_scheduler_id()
+        self._store = store
+        self._states = store.trial_states
+        self._launcher = launcher
+        self._database_url = database_url
+        self._checkpoint_root = Path(checkpoint_root)
+        self._lease = lease_seconds
+        self._grace = cancel_grace_seconds
+        self._run_silence = run_silence_seconds  # None: external runs are never given up
+        self._runs_checked_at: float | None = None
+        self._clock = clock
+        self._pending: list[RunReport] = []  # reports a failed tick could not record yet
+        self._cancel_seen: dict[tuple[int, int], float] = {}  # (trial, attempt) -> clock
+        self._force_cancelled: set[tuple[int, int]] = set()
+        self._tick_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one pass ----------------------------------------------------------------------
+    def tick(self) -> TickResult:
+        """One full pass: reports, cancels, leases, launches, finished sweeps."""
+        return self._pass(housekeeping=True)
+
+    def _pass(self, *, housekeeping: bool) -> TickResult:
+        with self._tick_lock:
+            counts: Counter[str] = Counter()
+            # Taken before poll(): an attempt missing from it has ended, so its report is in
+            # this poll and the lease check cannot mistake it for a vanished worker.
+            in_flight = self._launcher.running()
+            self._apply_reports(counts)
+            if housekeeping:
+                self._escalate_cancels(in_flight, counts)
+                self._requeue_stale(in_flight, counts)
+                self._give_up_silent_runs(counts)
+                counts["sweeps_settled"] += len(settle_waiting_sweeps(self._store))
+            self._launch_queued(counts)
+            if housekeeping:
+                counts["sweeps_finished"] += len(self._states.finish_sweeps())
+            return TickResult(**counts)
+
+    def _apply_reports(self, counts: Counter[str]) -> None:
+        reports, self._pending = [*self._pending, *self._launcher.poll()], []
+        for i, report in enumerate(reports):
+            try:
+                status = self._apply(report)
+            except Exception:
+                self._pending = reports[i:]  # recorded next tick; the store may be back
+                raise
+            self._forget_cancel(report.trial_id, report.attempt)
+            if status is None:
+                log.info(
+                    "ignored %s report of trial %s attempt %s: attempt no longer running",
+                    report.outcome.value,
+                    report.trial_id,
+                    report.attempt,
+                )
+                counts["ignored"] += 1
+            else:
+                _tally(counts, status)
+
+    def _apply(self, report: RunReport) -> TrialStatus | None:
+        """Record one report; the status it led to, or None when the fence refused it."""
+        states, trial, attempt = self._states, report.trial_id, report.attempt
+        if report.outcome is RunOutcome.LOST:
+            # A trial that was asked to stop is cancelled rather than requeued (in the store).
+            reason = report.error or report.detail or "worker lost"
+            return states.requeue_or_fail(trial, attempt, reason)
+        error = traceback = None
+        stop_reason = report.detail
+        if report.outcome is RunOutcome.SUCCEEDED:
+            status = TrialStatus.SUCCEEDED
+        elif report.outcome is RunOutcome.DIVERGED:
+            status, stop_reason = TrialStatus.PRUNED, report.detail or "diverged"
+        elif report.outcome is RunOutcome.CANCELLED:
+            status, stop_reason = TrialStatus.CANCELLED, CANCELLED_BY_REQUEST
+        else:
+            status = TrialStatus.FAILED
+            error, traceback = report.error or report.detail or "failed", report.traceback
+        return states.finish(
+            trial,
+            attempt,
+            status,
+            stop_reason=stop_reason,
+            error=error,
+            traceback=traceback,
+            last_step=report.last_step,
+        )
+
+    def _escalate_cancels(self, in_flight: set[int], counts: Counter[str]) -> None:
+        """A worker sees the cancel flag in its heartbeat reply and stops by itself; one that
+        has not reported within the grace period is stopped by force, once per attempt."""
+        now, flagged = self._clock(), set()
+        for trial in self._states.running(owner=self.id):
+            if not trial.cancel_requested or trial.id not in in_flight:
+                continue
+            key = (trial.id, trial.attempt)
+            flagged.add(key)
+            first_seen = self._cancel_seen.setdefault(key, now)
+            if now - first_seen >= self._grace and key not in self._force_cancelled:
+                waited = now - first_seen
+                log.info(
+                    "trial %s ignored its cancel flag for %.1fs; stopping it", trial.id, waited
+                )
+                self._launcher.cancel(trial.id)
+                self._force_cancelled.add(key)
+                counts["force_cancelled"] += 1
+        self._cancel_seen = {k: v for k, v in self._cancel_seen.items() if k in flagged}
+        self._force_cancelled &= flagged
+
+    def _forget_cancel(self, trial_id: int, attempt: int) -> None:
+        self._cancel_seen.pop((trial_id, attempt), None)
+        self._force_cancelled.discard((trial_id, attempt))
+
+    def _requeue_stale(self, in_flight: set[int], counts: Counter[str]) -> None:
+        """Running trials nobody heartbeats for: their worker, or the scheduler that launched
+        them, died. Requeued from their checkpoint (or failed when out of restarts)."""
+        for trial in self._states.stale_running(self._lease):
+            if trial.id in in_flight:
+                continue
+            status = self._states.requeue_or_fail(trial.id, trial.attempt, HEARTBEAT_LOST)
+            if status is not None:
+                log.warning(
+                    "trial %s attempt %s: %s -> %s",
+                    trial.id,
+                    trial.attempt,
+                    HEARTBEAT_LOST,
+                    status.value,
+                )
+                _tally(counts, status)
+
+    def _give_up_silent_runs(self, counts: Counter[str]) -> None:
+        """External runs whose script went silent end failed. Checked every
+        RUNS_CHECK_SECONDS, not every tick: the silence allowed is minutes long."""
+        if self._run_silence is None:
+            return
+        now = self._clock()
+        if self._runs_checked_at is not None and now - self._runs_checked_at < RUNS_CHECK_SECONDS:
+            return
+        self._runs_checked_at = now
+        for run_id in give_up_silent_runs(self._store, self._run_silence):
+            log.warning("run %s: %s -> failed", run_id, silence_reason(self._run_silence))
+            counts["runs_given_up"] += 1
+
+    def _launch_queued(self, counts: Counter[str]) -> None:
+        while self._launcher.can_start(_ANY_CPU, 0.0):
+            trial = self._states.claim_next(self.id, self._fits)
+            if trial is None:
+                # Nothing queued fits the room: a lazy sweep (random, bayes) with room of
+                # its own asks for its next trial now, knowing every trial ended so far.
+                asked = ask_next_trial(self._store)
+                if asked is None or asked.status is not TrialStatus.QUEUED:
+                    break  # none asked, or it failed at birth: no tight loop of failures
+                continue
+            cpus, gpus = trial_resources(trial.spec)
+            assignment = Assignment(
+                trial_id=trial.id,
+                sweep_id=trial.sweep_id,
+                attempt=trial.attempt,
+                spec=trial.spec,
+                database_url=self._database_url,
+                checkpoint_dir=self._checkpoint_root / f"trial-{trial.id}",
+                cpus=cpus,
+                gpus=gpus,
+            )
+            try:
+                self._launcher.launch(assignment)
+            except Exception as exc:
+                log.exception("launching trial %s attempt %s failed", trial.id, trial.attempt)
+                reason = f"launch failed: {exc}"
+                status = self._states.requeue_or_fail(trial.id, trial.attempt, reason)
+                if status is not None:
+                    _tally(counts, status)
+                break  # the launcher is unwell: try again next tick, not in a tight loop
+            counts["launched"] += 1
+
+    def _fits(self, trial: Trial) -> bool:
+        return self._launcher.can_start(*trial_resources(trial.spec))
+
+    # -- background loop ---------------------------------------------------------------
+    def start(self, interval: float = 0.25) -> None:
+        """Tick in a daemon thread: at once when an attempt ends (the launcher says so) or
+        wake() is called, else every `interval` seconds (leases, cancel escalation)."""
+        if self._thread is not None:
+            raise RuntimeError("the scheduler is already running")
+        self._stop.clear()
+        self._launcher.on_end(self.wake)
+        self._thread = threading.Thread(
+            target=self._loop, args=(interval,), name="lrlab-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Tick now (new trials were queued, a cancel was requested, ...)."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._launcher.on_end(None)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if not self._thread.is_alive():  # else a tick is still stuck: no second loop
+                self._thread = None
+
+    def _loop(self, interval: float) -> None:
+        last_full = -math.inf
+        while not self._stop.is_set():
+            started = time.monotonic()
+            full = started - last_full >= interval
+            try:
+                self._pass(housekeeping=full)
+            except Exception:  # the store or the cluster may come back: keep going
+                log.exception("scheduler %s: tick failed", self.id)
+            if full:
+                last_full = started
+            # Woken early by an ended attempt or wake(); else the next full tick is due.
+            self._wake.wait(max(0.0, last_full + interval - time.monotonic()))
+            self._wake.clear()

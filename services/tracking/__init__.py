@@ -1,0 +1,1 @@
+"""Metric use cases: external runs, metric names, live feeds and downsampled reads."""
