@@ -21,6 +21,7 @@ from services.domain.errors import (
     TooLarge,
     Unauthorized,
 )
+from services.domain.stored_specs import StoredSpecError
 from services.specs import field_path
 
 log = logging.getLogger("lrlab.api")
@@ -84,6 +85,13 @@ def install(app: FastAPI) -> None:
             content=error_body(exc.message, exc.field, type(exc).__name__),
             headers=headers,
         )
+
+    @app.exception_handler(StoredSpecError)
+    async def _stored_spec(_: Request, exc: StoredSpecError) -> JSONResponse:
+        # What the store holds no longer decodes: the server's fault, so a 500 that says
+        # which object and why, and a log line for whoever runs the server.
+        log.error("%s", exc)
+        return JSONResponse(status_code=500, content=error_body(str(exc), kind="stored_spec"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

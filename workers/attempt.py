@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 import torch
 
+from services.domain.stored_specs import decode_trial_spec
 from services.scheduling.launcher import Assignment, RunOutcome, RunReport
-from services.specs import TrialSpec
 from services.store import Store, open_store
 from services.sweeps.trial_pruning import pruning_for
 from workers.checkpoints import CheckpointStore
@@ -71,7 +71,7 @@ def run_attempt(a: Assignment) -> RunReport:
     control = TrialControl(lambda step: store.trial_states.heartbeat(a.trial_id, a.attempt, step))
     control.start()
     try:
-        spec = TrialSpec.model_validate(a.spec)
+        spec = decode_trial_spec(a.spec, trial_id=a.trial_id)
         result = train(
             spec,
             sink=sink,

@@ -20,14 +20,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from services.analysis.stop_policy import decide_stop
 from services.analysis.trial_analysis import diagnose_trial, metric_names, record
 from services.analyzer import ANALYZER_VERSION, Diagnosis
 from services.domain.finding_records import FindingChanges
 from services.domain.kinds import TrialKind
 from services.domain.records import Trial
+from services.domain.stored_specs import StoredSpecError
 from services.settings import Settings
 from services.specs.sweep import Policy
 from services.store import Store
@@ -163,10 +162,11 @@ class LiveAnalyzer:
             self._on_stop()
 
     def _policy(self, trial: Trial) -> Policy:
-        spec = self._store.sweeps.get(trial.project_id, trial.sweep_id).spec
+        sweep = self._store.sweeps.get(trial.project_id, trial.sweep_id)
         try:
-            return Policy.model_validate(spec.get("policy") or {})
-        except ValidationError:  # a sweep stored before policies: the defaults
+            return sweep.policy
+        except StoredSpecError as exc:  # a broken sweep keeps its trials under the defaults
+            log.error("%s; its trials are stopped by the default policy", exc)
             return Policy()
 
     # -- background loop ---------------------------------------------------------------

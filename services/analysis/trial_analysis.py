@@ -76,7 +76,7 @@ def run_context(trial: Trial, series: Mapping[str, Columns]) -> RunContext:
     if trial.kind == TrialKind.EXTERNAL:  # no TrialSpec: what its free-form config says
         ctx = context_from_config(trial.params, running=running, total_steps=total)
     else:
-        ctx = RunContext.from_spec(trial.spec, running=running, total_steps=total)
+        ctx = RunContext.from_spec(trial.trial_spec, running=running, total_steps=total)
     return dataclasses.replace(ctx, stop_reason=trial.stop_reason)
 
 

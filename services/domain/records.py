@@ -6,9 +6,13 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from services.domain.kinds import TrialKind
+from services.domain.stored_specs import decode_policy, decode_sweep_spec, decode_trial_spec
+from services.specs import SweepSpec, TrialSpec
+from services.specs.sweep import Policy
 
 T = TypeVar("T")
 
@@ -79,6 +83,16 @@ class Sweep:
     finished_at: datetime | None
     trial_counts: dict[str, int] = field(default_factory=dict)
 
+    @cached_property
+    def sweep_spec(self) -> SweepSpec:
+        """`spec` decoded, once per record; StoredSpecError if it no longer decodes."""
+        return decode_sweep_spec(self.spec, sweep_id=self.id)
+
+    @cached_property
+    def policy(self) -> Policy:
+        """The live stop policy of `spec` (defaults when it names none)."""
+        return decode_policy(self.spec, sweep_id=self.id)
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -105,6 +119,14 @@ class Trial:
     stop_status: TrialStatus | None = None  # a policy stop's terminal status, once asked for
     analyzed_step: int | None = None  # the last step the live analyzer looked at
     heartbeat_at: datetime | None = None  # the last sign of life of its worker or script
+
+    @cached_property
+    def trial_spec(self) -> TrialSpec:
+        """`spec` decoded, once per record; StoredSpecError if it no longer decodes. An
+        external run has no TrialSpec (its `spec` holds the metric names it declared)."""
+        if self.kind is TrialKind.EXTERNAL:
+            raise TypeError(f"trial {self.id} is an external run: it has no TrialSpec")
+        return decode_trial_spec(self.spec, trial_id=self.id)
 
 
 @dataclass(frozen=True)

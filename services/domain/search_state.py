@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+
+from services.domain.stored_specs import decode_sweep_spec
+from services.specs import SweepSpec
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,11 @@ class LazySweep:
     metric_name: str
     metric_goal: str
     next_number: int
+
+    @cached_property
+    def sweep_spec(self) -> SweepSpec:
+        """`spec` decoded, once per record; StoredSpecError if it no longer decodes."""
+        return decode_sweep_spec(self.spec, sweep_id=self.id)
 
 
 @dataclass(frozen=True)

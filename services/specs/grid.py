@@ -11,12 +11,21 @@ from typing import Any
 from pydantic import JsonValue, ValidationError
 
 from services.specs.common import SpecError, describe_error
+from services.specs.optimizers import OPTIMIZERS
 from services.specs.params import param_choices
 from services.specs.registry import RegistryParams
+from services.specs.schedules import SCHEDULES
 from services.specs.sweep import SweepSpec
+from services.specs.tasks import TASKS
 from services.specs.trial import REGISTRY_FIELDS, TrialSpec
 
 __all__ = ["apply_params", "expand_grid", "grid_size"]
+
+_REGISTRIES: dict[str, Mapping[str, type[RegistryParams]]] = {
+    "task": TASKS,
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+}
 
 
 def _base_dump(base: TrialSpec) -> dict[str, Any]:
@@ -45,6 +54,26 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node[leaf] = copy.deepcopy(value)
 
 
+def _drop_old_defaults(base: TrialSpec, data: dict[str, Any], params: Mapping[str, Any]) -> None:
+    """Where a param switched a registry entry (sgd -> adam), drop the old entry's keys that
+    the new one does not know and that still hold the old entry's default.
+
+    A stored spec has every default written out, so once decoded every key counts as set:
+    without this, sgd's momentum=0.0 would follow a switch to adam as an unknown key. A key
+    the sweep set to a value of its own still fails validation, as it should."""
+    for field in REGISTRY_FIELDS:
+        entry, node = getattr(base, field), data.get(field)
+        if not isinstance(node, dict) or node.get("name") == entry.name:
+            continue
+        new_model = _REGISTRIES[field].get(str(node.get("name")))
+        known = set(new_model.model_fields) if new_model is not None else set()
+        defaults = type(entry).model_fields
+        for key in [k for k in node if k not in known and k in defaults]:
+            explicit = f"{field}.{key}" in params
+            if not explicit and node[key] == defaults[key].default:
+                del node[key]
+
+
 def apply_params(base: TrialSpec, params: Mapping[str, Any]) -> TrialSpec:
     """`base` with each value set at its dotted path; raises ValidationError if invalid.
 
@@ -54,6 +83,7 @@ def apply_params(base: TrialSpec, params: Mapping[str, Any]) -> TrialSpec:
     data = _base_dump(base)
     for path in sorted(params, key=lambda p: p.count(".")):
         _set_path(data, path, params[path])
+    _drop_old_defaults(base, data, params)
     return TrialSpec.model_validate(data)
 
 

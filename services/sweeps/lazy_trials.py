@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from services.domain.records import PastTrial, Trial
 from services.domain.search_state import AskedTrial, LazySweep
+from services.domain.stored_specs import StoredSpecError
 from services.search.distributions import Param
 from services.search.engine import search_for
 from services.specs import SweepSpec, apply_params, describe_error
@@ -41,9 +42,9 @@ def ask_next_trial(store: Store) -> Trial | None:
 
 def _make(sweep: LazySweep, history: Callable[[], list[PastTrial]]) -> AskedTrial | None:
     try:
-        spec = SweepSpec.model_validate(sweep.spec)
-    except ValidationError as exc:  # stored by another version: asking must not stop others
-        log.warning("sweep %s cannot ask for trials, its spec does not read: %s", sweep.id, exc)
+        spec = sweep.sweep_spec
+    except StoredSpecError as exc:  # asking for one broken sweep must not stop the others
+        log.error("%s", exc)
         return None
     space = resolve_space(sweep, spec)
     if space is None:

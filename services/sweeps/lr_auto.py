@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from services.domain.errors import NotFound
 from services.domain.kinds import LAZY_METHODS
 from services.domain.records import TrialStatus
+from services.domain.stored_specs import decode_sweep_spec
 from services.domain.submissions import NewTrial
 from services.specs import SpecError, SweepSpec, expand_grid, grid_size
 from services.specs.range_test import (
@@ -126,7 +127,7 @@ def settle_waiting_sweeps(store: Store) -> list[int]:
         if not isinstance(raw.get("lr_auto"), dict) or raw["lr_auto"].get("resolution"):
             continue  # not waiting for a range test (a lazy sweep before its first ask)
         try:
-            spec = SweepSpec.model_validate(raw)
+            spec = decode_sweep_spec(raw, sweep_id=sweep_id)
             settled = _settle(store, project_id, spec)
             if settled is None:
                 continue

@@ -21,7 +21,7 @@ from services.domain.errors import NotFound
 from services.domain.kinds import SweepMethod
 from services.domain.records import Sweep, Trial
 from services.domain.submissions import NewSweep, NewTrial
-from services.specs import SweepSpec, TrialSpec
+from services.specs import SweepSpec
 from services.specs.range_test import (
     RangeTestOptions,
     RangeTestRequest,
@@ -117,7 +117,7 @@ def read_range_test(
     store: Store, project_id: int, sweep_id: int, max_points: int = 500
 ) -> RangeTestResult:
     sweep, trial = range_test_trial(store, project_id, sweep_id)
-    options = range_test_options(TrialSpec.model_validate(trial.spec))
+    options = range_test_options(trial.trial_spec)
     by_name = {
         s.name: s
         for s in store.metrics.read(trial.id, ["lr", "train_loss"], limit=10 * options.steps)
