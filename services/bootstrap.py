@@ -37,7 +37,9 @@ def ensure_local_admin(store: Store, settings: Settings) -> str:
         found = store.projects.authenticate(secret)
         if found is not None and found[1].is_admin:
             return secret
-    project = store.projects.get_by_name(DEFAULT_PROJECT) or store.projects.create(DEFAULT_PROJECT)
-    issued = store.projects.issue_token(project.id, "local admin", is_admin=True)
+    with store.unit_of_work():
+        found_project = store.projects.get_by_name(DEFAULT_PROJECT)
+        project = found_project or store.projects.create(DEFAULT_PROJECT)
+        issued = store.projects.issue_token(project.id, "local admin", is_admin=True)
     _write_secret(path, issued.secret)
     return issued.secret

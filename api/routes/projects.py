@@ -55,6 +55,7 @@ def list_projects(_: AdminDep, store: StoreDep) -> list[ProjectOut]:
 @router.post("/projects", response_model=ProjectCreated, status_code=201)
 def create_project(body: ProjectCreate, _: AdminDep, store: StoreDep) -> ProjectCreated:
     """A new project with its first admin token (shown once)."""
-    project = store.projects.create(body.name)
-    issued = store.projects.issue_token(project.id, "admin", is_admin=True)
+    with store.unit_of_work():  # a project nobody can use must not outlive a failed step
+        project = store.projects.create(body.name)
+        issued = store.projects.issue_token(project.id, "admin", is_admin=True)
     return ProjectCreated(project=ProjectOut.model_validate(project), token=_issued(issued))

@@ -1,9 +1,15 @@
-"""Engine and session handling: one session per operation, rolled back on error."""
+"""Engine and session handling: one session per operation, rolled back on error.
+
+A unit of work (`Database.unit_of_work`) widens that to a use case: every repository call
+made inside it, on this thread, joins its one session and commits once at its end, so a
+use case that spans repositories leaves nothing half-made when a step fails. (Metric
+writes go through a raw connection for bulk speed and are not part of one.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +57,8 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _configure_sqlite)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # The session of the unit of work open in this context, if any.
+        self._current: ContextVar[Session | None] = ContextVar(f"uow-{id(self)}", default=None)
 
     @property
     def is_postgres(self) -> bool:
@@ -58,6 +66,11 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A session that commits on exit, or the open unit of work's (which commits later)."""
+        current = self._current.get()
+        if current is not None:
+            yield current
+            return
         session = self._sessions()
         try:
             yield session
@@ -67,6 +80,20 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One transaction for everything inside: committed at the end, or rolled back."""
+        if self._current.get() is not None:  # nested: part of the outer one
+            with self.session() as joined:
+                yield joined
+            return
+        with self.session() as session:
+            token = self._current.set(session)
+            try:
+                yield session
+            finally:
+                self._current.reset(token)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from services.store.analyses_repo import AnalysisRepository
 from services.store.db import Database
 from services.store.findings_repo import FindingRepository
@@ -34,6 +37,12 @@ class Store:
         self.search = SearchRepository(db)
         self.history = HistoryRepository(db)
         self.pending_sweeps = PendingSweepRepository(db)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Store]:
+        """Repository calls inside commit together at the end, or not at all."""
+        with self.db.unit_of_work():
+            yield self
 
     def ping(self) -> bool:
         from sqlalchemy import text

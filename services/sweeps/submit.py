@@ -34,27 +34,29 @@ def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepS
         combos = [] if lazy or waits else expand_grid(spec, limit)
     except SpecError as exc:
         raise InvalidInput(exc.message, field=exc.field) from exc
-    if waits:
-        spec = start_lr_auto(store, project_id, spec)
     trials = [
         NewTrial(
             params=dict(params), spec=trial.model_dump(mode="json"), max_restarts=trial.max_restarts
         )
         for params, trial in combos
     ]
-    return store.sweeps.create(
-        project_id,
-        NewSweep(
-            name=spec.name,
-            method=spec.method,
-            spec=spec.model_dump(mode="json"),
-            metric_name=spec.metric.name,
-            metric_goal=spec.metric.goal,
-            max_trials=(spec.max_trials or limit) if lazy else spec.max_trials,
-            max_concurrent=spec.max_concurrent,
-        ),
-        trials,
-    )
+    # The range test and the sweep that waits for it are stored together or not at all.
+    with store.unit_of_work():
+        if waits:
+            spec = start_lr_auto(store, project_id, spec)
+        return store.sweeps.create(
+            project_id,
+            NewSweep(
+                name=spec.name,
+                method=spec.method,
+                spec=spec.model_dump(mode="json"),
+                metric_name=spec.metric.name,
+                metric_goal=spec.metric.goal,
+                max_trials=(spec.max_trials or limit) if lazy else spec.max_trials,
+                max_concurrent=spec.max_concurrent,
+            ),
+            trials,
+        )
 
 
 def submit_job(
