@@ -97,7 +97,7 @@ def new_trial(store: Any, project_name: str = "bench", spec: dict[str, Any] | No
         ),
         [NewTrial(params={}, spec=spec or {}, max_restarts=0)],
     )
-    page = store.sweeps.list_trials(project.id, sweep.id, limit=1, offset=0)
+    page = store.trials.list(project.id, sweep.id, limit=1, offset=0)
     return int(page.items[0].id)
 
 

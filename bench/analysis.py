@@ -168,7 +168,7 @@ def build_sweep(
             for o, b, lr in grid
         ],
     )
-    page = store.sweeps.list_trials(project_id, sweep.id, limit=len(grid), offset=0)
+    page = store.trials.list(project_id, sweep.id, limit=len(grid), offset=0)
     ids = [t.id for t in page.items]
     t0 = time.perf_counter()
     diverged = set()
@@ -184,7 +184,7 @@ def build_sweep(
             for name, values in series.items()
             for step in (evals if name in EVALUATED else range(steps))
         ]
-        store.metrics.write(trial_id, points)
+        store.metrics.write(project_id, trial_id, points)
     written = time.perf_counter() - t0
     print(
         f"wrote {store_points(len(ids), steps, eval_every):,} points in {written:.1f} s",
@@ -280,9 +280,9 @@ def breakdown(store: Store, ids: Sequence[int], project_id: int) -> dict[str, fl
     GIL, apart from the database's."""
     parts: dict[str, list[float]] = {}
     for trial_id in ids:
-        trial = store.sweeps.get_trial(project_id, trial_id)
+        trial = store.trials.get(project_id, trial_id)
         marks = [(time.perf_counter(), time.thread_time())]
-        series = analysed_series(store, trial_id, LIMIT)
+        series = analysed_series(store, trial, LIMIT)
         marks.append((time.perf_counter(), time.thread_time()))
         total = int(series["train_loss"][0][-1]) + 1
         diagnosis = diagnose(series, RunContext.from_spec(trial.spec, total_steps=total))

@@ -94,11 +94,11 @@ def run_sweep(store: Any, scheduler: Any, project_id: int, sweep_spec: Any) -> O
     while store.sweeps.get(project_id, sweep.id).status is not SweepStatus.FINISHED:
         time.sleep(0.05)  # polling the store for the end
     wall = time.perf_counter() - started
-    trials = store.sweeps.list_trials(project_id, sweep.id, limit=100, offset=0).items
+    trials = store.trials.list(project_id, sweep.id, limit=100, offset=0).items
     steps = sum(t.last_step + 1 for t in trials if t.last_step is not None)
     best, best_params = math.inf, {}
     for trial in trials:
-        (series,) = store.metrics.read(trial.id, ["val_loss"])
+        (series,) = store.metrics.read(trial.project_id, trial.id, ["val_loss"])
         last = series.values[-1] if series.values else math.nan
         if math.isfinite(last) and last < best:
             best, best_params = last, trial.params

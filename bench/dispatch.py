@@ -340,14 +340,15 @@ def runner_seconds(store: Store, steps: int, eval_every: int) -> float:
 
     torch.set_num_threads(1)
     spec = TrialSpec.model_validate({**base_spec(steps, eval_every), "seed": 0})
-    trial_id = new_trial(store, "calibration", spec.model_dump(mode="json"))
+    trial = store.trial_states.get(new_trial(store, "calibration", spec.model_dump(mode="json")))
+    assert trial is not None
 
     class Control:
         stop_reason: str | None = None
         last_step: int | None = None
 
     with tempfile.TemporaryDirectory() as ckpt:
-        sink = MetricSink(lambda rows: store.metrics.write(trial_id, rows))
+        sink = MetricSink(lambda rows: store.metrics.write(trial.project_id, trial.id, rows))
         t0 = time.perf_counter()
         train(spec, sink=sink, checkpoints=CheckpointStore(Path(ckpt)), control=Control())
         sink.close()

@@ -139,7 +139,7 @@ def store_trial(store: Store, project_id: int, label: str) -> int:
         ),
         [NewTrial(params={}, spec={}, max_restarts=0)],
     )
-    page = store.sweeps.list_trials(project_id, sweep.id, limit=1, offset=0)
+    page = store.trials.list(project_id, sweep.id, limit=1, offset=0)
     return page.items[0].id
 
 
@@ -173,11 +173,11 @@ def run_floor(
     return time.perf_counter() - t
 
 
-def run_store(store: Store, trial_id: int, batches: Sequence[Batch]) -> float:
+def run_store(store: Store, project_id: int, trial_id: int, batches: Sequence[Batch]) -> float:
     write = store.metrics.write
     t = time.perf_counter()
     for b in batches:
-        write(trial_id, b)
+        write(project_id, trial_id, b)
     return time.perf_counter() - t
 
 
@@ -284,14 +284,14 @@ def report(
                 s = run_floor(pg, bare, trial_a, batches)
                 expect_rows(pg, bare, trial_a, n)
             elif path == "store":
-                s = run_store(store, trial_a, batches)
+                s = run_store(store, project.id, trial_a, batches)
                 expect_rows(pg, "metric_points", trial_a, n)
                 # The collision path: a client retrying batches that are already stored.
                 again = batches[:RESEND_BATCHES]
                 before = count_rows(pg, "metric_points", trial_a)
                 t = time.perf_counter()
                 for b in again:
-                    store.metrics.write(trial_a, b)
+                    store.metrics.write(project.id, trial_a, b)
                 resend.append(time.perf_counter() - t)
                 after = count_rows(pg, "metric_points", trial_a)
                 print(
@@ -344,7 +344,9 @@ def report(
     pg.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(bare)))
 
     def store_read() -> int:
-        (series,) = store.metrics.read(trial, ["train_loss"], max_points=args.max_points)
+        (series,) = store.metrics.read(
+            project.id, trial, ["train_loss"], max_points=args.max_points
+        )
         assert series.total == n // len(NAMES) and len(series.steps) <= args.max_points
         return len(series.steps)
 

@@ -308,6 +308,7 @@ def run_runner(
     trial_id = new_trial(store, spec=spec.model_dump(mode="json"))
     claimed = store.trial_states.claim_next("bench", lambda t: t.id == trial_id)
     assert claimed is not None and claimed.id == trial_id
+    project_id = claimed.project_id
     ckpt_dir = Path(tempfile.mkdtemp(prefix=f"ckpt-{trial_id}-", dir=workdir))
     checkpoints = CheckpointStore(ckpt_dir) if ckpt_on else NullCheckpoints(ckpt_dir)
     clock = _Clock()
@@ -318,7 +319,7 @@ def run_runner(
     def write(rows: Any) -> None:
         c0, w0 = time.thread_time(), time.perf_counter()
         try:
-            store.metrics.write(trial_id, rows)
+            store.metrics.write(project_id, trial_id, rows)
         finally:
             acct["write_cpu"] += time.thread_time() - c0
             acct["write_wall"] += time.perf_counter() - w0
@@ -353,8 +354,8 @@ def run_runner(
     assert steps is not None
     final_loss = float("nan")
     if sink_on:
-        (train_loss,) = store.metrics.read(trial_id, ["train_loss"])
-        (val_loss,) = store.metrics.read(trial_id, ["val_loss"])
+        (train_loss,) = store.metrics.read(project_id, trial_id, ["train_loss"])
+        (val_loss,) = store.metrics.read(project_id, trial_id, ["val_loss"])
         assert train_loss.steps == list(range(steps)), "train_loss points missing"
         assert len(val_loss.steps) == -(-steps // EVAL_EVERY), "val_loss points missing"
         final_loss = train_loss.values[-1]
@@ -407,7 +408,8 @@ def _per_call(fn: Callable[[], object], calls: int, repeats: int = 5) -> float:
 
 def _flush_cost(store: Store, spec: TrialSpec) -> float:
     """Seconds for store.metrics.write of CHECKPOINT_EVERY steps' per-step points."""
-    trial_id = new_trial(store, spec=spec.model_dump(mode="json"))
+    trial = store.trial_states.get(new_trial(store, spec=spec.model_dump(mode="json")))
+    assert trial is not None
     steps = iter(range(0, 10**9, CHECKPOINT_EVERY))  # fresh steps each call: the COPY path
 
     def write() -> None:
@@ -417,7 +419,7 @@ def _flush_cost(store: Store, spec: TrialSpec) -> float:
             for i in range(CHECKPOINT_EVERY)
             for name in ("lr", "train_loss", "grad_norm")
         ]
-        store.metrics.write(trial_id, points)
+        store.metrics.write(trial.project_id, trial.id, points)
 
     return _per_call(write, 5, repeats=3)
 

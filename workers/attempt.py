@@ -67,7 +67,9 @@ def run_attempt(a: Assignment) -> RunReport:
     if not store.trial_states.attach_worker(a.trial_id, a.attempt, worker, note=why_cpu):
         return RunReport(a.trial_id, a.attempt, RunOutcome.LOST, error="lease lost before start")
     # Every 0.5 s at most, so a live reader (the analyzer, a stream) sees a trial promptly.
-    sink = MetricSink(lambda rows: store.metrics.write(a.trial_id, rows), max_age_seconds=0.5)
+    sink = MetricSink(
+        lambda rows: store.metrics.write(a.project_id, a.trial_id, rows), max_age_seconds=0.5
+    )
     control = TrialControl(lambda step: store.trial_states.heartbeat(a.trial_id, a.attempt, step))
     control.start()
     try:

@@ -1,9 +1,9 @@
 """The training loop of one trial: build, (resume,) train, evaluate, checkpoint, report.
 
-Metric names follow the contract in DESIGN.md: every step train_loss, lr (lr/<g> for other
-param groups) and grad_norm (global L2 norm before clipping); every LAYER_EVERY steps
-grad_norm/<index>.<module> per layer (workers.optim.layer_norms); every evaluation the task's
-val_* metrics and samples_per_sec; swa_val_loss at the end of an SWA run; with
+Metric names follow the contract in the README (How a trial runs): every step train_loss,
+lr (lr/<g> for other param groups) and grad_norm (global L2 norm before clipping); every
+LAYER_EVERY steps grad_norm/<index>.<module> per layer (workers.optim.layer_norms); every
+evaluation the task's val_* metrics and samples_per_sec; swa_val_loss at the end of an SWA run; with
 diagnostics.sharpness_every, `sharpness` (see workers.sharpness) every that many steps, on
 the step's batch at the weights before its update. A non-finite training loss, or one whose
 smoothed value blew up (TrialSpec.stop, see workers.loss_stop), is recorded and ends the

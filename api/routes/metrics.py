@@ -80,7 +80,7 @@ async def ingest_metrics(
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit * BYTES_PER_POINT:
         raise TooLarge(f"body of {declared} bytes is over the limit for {limit} points")
-    trial = await run_in_threadpool(store.sweeps.get_trial, project.id, trial_id)
+    trial = await run_in_threadpool(store.trials.get, project.id, trial_id)
     # Validated straight from bytes: the fast path for large batches.
     try:
         batch = METRIC_BATCH.validate_json(await request.body())
@@ -88,7 +88,7 @@ async def ingest_metrics(
         errors = exc.errors(include_url=False, include_input=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
     rows = _rows(batch, limit)
-    accepted = await run_in_threadpool(store.metrics.write, trial_id, rows)
+    accepted = await run_in_threadpool(store.metrics.write, project.id, trial_id, rows)
     if trial.kind == TrialKind.EXTERNAL and trial.status is TrialStatus.RUNNING:
         # A batch is a sign of life from the run's script, like a heartbeat.
         await run_in_threadpool(store.runs.touch, project.id, trial_id)
@@ -232,14 +232,12 @@ def read_metrics(
         raise InvalidInput(f"max_points must be at most {cap}", field="max_points")
     if limit is not None and limit > cap:
         raise InvalidInput(f"limit must be at most {cap}", field="limit")
-    store.sweeps.get_trial(project.id, trial_id)
     series = store.metrics.read(
-        trial_id, name, start=start, end=end, max_points=max_points, limit=limit or cap
+        project.id, trial_id, name, start=start, end=end, max_points=max_points, limit=limit or cap
     )
     return SeriesSetOut(trial_id=trial_id, series=[SeriesOut.of(s) for s in series])
 
 
 @router.get("/trials/{trial_id}/metric-names", response_model=list[str])
 def metric_names(trial_id: TrialId, project: CurrentProject, store: StoreDep) -> list[str]:
-    store.sweeps.get_trial(project.id, trial_id)
-    return store.metrics.names(trial_id)
+    return store.metrics.names(project.id, trial_id)

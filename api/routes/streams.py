@@ -130,7 +130,6 @@ def sweep_stream(
     of one trial: {trial_id, points: [{name, step, value, time}]}), `finding`, and `end`
     once the sweep is over and all of it was sent. Reconnect with the last event's id
     (Last-Event-ID or ?last_event_id=) to continue with nothing lost or repeated."""
-    store.sweeps.get(project.id, sweep_id)  # 404 unless it is the project's
     feed = Feed(store, project.id, sweep_id=sweep_id, cursor=params.cursor, limits=params.limits)
     return _response(feed, request, settings)
 
@@ -145,6 +144,5 @@ def trial_stream(
     params: StreamDep,
 ) -> StreamingResponse:
     """The events of one trial (or external run), as for a sweep; `end` when it ended."""
-    store.sweeps.get_trial(project.id, trial_id)
     feed = Feed(store, project.id, trial_id=trial_id, cursor=params.cursor, limits=params.limits)
     return _response(feed, request, settings)

@@ -74,7 +74,7 @@ def list_trials(
     page: PageDep,
     status: Annotated[TrialStatus | None, Query()] = None,
 ) -> PageOut[TrialOut]:
-    result = store.sweeps.list_trials(
+    result = store.trials.list(
         project.id, sweep_id, limit=page.limit, offset=page.offset, status=status
     )
     return PageOut[TrialOut].build(result, [TrialOut.of(t) for t in result.items])

@@ -69,7 +69,7 @@ def _best(store: Store, sweep: Sweep) -> dict[str, Any] | None:
         return None
     pick = min if sweep.metric_goal == "minimize" else max
     best = pick(finite, key=lambda s: s.last_value)
-    trial = store.sweeps.get_trial(sweep.project_id, best.trial_id)
+    trial = store.trials.get(sweep.project_id, best.trial_id)
     return {
         "trial_id": trial.id,
         "number": trial.number,
@@ -157,7 +157,7 @@ class Scanner:
                 continue
             if _RANK.get(finding.severity, -1) < _RANK[notify.get("min_severity", "warning")]:
                 continue
-            trial = self.store.sweeps.get_trial(sweep.project_id, finding.trial_id)
+            trial = self.store.trials.get(sweep.project_id, finding.trial_id)
             added += self._enqueue(sweep, finding_event(sweep, trial.number, finding), now)
         return added
 

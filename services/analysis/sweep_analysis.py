@@ -65,7 +65,7 @@ class SweepAnalysis:
 def _trials(store: Store, project_id: int, sweep_id: int) -> list[Trial]:
     out: list[Trial] = []
     while True:
-        page = store.sweeps.list_trials(project_id, sweep_id, limit=_PAGE, offset=len(out))
+        page = store.trials.list(project_id, sweep_id, limit=_PAGE, offset=len(out))
         out += page.items
         if not page.items or len(out) >= page.total:
             return out

@@ -34,17 +34,20 @@ class TrialAnalysis:
     diagnosis: Diagnosis
 
 
-def analysed_series(store: Store, trial_id: int, limit: int) -> dict[str, Columns]:
+def analysed_series(store: Store, trial: Trial, limit: int) -> dict[str, Columns]:
     """Each analysed series in one read, as (steps, values) arrays: raw up to `limit`
     points, longer ones reduced to `limit` by min/max buckets (which keep the shape:
     spikes, the first non-finite). Arrays, not lists: the rules work on arrays, and a
     10,000-point list costs ~0.5 ms each way. Per-layer gradient norms come along when the
     run logged them."""
-    return store.metrics.read_shapes(trial_id, (*ANALYZED, *_layers(store, trial_id)), limit)
+    names = (*ANALYZED, *_layers(store, trial))
+    return store.metrics.read_shapes(trial.project_id, trial.id, names, limit)
 
 
-def _layers(store: Store, trial_id: int) -> list[str]:
-    return store.metrics.names_with_prefix(trial_id, LAYER_PREFIX, MAX_LAYER_SERIES)
+def _layers(store: Store, trial: Trial) -> list[str]:
+    return store.metrics.names_with_prefix(
+        trial.project_id, trial.id, LAYER_PREFIX, MAX_LAYER_SERIES
+    )
 
 
 def metric_names(trial: Trial) -> MetricNames:
@@ -58,10 +61,12 @@ def trial_series(store: Store, trial: Trial, limit: int) -> dict[str, Columns]:
     external run's are picked from what it logged (still one read). Series that have no
     aliases (per-layer norms as lrlab.torch names them, sharpness) are read as logged."""
     if trial.kind != TrialKind.EXTERNAL:
-        return analysed_series(store, trial.id, limit)
+        return analysed_series(store, trial, limit)
     names = metric_names(trial)
-    as_logged = (*UNALIASED, *_layers(store, trial.id))
-    read = store.metrics.read_shapes(trial.id, (*names.candidates, *as_logged), limit)
+    as_logged = (*UNALIASED, *_layers(store, trial))
+    read = store.metrics.read_shapes(
+        trial.project_id, trial.id, (*names.candidates, *as_logged), limit
+    )
     return {**names.pick(read), **{n: read[n] for n in as_logged if n in read}}
 
 
@@ -88,7 +93,7 @@ def diagnose_trial(store: Store, trial: Trial, limit: int) -> Diagnosis:
 
 def analyze_trial(store: Store, project_id: int, trial_id: int, limit: int) -> TrialAnalysis:
     """Diagnose the project's trial from its series now (NotFound when not the project's)."""
-    trial = store.sweeps.get_trial(project_id, trial_id)
+    trial = store.trials.get(project_id, trial_id)
     return TrialAnalysis(trial=trial, diagnosis=diagnose_trial(store, trial, limit))
 
 
@@ -96,7 +101,9 @@ def record(store: Store, trial: Trial, diagnosis: Diagnosis) -> FindingChanges:
     """Keep a diagnosis, in one transaction: the trial's findings and its cached analysis,
     keyed by the step the trial's row named before the series were read (a trial that
     moved on since reads as stale next time, never the other way round)."""
-    return store.findings.upsert(trial.id, diagnosis, cache=(trial.last_step, diagnosis.to_dict()))
+    return store.findings.upsert(
+        trial.project_id, trial.id, diagnosis, cache=(trial.last_step, diagnosis.to_dict())
+    )
 
 
 def usable(cached: CachedAnalysis | None) -> dict[str, Any] | None:
@@ -113,7 +120,7 @@ def current_analysis(
 ) -> tuple[Trial, dict[str, Any]]:
     """The trial and its diagnosis as JSON: the cached one when current, else computed now
     (and kept when the trial has ended: its final diagnosis will not change)."""
-    trial = store.sweeps.get_trial(project_id, trial_id)
+    trial = store.trials.get(project_id, trial_id)
     cached = usable(store.analyses.get(project_id, trial_id))
     if cached is not None:
         return trial, cached

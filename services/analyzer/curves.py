@@ -24,8 +24,8 @@ from services.analyzer.stats import (
 
 __all__ = ["MAX_VAL_POINTS", "METRICS", "Curves", "GradCurve", "ValCurve"]
 
-# The metric names of the contract (DESIGN.md) that the rules read; and per-layer gradient
-# norms, grad_norm/<index>.<module> (services.analyzer.layers).
+# The metric names of the contract (README: How a trial runs) that the rules read; and
+# per-layer gradient norms, grad_norm/<index>.<module> (services.analyzer.layers).
 METRICS = (
     "train_loss",
     "val_loss",

@@ -21,6 +21,7 @@ class Assignment:
 
     trial_id: int
     sweep_id: int
+    project_id: int
     attempt: int
     spec: dict[str, Any]  # a TrialSpec as JSON
     database_url: str

@@ -246,6 +246,7 @@ class Scheduler:
             assignment = Assignment(
                 trial_id=trial.id,
                 sweep_id=trial.sweep_id,
+                project_id=trial.project_id,
                 attempt=trial.attempt,
                 spec=trial.spec,
                 database_url=self._database_url,

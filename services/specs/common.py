@@ -1,6 +1,6 @@
 """The base every spec model shares, the free-text type, and how spec errors are reported.
 
-Errors follow one rule (DESIGN.md): each names the field and the rule it broke. Pydantic
+Errors follow one rule (docs/architecture.md): each names the field and the rule it broke. Pydantic
 already does that for single-field constraints; for unknown keys and cross-field rules we
 raise errors located at the offending field (see `fail`), so `spec_errors` can turn any
 ValidationError into (field path, message) pairs without parsing messages.

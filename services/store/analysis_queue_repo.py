@@ -16,8 +16,8 @@ from sqlalchemy import exists, func, select, text
 from services.domain.kinds import TrialKind
 from services.domain.records import TERMINAL_TRIAL_STATES, Trial, TrialStatus
 from services.store.db import Database
-from services.store.sweeps_repo import trial_from_row
 from services.store.tables import FindingRow, TrialRow
+from services.store.trial_rows import trial_from_row
 
 _TERMINAL = sorted(s.value for s in TERMINAL_TRIAL_STATES)
 

@@ -19,6 +19,7 @@ from services.store.search_repo import SearchRepository
 from services.store.summaries_repo import SummaryRepository
 from services.store.sweeps_repo import SweepRepository
 from services.store.trial_states_repo import TrialStateRepository
+from services.store.trials_repo import TrialRepository
 
 
 class Store:
@@ -26,6 +27,7 @@ class Store:
         self.db = db
         self.projects = ProjectRepository(db)
         self.sweeps = SweepRepository(db)
+        self.trials = TrialRepository(db)
         self.metrics = MetricRepository(db)
         self.trial_states = TrialStateRepository(db)
         self.analyses = AnalysisRepository(db)

@@ -98,6 +98,7 @@ class FindingRepository:
     # -- writes -------------------------------------------------------------------------
     def upsert(
         self,
+        project_id: int,
         trial_id: int,
         diagnosis: Diagnosis,
         *,
@@ -109,7 +110,7 @@ class FindingRepository:
         trial's cached analysis in the same transaction: one round of locks, not two."""
         found = {f.kind: f.to_dict() for f in diagnosis.findings}
         with self._db.session() as s:
-            trial = self._lock_trial(s, trial_id)
+            trial = self._lock_trial(s, project_id, trial_id)
             if cache is not None:
                 trial.analyzed_step, trial.analysis = cache
                 trial.analyzer_version = cache[1].get("analyzer_version")
@@ -147,7 +148,7 @@ class FindingRepository:
                 rows[kind].updated_at = now
             return FindingChanges(tuple(added), tuple(updated), tuple(gone), before)
 
-    def _lock_trial(self, s: Session, trial_id: int) -> TrialRow:
+    def _lock_trial(self, s: Session, project_id: int, trial_id: int) -> TrialRow:
         """The trial's row, with writers of its findings serialised: the row's lock on
         PostgreSQL (NO KEY: others may still reference it), the database's write lock on
         SQLite, taken up front so the read that follows cannot go stale."""
@@ -158,7 +159,7 @@ class FindingRepository:
         row = s.scalars(
             select(TrialRow).where(TrialRow.id == trial_id).with_for_update(key_share=True)
         ).one_or_none()
-        if row is None:
+        if row is None or row.project_id != project_id:
             raise NotFound(f"trial {trial_id} not found")
         return row
 

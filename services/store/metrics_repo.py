@@ -20,6 +20,7 @@ from sqlalchemy import delete, text
 from services.domain.downsample import downsample_indices
 from services.domain.records import PointIn, Series
 from services.store.db import Database
+from services.store.ownership import require_trial
 from services.store.tables import MetricPointRow
 
 _COLUMNS = "trial_id, name, step, value, recorded_at"
@@ -105,9 +106,14 @@ class MetricRepository:
         self._db = db
 
     # -- writes -------------------------------------------------------------------------
-    def write(self, trial_id: int, points: Iterable[PointIn]) -> int:
+    def _require(self, project_id: int, trial_id: int) -> None:
+        with self._db.session() as s:
+            require_trial(s, project_id, trial_id)
+
+    def write(self, project_id: int, trial_id: int, points: Iterable[PointIn]) -> int:
         """Store a batch in one transaction; returns the number of distinct points."""
         rows = _dedupe(trial_id, points)
+        self._require(project_id, trial_id)
         if not rows:
             return 0
         if self._db.is_postgres:
@@ -172,27 +178,33 @@ class MetricRepository:
         finally:
             raw.close()
 
-    def delete_trial(self, trial_id: int) -> None:
+    def delete_trial(self, project_id: int, trial_id: int) -> None:
         with self._db.session() as s:
+            require_trial(s, project_id, trial_id)
             s.execute(delete(MetricPointRow).where(MetricPointRow.trial_id == trial_id))
 
     # -- reads --------------------------------------------------------------------------
-    def names(self, trial_id: int) -> list[str]:
+    def names(self, project_id: int, trial_id: int) -> list[str]:
         with self._db.session() as s:
+            require_trial(s, project_id, trial_id)
             # Sorted here, not by the database, so the order never depends on its collation.
             return sorted(r[0] for r in s.execute(_NAMES_SQL, {"trial_id": trial_id}))
 
-    def names_with_prefix(self, trial_id: int, prefix: str, limit: int) -> list[str]:
+    def names_with_prefix(
+        self, project_id: int, trial_id: int, prefix: str, limit: int
+    ) -> list[str]:
         """The trial's names that start with `prefix`, sorted; when more than `limit`,
         `limit` of them spread evenly over that order, the first and last included.
         Bounded: it looks at most at PREFIX_SCAN distinct names from the prefix on."""
         args = {"trial_id": trial_id, "prefix": prefix, "scan": PREFIX_SCAN}
         with self._db.session() as s:
+            require_trial(s, project_id, trial_id)
             found = [r[0] for r in s.execute(_NAMES_FROM_SQL, args)]
         return _spread(sorted(n for n in found if n.startswith(prefix)), limit)
 
     def read(
         self,
+        project_id: int,
         trial_id: int,
         names: Sequence[str] | None = None,
         *,
@@ -203,7 +215,9 @@ class MetricRepository:
     ) -> list[Series]:
         """Series in step order. ``max_points`` downsamples; otherwise at most ``limit``
         raw points per series come back, with ``next_start`` saying where to continue."""
-        wanted = list(names) if names else self.names(trial_id)
+        if names:
+            self._require(project_id, trial_id)
+        wanted = list(names) if names else self.names(project_id, trial_id)
         lo = -(2**63) if start is None else start
         hi = 2**63 - 1 if end is None else end
         fetch_limit = None if max_points is not None else limit + 1
@@ -217,11 +231,12 @@ class MetricRepository:
         return out
 
     def read_shapes(
-        self, trial_id: int, names: Sequence[str], max_points: int
+        self, project_id: int, trial_id: int, names: Sequence[str], max_points: int
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """name -> (steps, values) arrays of the named series that exist, each reduced to
         `max_points` as `read`'s downsampled reads reduce it, in one query and without
         recorded times: what the analyzer needs, at the least cost, for many trials."""
+        self._require(project_id, trial_id)
         if self._db.is_postgres:
             columns = self._fetch_shapes_postgres(trial_id, names)
         else:

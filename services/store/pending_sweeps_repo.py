@@ -17,8 +17,8 @@ from sqlalchemy import exists, select
 from services.domain.records import SweepStatus
 from services.domain.submissions import NewTrial
 from services.store.db import Database
-from services.store.sweeps_repo import insert_trials
 from services.store.tables import SweepRow, TrialRow, utcnow
+from services.store.trial_rows import insert_trials
 from services.store.trial_states_repo import write_transaction
 
 __all__ = ["PendingSweepRepository"]

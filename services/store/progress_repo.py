@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from services.domain.records import TrialStatus
 from services.domain.trial_life import TrialProgress
 from services.store.db import Database
+from services.store.ownership import require_sweep, require_trial
 from services.store.tables import MetricPointRow, TrialRow
 
 _COLUMNS = (
@@ -27,16 +29,20 @@ class ProgressRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def of_sweep(self, sweep_id: int) -> list[TrialProgress]:
-        """Every trial of the sweep, in id order (no project check: look the sweep up first)."""
-        return self._read(TrialRow.sweep_id == sweep_id)
-
-    def of_trial(self, trial_id: int) -> list[TrialProgress]:
-        return self._read(TrialRow.id == trial_id)
-
-    def _read(self, where: ColumnElement[bool]) -> list[TrialProgress]:
+    def of_sweep(self, project_id: int, sweep_id: int) -> list[TrialProgress]:
+        """Every trial of the sweep, in id order."""
         with self._db.session() as s:
-            rows = s.execute(select(*_COLUMNS).where(where).order_by(TrialRow.id)).all()
+            require_sweep(s, project_id, sweep_id)
+            return self._read(s, TrialRow.sweep_id == sweep_id)
+
+    def of_trial(self, project_id: int, trial_id: int) -> list[TrialProgress]:
+        with self._db.session() as s:
+            require_trial(s, project_id, trial_id)
+            return self._read(s, TrialRow.id == trial_id)
+
+    @staticmethod
+    def _read(s: Session, where: ColumnElement[bool]) -> list[TrialProgress]:
+        rows = s.execute(select(*_COLUMNS).where(where).order_by(TrialRow.id)).all()
         return [
             TrialProgress(
                 id=r.id,
@@ -50,10 +56,11 @@ class ProgressRepository:
             for r in rows
         ]
 
-    def top_step(self, trial_id: int, names: Sequence[str]) -> int | None:
+    def top_step(self, project_id: int, trial_id: int, names: Sequence[str]) -> int | None:
         """The highest step any of `names` reached (an index probe per name), or None."""
         top: int | None = None
         with self._db.session() as s:
+            require_trial(s, project_id, trial_id)
             for name in names:
                 step = s.scalar(
                     select(func.max(MetricPointRow.step)).where(

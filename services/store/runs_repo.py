@@ -16,8 +16,8 @@ from services.domain.kinds import SweepMethod, TrialKind
 from services.domain.records import Page, Run, SweepStatus, TrialStatus
 from services.domain.submissions import NewRun
 from services.store.db import Database
-from services.store.sweeps_repo import record_event, trial_from_row
 from services.store.tables import MetricPointRow, SweepRow, TrialRow, utcnow
+from services.store.trial_rows import record_event, trial_from_row
 
 
 def _run(trial: TrialRow, sweep: SweepRow) -> Run:

@@ -23,8 +23,8 @@ from services.domain.records import PastTrial, SweepStatus, Trial, TrialStatus
 from services.domain.search_state import AskedTrial, LazySweep, PruningContext
 from services.domain.submissions import NewTrial
 from services.store.db import Database
-from services.store.sweeps_repo import insert_trials, record_event, trial_from_row
 from services.store.tables import MetricPointRow, SweepRow, TrialRow, utcnow
+from services.store.trial_rows import insert_trials, record_event, trial_from_row
 from services.store.trial_states_repo import write_transaction
 
 __all__ = ["AskedTrial", "LazySweep", "PruningContext", "SearchRepository"]

@@ -18,8 +18,8 @@ from services.domain.kinds import LAZY_METHODS, TrialKind
 from services.domain.records import SweepStatus, Trial, TrialStatus
 from services.domain.trial_life import CANCELLED_BY_REQUEST, Heartbeat
 from services.store.db import Database
-from services.store.sweeps_repo import record_event, trial_from_row
 from services.store.tables import SweepRow, TrialRow, utcnow
+from services.store.trial_rows import record_event, trial_from_row
 
 _QUEUED = TrialStatus.QUEUED.value
 _RUNNING = TrialStatus.RUNNING.value

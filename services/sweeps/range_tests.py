@@ -107,7 +107,7 @@ def range_test_trial(store: Store, project_id: int, sweep_id: int) -> tuple[Swee
     sweep = store.sweeps.get(project_id, sweep_id)
     if sweep.method != LR_FIND_METHOD:
         raise NotFound(f"sweep {sweep_id} is not an lr range test (its method is {sweep.method})")
-    trials = store.sweeps.list_trials(project_id, sweep_id, limit=1, offset=0).items
+    trials = store.trials.list(project_id, sweep_id, limit=1, offset=0).items
     if not trials:  # created together with its sweep; only a broken store lacks it
         raise NotFound(f"range test {sweep_id} has no trial")
     return sweep, trials[0]
@@ -120,7 +120,9 @@ def read_range_test(
     options = range_test_options(trial.trial_spec)
     by_name = {
         s.name: s
-        for s in store.metrics.read(trial.id, ["lr", "train_loss"], limit=10 * options.steps)
+        for s in store.metrics.read(
+            trial.project_id, trial.id, ["lr", "train_loss"], limit=10 * options.steps
+        )
     }
     lr_of = dict(zip(by_name["lr"].steps, by_name["lr"].values, strict=True))
     steps = [step for step in by_name["train_loss"].steps if step in lr_of]

@@ -96,6 +96,7 @@ class Feed:
         self.cursor = cursor or StreamCursor()
         self._limits = limits or FeedLimits()
         self._events: list[StreamEvent] = []
+        self._progress()  # NotFound now, before a stream starts, unless it is the project's
 
     def poll(self) -> Poll:
         self._events = []
@@ -136,9 +137,9 @@ class Feed:
 
     def _progress(self) -> list[TrialProgress]:
         if self._sweep_id is not None:
-            return self._store.progress.of_sweep(self._sweep_id)
+            return self._store.progress.of_sweep(self._project_id, self._sweep_id)
         assert self._trial_id is not None
-        return self._store.progress.of_trial(self._trial_id)
+        return self._store.progress.of_trial(self._project_id, self._trial_id)
 
     def _follow(self, t: TrialProgress, budget: int) -> tuple[int, bool]:
         """Send what is new about one trial: (points read, whether some were left unread)."""
@@ -163,18 +164,19 @@ class Feed:
         if not ending:
             # The writer may be mid-batch, and each series is read in its own snapshot: only
             # the steps below the highest one seen *before* the reads are surely complete.
-            top = self._store.progress.top_step(trial_id, self._store.metrics.names(trial_id))
+            logged = self._store.metrics.names(self._project_id, trial_id)
+            top = self._store.progress.top_step(self._project_id, trial_id, logged)
             if top is None or top <= mark.step + 1:
                 return 0, False
             cut = top - 1
-        names = self._store.metrics.names(trial_id)  # after the probe: none is missing
+        names = self._store.metrics.names(self._project_id, trial_id)  # after the probe
         if not names:
             return 0, False
         share = min(self._limits.series_points, budget // len(names))
         limit = max(MIN_POINTS_PER_SERIES, share)
         end = None if cut == math.inf else int(cut)
         series = self._store.metrics.read(
-            trial_id, names, start=mark.step + 1, end=end, limit=limit
+            self._project_id, trial_id, names, start=mark.step + 1, end=end, limit=limit
         )
         backlog = False
         for s in series:

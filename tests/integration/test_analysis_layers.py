@@ -32,8 +32,9 @@ def test_the_analysis_reads_the_layer_series_the_runner_stored(
     client: TestClient, store: Store, tmp_path: Path
 ) -> None:
     job = client.post("/jobs", json=SPEC).json()
-    trial = int(client.get(f"/sweeps/{job['id']}/trials").json()["items"][0]["id"])
-    sink = MetricSink(lambda rows: store.metrics.write(trial, rows))
+    row = client.get(f"/sweeps/{job['id']}/trials").json()["items"][0]
+    project, trial = int(row["project_id"]), int(row["id"])
+    sink = MetricSink(lambda rows: store.metrics.write(project, trial, rows))
     train(
         TrialSpec.model_validate(SPEC),
         sink=sink,
@@ -41,7 +42,7 @@ def test_the_analysis_reads_the_layer_series_the_runner_stored(
         control=Control(),
     )
     sink.close()
-    names = store.metrics.names_with_prefix(trial, "grad_norm/", 64)
+    names = store.metrics.names_with_prefix(project, trial, "grad_norm/", 64)
     assert names == [f"grad_norm/{i:02d}.{2 * i}" for i in range(7)]
 
     body = client.get(f"/trials/{trial}/analysis").json()

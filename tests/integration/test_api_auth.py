@@ -115,22 +115,50 @@ def test_malformed_authorization_header_is_401(app: FastAPI, header: str) -> Non
 # -- projects never see each other --------------------------------------------------------
 
 
+# Every route that names an object by id is walked with alpha's ids by beta's tokens. A
+# route with a body gets one that is valid apart from the id, so that its 404 can only
+# come from scoping (an invalid body would answer 422 first).
+ID_ROUTES = [(m, p) for m, p in PROTECTED if "{" in p]
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/trials/{trial_id}/metrics"): {"points": [{"name": "x", "step": 0, "value": 9.0}]},
+    ("POST", "/runs/{run_id}/finish"): {"status": "failed"},
+}
+MARKER = "alpha-private-7f3a"  # in every name alpha gives, to spot a leak in any answer
+
+
 @pytest.fixture
 def alpha_world(client: TestClient) -> dict[str, int]:
-    """A grid sweep of alpha with two queued trials, the first with one metric point."""
-    sweep = client.post("/sweeps", json=GRID)
+    """One of each object of alpha that a route names by id: a grid sweep with two queued
+    trials (the first with a metric point), an external run, a range test and a token."""
+    sweep = client.post("/sweeps", json={**GRID, "name": f"{MARKER} sweep"})
     assert sweep.status_code == 201, sweep.text
     sweep_id = sweep.json()["id"]
     trials = client.get(f"/sweeps/{sweep_id}/trials").json()["items"]
     trial_id = trials[0]["id"]
     ingest = client.post(f"/trials/{trial_id}/metrics", json=POINTS)
     assert ingest.status_code == 200, ingest.text
-    return {"sweep": sweep_id, "trial": trial_id}
+    run = client.post("/runs", json={"name": f"{MARKER} run"})
+    assert run.status_code == 201, run.text
+    range_test = client.post("/lr-find", json={"name": f"{MARKER} lr", "base": {"task": "digits"}})
+    assert range_test.status_code == 201, range_test.text
+    token = issue_member(client, f"{MARKER} token")
+    return {
+        "sweep_id": sweep_id,
+        "trial_id": trial_id,
+        "run_id": run.json()["id"],
+        "lr_find_id": range_test.json()["sweep_id"],
+        "token_id": token["token"]["id"],
+    }
+
+
+def ids_for(path: str, world: dict[str, int]) -> dict[str, int]:
+    # /lr-find/{sweep_id} names a range test: alpha's own, so only scoping can refuse it.
+    return {**world, "sweep_id": world["lr_find_id"]} if path.startswith("/lr-find") else world
 
 
 def snapshot(client: TestClient, ids: dict[str, int]) -> dict[str, Any]:
-    """Everything alpha can read about its sweep, to compare before and after."""
-    sweep, trial = ids["sweep"], ids["trial"]
+    """Everything alpha can read about its objects, to compare before and after."""
+    sweep, trial, run = ids["sweep_id"], ids["trial_id"], ids["run_id"]
     reads = {
         "sweep": f"/sweeps/{sweep}",
         "trials": f"/sweeps/{sweep}/trials",
@@ -139,6 +167,8 @@ def snapshot(client: TestClient, ids: dict[str, int]) -> dict[str, Any]:
         "metrics": f"/trials/{trial}/metrics",
         "names": f"/trials/{trial}/metric-names",
         "sweeps": "/sweeps",
+        "run": f"/runs/{run}",
+        "tokens": "/tokens",
     }
     out = {}
     for key, path in reads.items():
@@ -148,33 +178,52 @@ def snapshot(client: TestClient, ids: dict[str, int]) -> dict[str, Any]:
     return out
 
 
-SCOPED = [
-    ("GET", "/sweeps/{sweep}", None),
-    ("GET", "/sweeps/{sweep}/trials", None),
-    ("POST", "/sweeps/{sweep}/cancel", None),
-    ("GET", "/trials/{trial}", None),
-    ("GET", "/trials/{trial}/events", None),
-    ("POST", "/trials/{trial}/cancel", None),
-    ("POST", "/trials/{trial}/metrics", {"points": [{"name": "x", "step": 0, "value": 9.0}]}),
-    ("GET", "/trials/{trial}/metrics", None),
-    ("GET", "/trials/{trial}/metric-names", None),
-]
+def test_every_route_with_a_body_and_an_id_has_a_valid_body() -> None:
+    with_body = {
+        (method.upper(), path)
+        for path, operations in create_app(Settings()).openapi()["paths"].items()
+        for method, operation in operations.items()
+        if "{" in path and "requestBody" in operation
+    }
+    assert with_body <= set(BODIES), f"add a body for {sorted(with_body - set(BODIES))}"
+    assert len(ID_ROUTES) >= 20  # the walk cannot silently shrink to nothing
 
 
-@pytest.mark.parametrize(("method", "path", "body"), SCOPED, ids=[f"{m} {p}" for m, p, _ in SCOPED])
-def test_other_project_gets_404_and_changes_nothing(
+@pytest.mark.parametrize("role", ["admin", "member"])
+@pytest.mark.parametrize(("method", "path"), ID_ROUTES, ids=[f"{m} {p}" for m, p in ID_ROUTES])
+def test_another_projects_ids_are_not_found_and_change_nothing(
+    app: FastAPI,
     client: TestClient,
     other_client: TestClient,
     alpha_world: dict[str, int],
     method: str,
     path: str,
-    body: dict[str, Any] | None,
+    role: str,
 ) -> None:
     before = snapshot(client, alpha_world)
-    response = other_client.request(method, path.format(**alpha_world), json=body)
+    secret = other_client.headers["Authorization"].removeprefix("Bearer ")
+    if role == "member":
+        secret = issue_member(other_client)["secret"]
+    url = path.format(**ids_for(path, alpha_world))
+    with bearer(app, secret) as beta:
+        response = beta.request(method, url, json=BODIES.get((method, path)))
     assert response.status_code == 404, response.text
     assert "not found" in messages(response)
+    assert MARKER not in response.text
     assert snapshot(client, alpha_world) == before
+
+
+LIST_ROUTES = [p for m, p in PROTECTED if m == "GET" and "{" not in p]
+QUERIES = {"/recommendations": {"task": "digits", "optimizer": "sgd"}}  # required there
+
+
+@pytest.mark.parametrize("path", LIST_ROUTES)
+def test_no_list_shows_another_projects_objects(
+    other_client: TestClient, alpha_world: dict[str, int], path: str
+) -> None:
+    response = other_client.get(path, params=QUERIES.get(path))
+    assert response.status_code == 200, response.text
+    assert MARKER not in response.text
 
 
 def test_other_project_lists_none_of_alphas_sweeps(
@@ -261,7 +310,7 @@ def test_admin_creates_a_project_whose_token_sees_no_sweeps(
         assert gamma.get("/project").json()["id"] == created["project"]["id"]
         page = gamma.get("/sweeps").json()
         assert (page["items"], page["total"]) == ([], 0)
-        assert gamma.get(f"/sweeps/{alpha_world['sweep']}").status_code == 404
+        assert gamma.get(f"/sweeps/{alpha_world['sweep_id']}").status_code == 404
     assert "gamma" in [p["name"] for p in client.get("/projects").json()]
 
 

@@ -34,7 +34,10 @@ def finding(kind: str, severity: Severity, confidence: float = 0.8) -> Finding:
 
 
 def store_findings(store: Store, trial: int, *findings: Finding) -> None:
-    store.findings.upsert(trial, Diagnosis(findings))
+    """Findings of a trial of the `client` fixture's project, 'alpha'."""
+    project = store.projects.get_by_name("alpha")
+    assert project is not None
+    store.findings.upsert(project.id, trial, Diagnosis(findings))
 
 
 def kinds(body: dict[str, Any]) -> list[str]:

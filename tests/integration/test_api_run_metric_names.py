@@ -33,7 +33,7 @@ def blowing_up() -> list[float]:
 
 
 def stored(store: Store, run: dict[str, Any]) -> Trial:
-    return store.sweeps.get_trial(run["project_id"], run["id"])
+    return store.trials.get(run["project_id"], run["id"])
 
 
 def finish(client: TestClient, run_id: int, status: str = "succeeded") -> dict[str, Any]:

@@ -229,7 +229,7 @@ def test_claims_and_stale_scans_skip_external_runs(store: Store) -> None:
     # A day without heartbeats: the trained trial is stale, the run (no worker) is not.
     stale = states.stale_running(30, now=utcnow() + timedelta(days=1))
     assert [t.id for t in stale] == [claimed.id]
-    assert store.sweeps.get_trial(project.id, run_id).status is TrialStatus.RUNNING
+    assert store.trials.get(project.id, run_id).status is TrialStatus.RUNNING
 
 
 def test_the_scheduler_never_launches_requeues_or_ends_a_run(store: Store, tmp_path: Path) -> None:
@@ -250,7 +250,7 @@ def test_the_scheduler_never_launches_requeues_or_ends_a_run(store: Store, tmp_p
     run = store.runs.get(project.id, run_id)
     assert run.trial.status is TrialStatus.RUNNING and run.trial.attempt == 0
     assert store.sweeps.get(project.id, run.trial.sweep_id).status.value == "running"
-    events = store.sweeps.trial_events(project.id, run_id)
+    events = store.trials.events(project.id, run_id)
     assert [e.status for e in events] == [TrialStatus.RUNNING]
 
 
@@ -308,7 +308,7 @@ def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(
     run = store.runs.get(project.id, silent).trial
     assert run.status is TrialStatus.FAILED and run.finished_at is not None
     assert run.stop_reason == silence_reason(600)
-    assert [e.detail for e in store.sweeps.trial_events(project.id, silent)][-1] == run.stop_reason
+    assert [e.detail for e in store.trials.events(project.id, silent)][-1] == run.stop_reason
     for alive in (beating, fresh):
         assert store.runs.get(project.id, alive).trial.status is TrialStatus.RUNNING
     # Silent now too, but looked for again only after RUNS_CHECK_SECONDS.

@@ -128,7 +128,7 @@ def test_disconnect_and_resume_while_points_land_gives_each_point_once(
             for trial in trials:
                 rows = [(n, s, s / 7, None) for s in range(start, start + 10) for n in NAMES]
                 rows += [("val_loss", s, 1.0, None) for s in range(start, start + 10, 5)]
-                store.metrics.write(trial, rows)
+                store.metrics.write(project_id, trial, rows)
                 written.extend((trial, name, step) for name, step, _, _ in rows)
 
     def writer() -> None:

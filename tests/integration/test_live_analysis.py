@@ -71,7 +71,7 @@ def submit(
     if policy is not None:
         body["policy"] = policy
     sweep = submit_sweep(store, Settings(), project.id, SweepSpec.model_validate(body))
-    (trial,) = store.sweeps.list_trials(project.id, sweep.id, limit=10, offset=0).items
+    (trial,) = store.trials.list(project.id, sweep.id, limit=10, offset=0).items
     return trial
 
 
@@ -84,7 +84,9 @@ def start(store: Store, trial: Trial) -> Trial:
 def log(
     store: Store, trial: Trial, name: str, steps: Sequence[int], values: Sequence[float]
 ) -> None:
-    store.metrics.write(trial.id, [(name, s, v, None) for s, v in zip(steps, values, strict=True)])
+    store.metrics.write(
+        trial.project_id, trial.id, [(name, s, v, None) for s, v in zip(steps, values, strict=True)]
+    )
 
 
 def train_to(store: Store, trial: Trial, curve: list[float], last: int, first: int = 0) -> None:
@@ -207,7 +209,7 @@ def test_ended_trials_never_analysed_get_their_final_analysis(
 ) -> None:
     done = ended_healthy(store)
     never_ran = submit(store)
-    store.sweeps.cancel_trial(never_ran.project_id, never_ran.id)  # nothing logged
+    store.trials.cancel(never_ran.project_id, never_ran.id)  # nothing logged
     assert analyzer.tick() == PassResult(finalized=1)
     assert kinds(store, done) == {"healthy": False}
     assert kinds(store, never_ran) == {}
@@ -275,7 +277,7 @@ def test_divergence_stops_the_trial_by_default_and_it_ends_pruned_with_the_reaso
     assert status is TrialStatus.PRUNED
     ended = now(store, trial)
     assert ended.status is TrialStatus.PRUNED and ended.stop_reason == asked.stop_reason
-    events = store.sweeps.trial_events(trial.project_id, trial.id)
+    events = store.trials.events(trial.project_id, trial.id)
     assert (events[-1].status, events[-1].detail) == (TrialStatus.PRUNED, asked.stop_reason)
 
 
@@ -293,7 +295,7 @@ def test_a_stopped_trial_whose_worker_is_lost_ends_pruned_too(
 def test_a_users_cancel_wins_over_a_later_policy_stop(store: Store, analyzer: LiveAnalyzer) -> None:
     trial = start(store, submit(store))
     train_to(store, trial, blow_up(range(500)), 420)
-    store.sweeps.cancel_trial(trial.project_id, trial.id)
+    store.trials.cancel(trial.project_id, trial.id)
     assert analyzer.tick() == PassResult(analyzed=1)  # found, but nothing to ask
     status = store.trial_states.finish(
         trial.id, trial.attempt, TrialStatus.CANCELLED, stop_reason=CANCELLED_BY_REQUEST
@@ -392,7 +394,7 @@ def test_a_trial_blowing_up_without_nan_is_stopped_live_and_ends_pruned(
     assert ended.status is TrialStatus.PRUNED
     reason = ended.stop_reason or ""
     assert reason.startswith("diverged: train_loss"), reason
-    (losses,) = store.metrics.read(trial.id, ["train_loss"])
+    (losses,) = store.metrics.read(trial.project_id, trial.id, ["train_loss"])
     assert losses.values[-1] > 100 * losses.values[0] or not math.isfinite(losses.values[-1])
     assert losses.steps[-1] < 20_000 // 4  # long before its budget
     # Which stop wins is a race between the sink's write (every 0.5 s), the analyzer's pass,

@@ -34,7 +34,9 @@ def run_range_test(store: Store, trial_id: int, *, blow_up: bool = True) -> None
     assert claimed is not None and claimed.id == trial_id
     points = [("lr", i, float(v), 0.0) for i, v in enumerate(lrs)]
     store.metrics.write(
-        trial_id, points + [("train_loss", i, float(v), 0.0) for i, v in enumerate(losses)]
+        claimed.project_id,
+        trial_id,
+        points + [("train_loss", i, float(v), 0.0) for i, v in enumerate(losses)],
     )
     store.trial_states.finish(trial_id, 0, TrialStatus.SUCCEEDED, last_step=99)
 

@@ -55,7 +55,7 @@ def best_grid_lr(store: Store, sweep_id: int, optimizer: str) -> tuple[float, fl
     for t in trials(store, sweep_id):
         if t.spec["optimizer"]["name"] != optimizer:
             continue
-        (series,) = store.metrics.read(t.id, ["val_loss"])
+        (series,) = store.metrics.read(t.project_id, t.id, ["val_loss"])
         final = series.values[-1] if series.values else math.nan
         if math.isfinite(final):
             scored.append((final, t.spec["optimizer"]["lr"]))

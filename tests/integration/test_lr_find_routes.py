@@ -83,14 +83,14 @@ def test_other_projects_and_other_sweeps_are_not_found(
     assert client.get(f"/lr-find/{body['sweep_id']}?max_points=2").status_code == 422
 
 
-def record_curve(store: Store, trial_id: int, n: int, upto: int) -> None:
+def record_curve(store: Store, project_id: int, trial_id: int, n: int, upto: int) -> None:
     """A synthetic range test's first `upto` of `n` points: a fall, then a blow-up."""
     lrs = np.geomspace(1e-6, 10.0, n)
     x = np.log10(lrs)
     losses = 2.3 - 2.0 / (1 + np.exp(-3 * (x + 2))) + np.exp(4 * x)
     points: list[PointIn] = [("lr", i, float(lrs[i]), 0.0) for i in range(upto)]
     points += [("train_loss", i, float(losses[i]), 0.0) for i in range(upto)]
-    store.metrics.write(trial_id, points)
+    store.metrics.write(project_id, trial_id, points)
 
 
 def finish(store: Store, trial_id: int, last_step: int, reason: str) -> None:
@@ -106,11 +106,12 @@ def test_the_reading_is_provisional_while_running_and_final_after(
 ) -> None:
     body = start(client, min_lr=1e-6, max_lr=10.0, steps=100, smoothing=0.0)
     sweep_id, trial_id = body["sweep_id"], body["trial_id"]
-    record_curve(store, trial_id, 100, 60)
+    project_id = client.get(f"/trials/{trial_id}").json()["project_id"]
+    record_curve(store, project_id, trial_id, 100, 60)
     running = client.get(f"/lr-find/{sweep_id}").json()
     assert running["provisional"] is True and running["curve"]["points"] == 60
     assert running["verdict"] == "ok"  # a minimum at the end is no verdict while running
-    record_curve(store, trial_id, 100, 92)
+    record_curve(store, project_id, trial_id, 100, 92)
     finish(store, trial_id, 91, "range test ended: loss 9.8 > 4 x best 0.39 at lr 3.2")
     done = client.get(f"/lr-find/{sweep_id}?max_points=40").json()
     assert done["status"] == "succeeded" and done["provisional"] is False

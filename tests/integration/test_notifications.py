@@ -120,14 +120,15 @@ def sweep_with_hook(
     return project.id, sweep.id, [t.id for t in trials if t is not None]
 
 
-def found(store: Store, trial_id: int, kind: str, severity: str) -> None:
+def found(store: Store, project_id: int, trial_id: int, kind: str, severity: str) -> None:
     finding = Finding(kind, severity, 0.9, 40, f"{kind} at 40", {"x": 1.0}, "lower the lr")  # type: ignore[arg-type]
-    store.findings.upsert(trial_id, Diagnosis((finding,), provisional=True))
+    store.findings.upsert(project_id, trial_id, Diagnosis((finding,), provisional=True))
 
 
-def end_sweep(store: Store, trials: list[int], values: list[float]) -> None:
+def end_sweep(store: Store, project_id: int, trials: list[int], values: list[float]) -> None:
     for trial, value in zip(trials, values, strict=True):
-        store.metrics.write(trial, [("val_loss", 0, 5.0, None), ("val_loss", 9, value, None)])
+        points = [("val_loss", 0, 5.0, None), ("val_loss", 9, value, None)]
+        store.metrics.write(project_id, trial, points)
         assert store.trial_states.finish(trial, 0, TrialStatus.SUCCEEDED)
     store.trial_states.finish_sweeps()
 
@@ -137,8 +138,8 @@ def armed(
 ) -> tuple[int, Notifier]:
     """A sweep whose trial has a critical finding, a receiver answering `statuses`, and a
     notifier on the fixed clock: (sweep id, notifier)."""
-    _, sweep_id, (t1, _) = sweep_with_hook(store, receiver.url + path)
-    found(store, t1, "divergence", "critical")
+    project_id, sweep_id, (t1, _) = sweep_with_hook(store, receiver.url + path)
+    found(store, project_id, t1, "divergence", "critical")
     receiver.statuses = statuses
     return sweep_id, notifier(store, hook_settings(tmp_path, **options))
 
@@ -150,9 +151,9 @@ def test_findings_and_the_sweep_end_reach_the_receiver_once(
     store: Store, tmp_path: Path, receiver: Receiver
 ) -> None:
     settings = hook_settings(tmp_path, webhook_secret="s3cret")
-    _, sweep_id, (t1, t2) = sweep_with_hook(store, receiver.url + "/hook")
-    found(store, t1, "divergence", "critical")
-    found(store, t2, "plateau", "info")  # below the sweep's min_severity
+    project_id, sweep_id, (t1, t2) = sweep_with_hook(store, receiver.url + "/hook")
+    found(store, project_id, t1, "divergence", "critical")
+    found(store, project_id, t2, "plateau", "info")  # below the sweep's min_severity
     hooks = notifier(store, settings)
     first = hooks.tick()
     assert (first.enqueued, first.delivered) == (1, 1)
@@ -167,8 +168,8 @@ def test_findings_and_the_sweep_end_reach_the_receiver_once(
     expected = signature("s3cret", headers["X-Lrlab-Timestamp"], receiver.requests[0]["body"])
     assert hmac.compare_digest(headers["X-Lrlab-Signature"], expected)
 
-    found(store, t1, "divergence", "critical")  # the same finding again: no new event
-    end_sweep(store, [t1, t2], [0.9, 0.4])
+    found(store, project_id, t1, "divergence", "critical")  # the same finding again: no new event
+    end_sweep(store, project_id, [t1, t2], [0.9, 0.4])
     second = hooks.tick()
     assert (second.enqueued, second.delivered) == (1, 1)
     end = receiver.events()[-1]
@@ -224,10 +225,10 @@ def test_a_hanging_receiver_costs_one_timeout_and_blocks_no_other_hook(
     store: Store, tmp_path: Path, receiver: Receiver
 ) -> None:
     settings = hook_settings(tmp_path, webhook_timeout_seconds=0.5)
-    _, slow_sweep, (slow, _) = sweep_with_hook(store, receiver.url + "/hang")
-    _, fast_sweep, (fast, _) = sweep_with_hook(store, receiver.url + "/fast")
-    found(store, slow, "divergence", "critical")
-    found(store, fast, "divergence", "critical")
+    slow_project, slow_sweep, (slow, _) = sweep_with_hook(store, receiver.url + "/hang")
+    fast_project, fast_sweep, (fast, _) = sweep_with_hook(store, receiver.url + "/fast")
+    found(store, slow_project, slow, "divergence", "critical")
+    found(store, fast_project, fast, "divergence", "critical")
     hooks = notifier(store, settings)
     started = time.monotonic()
     tick = hooks.tick(T0)
@@ -243,8 +244,8 @@ def test_a_hanging_receiver_costs_one_timeout_and_blocks_no_other_hook(
 def test_targets_are_checked_again_at_delivery(
     store: Store, tmp_path: Path, receiver: Receiver
 ) -> None:
-    _, sweep_id, (t1, _) = sweep_with_hook(store, "http://hooks.example.com/x")
-    found(store, t1, "divergence", "critical")
+    project_id, sweep_id, (t1, _) = sweep_with_hook(store, "http://hooks.example.com/x")
+    found(store, project_id, t1, "divergence", "critical")
     settings = hook_settings(tmp_path, webhook_allowed_hosts="*.example.com")
     # The name resolves to a private address; a wildcard entry does not allow that.
     sender = WebhookSender(
@@ -277,10 +278,10 @@ def test_a_cancelled_sweep_is_announced_once_its_running_trials_stop(
 def test_events_the_sweep_did_not_ask_for_are_not_sent(
     store: Store, tmp_path: Path, receiver: Receiver
 ) -> None:
-    _, _, (t1, _) = sweep_with_hook(store, receiver.url + "/x", events=["sweep_end"])
-    found(store, t1, "divergence", "critical")
-    _, _, (u1, u2) = sweep_with_hook(store, receiver.url + "/y", events=["finding"])
-    end_sweep(store, [u1, u2], [1.0, 2.0])
+    p1, _, (t1, _) = sweep_with_hook(store, receiver.url + "/x", events=["sweep_end"])
+    found(store, p1, t1, "divergence", "critical")
+    p2, _, (u1, u2) = sweep_with_hook(store, receiver.url + "/y", events=["finding"])
+    end_sweep(store, p2, [u1, u2], [1.0, 2.0])
     hooks = notifier(store, hook_settings(tmp_path))
     assert hooks.tick().enqueued == 0
     assert hooks.tick().enqueued == 0
@@ -290,8 +291,8 @@ def test_events_the_sweep_did_not_ask_for_are_not_sent(
 def test_the_background_loop_delivers_and_stops(
     store: Store, tmp_path: Path, receiver: Receiver
 ) -> None:
-    _, _, (t1, _) = sweep_with_hook(store, receiver.url + "/loop")
-    found(store, t1, "divergence", "critical")
+    project_id, _, (t1, _) = sweep_with_hook(store, receiver.url + "/loop")
+    found(store, project_id, t1, "divergence", "critical")
     hooks = Notifier(store, hook_settings(tmp_path, notifier_interval_seconds=0.05))
     hooks.start()
     try:

@@ -38,11 +38,13 @@ def sweep_of(
     launcher = FakeLauncher(cpus=8)
     scheduler = Scheduler(store, launcher, database_url=store.db.url, checkpoint_root=tmp_path)
     scheduler.tick()
-    trials = store.sweeps.list_trials(project.id, sweep.id, limit=10, offset=0).items
+    trials = store.trials.list(project.id, sweep.id, limit=10, offset=0).items
     for trial in trials:
         values = OTHERS.get(trial.number, ())
         store.metrics.write(
-            trial.id, [("val_loss", 10 * k + 9, v, None) for k, v in enumerate(values)]
+            trial.project_id,
+            trial.id,
+            [("val_loss", 10 * k + 9, v, None) for k, v in enumerate(values)],
         )
     for trial in trials[:2]:
         launcher.end(trial.id, RunOutcome.SUCCEEDED)
@@ -89,12 +91,12 @@ def test_each_pruner_stops_a_bad_trial_which_ends_pruned_with_the_reason(
     # worker's own values count from memory, as its sink may still hold them).
     assert answers[:-1] == [None] * (len(values) - 1)
     assert answers[-1] == reason
-    asked = store.sweeps.get_trial(bad.project_id, bad.id)
+    asked = store.trials.get(bad.project_id, bad.id)
     assert asked.cancel_requested and asked.stop_status is TrialStatus.PRUNED
     # The worker sees the flag and reports itself cancelled: recorded as pruned.
     launcher.end(bad.id, RunOutcome.CANCELLED, detail=reason)
     scheduler.tick()
-    ended = store.sweeps.get_trial(bad.project_id, bad.id)
+    ended = store.trials.get(bad.project_id, bad.id)
     assert (ended.status, ended.stop_reason) == (TrialStatus.PRUNED, reason)
 
 
@@ -111,7 +113,7 @@ def test_a_good_trial_goes_on(
     )
     # Another metric than the sweep's says nothing.
     assert pruning(99, {"val_accuracy": 0.0}) is None
-    assert not store.sweeps.get_trial(good.project_id, good.id).cancel_requested
+    assert not store.trials.get(good.project_id, good.id).cancel_requested
 
 
 def test_no_early_stop_no_pruning(store: Store, tmp_path: Path) -> None:
@@ -145,7 +147,7 @@ def test_only_the_early_stop_part_of_a_stored_spec_is_read(store: Store) -> None
             NewSweep("s", "grid", spec, "val_loss", "minimize", None, 1),
             [NewTrial(params={}, spec={}, max_restarts=0)],
         )
-        (trial,) = store.sweeps.list_trials(project.id, sweep.id, limit=1, offset=0).items
+        (trial,) = store.trials.list(project.id, sweep.id, limit=1, offset=0).items
         return trial.id
 
     # A spec some older version stored, which no longer validates whole: still pruned.

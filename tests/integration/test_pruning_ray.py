@@ -45,5 +45,5 @@ def test_an_asha_sweep_prunes_its_bad_lrs_at_the_first_rung(
         ), trial.stop_reason
         # Stopped before its next step: the evaluation it was judged at is its last.
         assert trial.last_step == 9
-        (val,) = store.metrics.read(trial.id, ["val_loss"])
+        (val,) = store.metrics.read(trial.project_id, trial.id, ["val_loss"])
         assert val.steps == [9]

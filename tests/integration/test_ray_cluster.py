@@ -99,7 +99,7 @@ def submit(store: Store, base: dict[str, Any], seeds: list[int]) -> int:
 def trials(store: Store, sweep_id: int) -> list[Trial]:
     project = store.projects.get_by_name("c")
     assert project is not None
-    return store.sweeps.list_trials(project.id, sweep_id, limit=100, offset=0).items
+    return store.trials.list(project.id, sweep_id, limit=100, offset=0).items
 
 
 def done(store: Store, *sweep_ids: int) -> bool:
@@ -111,7 +111,7 @@ def pid_of(trial: Trial) -> int | None:
 
 
 def events(store: Store, trial: Trial) -> list[tuple[TrialStatus, str | None]]:
-    return [(e.status, e.detail) for e in store.sweeps.trial_events(trial.project_id, trial.id)]
+    return [(e.status, e.detail) for e in store.trials.events(trial.project_id, trial.id)]
 
 
 def training_span(store: Store, trial_id: int) -> tuple[float, float]:
@@ -188,7 +188,7 @@ def last_step(store: Store, trial_id: int) -> int | None:
 
 
 def cancel(store: Store, trial: Trial) -> None:
-    store.sweeps.cancel_trial(trial.project_id, trial.id)
+    store.trials.cancel(trial.project_id, trial.id)
     wait_for(
         lambda: store.trial_states.get(trial.id).status.is_terminal,  # type: ignore[union-attr]
         f"trial {trial.id} cancelled",

@@ -37,8 +37,8 @@ def ended_sweep(
     ids = {}
     while (trial := store.trial_states.claim_next("test", lambda t: True)) is not None:
         lr = trial.params["optimizer.lr"]
-        store.metrics.write(trial.id, [("val_loss", 9, finals[lr], 0.0)])
-        store.metrics.write(trial.id, [("train_loss", 9, finals[lr], 0.0)])
+        store.metrics.write(trial.project_id, trial.id, [("val_loss", 9, finals[lr], 0.0)])
+        store.metrics.write(trial.project_id, trial.id, [("train_loss", 9, finals[lr], 0.0)])
         assert store.trial_states.finish(trial.id, 0, status, last_step=9) is status
         ids[lr] = trial.id
     assert len(ids) == len(finals), sweep

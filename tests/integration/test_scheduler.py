@@ -56,15 +56,15 @@ def _sweep(
 
 
 def _trials(store: Store, sweep: Sweep) -> list[Trial]:
-    return store.sweeps.list_trials(sweep.project_id, sweep.id, limit=1000, offset=0).items
+    return store.trials.list(sweep.project_id, sweep.id, limit=1000, offset=0).items
 
 
 def _get(store: Store, trial: Trial) -> Trial:
-    return store.sweeps.get_trial(trial.project_id, trial.id)
+    return store.trials.get(trial.project_id, trial.id)
 
 
 def _events(store: Store, trial: Trial) -> list[tuple[TrialStatus, str | None]]:
-    return [(e.status, e.detail) for e in store.sweeps.trial_events(trial.project_id, trial.id)]
+    return [(e.status, e.detail) for e in store.trials.events(trial.project_id, trial.id)]
 
 
 def _statuses(events: list[tuple[TrialStatus, str | None]]) -> list[TrialStatus]:
@@ -340,7 +340,7 @@ def test_cancel_flag_reaches_the_worker_which_reports_cancelled(
 ) -> None:
     trial = _launch_one(store, scheduler)
     assert store.trial_states.heartbeat(trial.id, 0, 10).cancel_requested is False
-    store.sweeps.cancel_trial(trial.project_id, trial.id)
+    store.trials.cancel(trial.project_id, trial.id)
     assert scheduler.tick().force_cancelled == 0
     beat = store.trial_states.heartbeat(trial.id, 0, 20)
     assert beat.alive and beat.cancel_requested
@@ -361,7 +361,7 @@ def test_no_report_within_grace_cancels_by_force_exactly_once(
     fake = FakeLauncher(cpus=8)
     scheduler = make_scheduler(launcher=fake, cancel_grace_seconds=5.0)
     trial = _launch_one(store, scheduler)
-    store.sweeps.cancel_trial(trial.project_id, trial.id)
+    store.trials.cancel(trial.project_id, trial.id)
 
     scheduler.tick()  # the flag is first seen now
     clock.advance(4.9)
@@ -723,7 +723,7 @@ def test_two_schedulers_share_one_database(pg_store: Store, tmp_path: Path) -> N
         intervals = []
         for trial in _trials(store, sweep):
             assert trial.status is TrialStatus.SUCCEEDED
-            events = store.sweeps.trial_events(project.id, trial.id)
+            events = store.trials.events(project.id, trial.id)
             assert _statuses([(e.status, e.detail) for e in events]) == [
                 TrialStatus.QUEUED,
                 TrialStatus.RUNNING,

@@ -39,7 +39,7 @@ def submit(store: Store, space: dict[str, Any], **options: Any) -> tuple[int, in
 
 
 def trials(store: Store, project_id: int, sweep_id: int) -> list[Trial]:
-    return store.sweeps.list_trials(project_id, sweep_id, limit=1000, offset=0).items
+    return store.trials.list(project_id, sweep_id, limit=1000, offset=0).items
 
 
 def make(store: Store, launcher: FakeLauncher, tmp_path: Path, name: str = "a") -> Scheduler:
@@ -164,10 +164,12 @@ def test_a_params_draw_that_makes_an_invalid_trial_fails_at_birth(
 
 
 def test_bayes_history_has_the_metric_and_every_live_trial(store: Store, tmp_path: Path) -> None:
-    _, sweep_id, launcher, scheduler = started(store, tmp_path, "bayes", 4, 2)
+    project_id, sweep_id, launcher, scheduler = started(store, tmp_path, "bayes", 4, 2)
     first, second = sorted(launcher.in_flight)
-    store.metrics.write(first, [("val_loss", 9, 0.8, None), ("val_loss", 19, 0.5, None)])
-    store.metrics.write(second, [("val_loss", 9, math.nan, None)])
+    store.metrics.write(
+        project_id, first, [("val_loss", 9, 0.8, None), ("val_loss", 19, 0.5, None)]
+    )
+    store.metrics.write(project_id, second, [("val_loss", 9, math.nan, None)])
     launcher.end(first, RunOutcome.SUCCEEDED)
     scheduler.tick()
     history = {t.trial_id: t for t in store.search.history(sweep_id)}
@@ -241,7 +243,7 @@ def two_schedulers_ask_exactly_max_trials(store: Store, tmp_path: Path) -> None:
         assert all(t.status is TrialStatus.SUCCEEDED for t in done_trials)
         intervals = []
         for trial in done_trials:
-            events = store.sweeps.trial_events(project_id, trial.id)
+            events = store.trials.events(project_id, trial.id)
             assert [e.status for e in events] == [
                 TrialStatus.QUEUED,
                 TrialStatus.RUNNING,

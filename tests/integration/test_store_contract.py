@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text, update
 
+from services.analyzer import Diagnosis, Finding
 from services.domain.errors import Conflict, NotFound
 from services.domain.records import (
     ApiToken,
@@ -61,7 +62,7 @@ def _sweep(store: Store, project_id: int, n_trials: int = 3, name: str = "lr-swe
 def _trials(
     store: Store, project_id: int, sweep_id: int, status: TrialStatus | None = None
 ) -> list[Trial]:
-    return store.sweeps.list_trials(project_id, sweep_id, limit=1000, offset=0, status=status).items
+    return store.trials.list(project_id, sweep_id, limit=1000, offset=0, status=status).items
 
 
 def _a_trial(store: Store, project_name: str = "metrics") -> Trial:
@@ -76,8 +77,8 @@ def _set_trial_status(store: Store, trial_id: int, status: TrialStatus) -> None:
         s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(status=status.value))
 
 
-def _one(store: Store, trial_id: int, name: str, **read_options: Any) -> Series:
-    (series,) = store.metrics.read(trial_id, [name], **read_options)
+def _one(store: Store, trial: Trial, name: str, **read_options: Any) -> Series:
+    (series,) = store.metrics.read(trial.project_id, trial.id, [name], **read_options)
     return series
 
 
@@ -90,11 +91,11 @@ def _same(a: Sequence[float], b: Sequence[float]) -> None:
     np.testing.assert_array_equal(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
 
 
-def _snapshot(store: Store, trial_id: int) -> list[tuple[str, list[int], list[str], list[float]]]:
+def _snapshot(store: Store, trial: Trial) -> list[tuple[str, list[int], list[str], list[float]]]:
     # repr() makes NaN comparable with ==, and keeps every bit of a finite float.
     return [
         (s.name, s.steps, [repr(v) for v in s.values], s.times)
-        for s in store.metrics.read(trial_id)
+        for s in store.metrics.read(trial.project_id, trial.id)
     ]
 
 
@@ -245,7 +246,7 @@ def test_each_new_trial_has_one_queued_event(store: Store) -> None:
     project = store.projects.create("alpha")
     sweep = _sweep(store, project.id, n_trials=3)
     for trial in _trials(store, project.id, sweep.id):
-        events = store.sweeps.trial_events(project.id, trial.id)
+        events = store.trials.events(project.id, trial.id)
         assert [(e.trial_id, e.status) for e in events] == [(trial.id, TrialStatus.QUEUED)]
 
 
@@ -259,7 +260,7 @@ def test_get_sweep_is_scoped_by_project(store: Store) -> None:
     with pytest.raises(NotFound):
         store.sweeps.get(alpha.id, 987_654)
     with pytest.raises(NotFound):
-        store.sweeps.list_trials(beta.id, sweep.id, limit=10, offset=0)
+        store.trials.list(beta.id, sweep.id, limit=10, offset=0)
 
 
 def test_list_sweeps_shows_only_own(store: Store) -> None:
@@ -305,9 +306,9 @@ def test_list_trials_orders_by_number_and_filters(store: Store) -> None:
     sweep = _sweep(store, project.id, n_trials=5)
     trials = _trials(store, project.id, sweep.id)
     _set_trial_status(store, trials[3].id, TrialStatus.RUNNING)
-    store.sweeps.cancel_trial(project.id, trials[1].id)
+    store.trials.cancel(project.id, trials[1].id)
 
-    page = store.sweeps.list_trials(project.id, sweep.id, limit=2, offset=1)
+    page = store.trials.list(project.id, sweep.id, limit=2, offset=1)
     assert [t.number for t in page.items] == [1, 2]
     assert (page.total, page.limit, page.offset) == (5, 2, 1)
     queued = _trials(store, project.id, sweep.id, status=TrialStatus.QUEUED)
@@ -326,14 +327,14 @@ def test_get_trial_is_scoped_by_project(store: Store) -> None:
     alpha = store.projects.create("alpha")
     beta = store.projects.create("beta")
     trial = _trials(store, alpha.id, _sweep(store, alpha.id).id)[0]
-    assert store.sweeps.get_trial(alpha.id, trial.id) == trial
+    assert store.trials.get(alpha.id, trial.id) == trial
     with pytest.raises(NotFound):
-        store.sweeps.get_trial(beta.id, trial.id)
+        store.trials.get(beta.id, trial.id)
     with pytest.raises(NotFound):
-        store.sweeps.cancel_trial(beta.id, trial.id)
+        store.trials.cancel(beta.id, trial.id)
     with pytest.raises(NotFound):
-        store.sweeps.trial_events(beta.id, trial.id)
-    assert store.sweeps.get_trial(alpha.id, trial.id).status is TrialStatus.QUEUED
+        store.trials.events(beta.id, trial.id)
+    assert store.trials.get(alpha.id, trial.id).status is TrialStatus.QUEUED
 
 
 def test_cancel_sweep_cancels_queued_trials(store: Store) -> None:
@@ -347,7 +348,7 @@ def test_cancel_sweep_cancels_queued_trials(store: Store) -> None:
     for trial in _trials(store, project.id, sweep.id):
         assert trial.status is TrialStatus.CANCELLED
         assert trial.finished_at is not None
-        events = store.sweeps.trial_events(project.id, trial.id)
+        events = store.trials.events(project.id, trial.id)
         assert [e.status for e in events] == [TrialStatus.QUEUED, TrialStatus.CANCELLED]
 
 
@@ -360,15 +361,13 @@ def test_cancel_sweep_asks_running_trials_to_stop(store: Store) -> None:
     result = store.sweeps.cancel(project.id, sweep.id)
     assert result.status is SweepStatus.CANCELLED
     assert result.trial_counts == {"running": 1, "cancelled": 1}
-    still = store.sweeps.get_trial(project.id, running.id)
+    still = store.trials.get(project.id, running.id)
     assert still.status is TrialStatus.RUNNING
     assert still.cancel_requested is True
     assert still.finished_at is None
-    assert store.sweeps.get_trial(project.id, queued.id).status is TrialStatus.CANCELLED
+    assert store.trials.get(project.id, queued.id).status is TrialStatus.CANCELLED
     # Only the scheduler records the running trial's final state.
-    assert [e.status for e in store.sweeps.trial_events(project.id, running.id)] == [
-        TrialStatus.QUEUED
-    ]
+    assert [e.status for e in store.trials.events(project.id, running.id)] == [TrialStatus.QUEUED]
 
 
 def test_cancel_trial(store: Store) -> None:
@@ -377,10 +376,10 @@ def test_cancel_trial(store: Store) -> None:
     queued, running, _ = _trials(store, project.id, sweep.id)
     _set_trial_status(store, running.id, TrialStatus.RUNNING)
 
-    done = store.sweeps.cancel_trial(project.id, queued.id)
+    done = store.trials.cancel(project.id, queued.id)
     assert done.status is TrialStatus.CANCELLED
     assert done.finished_at is not None
-    asked = store.sweeps.cancel_trial(project.id, running.id)
+    asked = store.trials.cancel(project.id, running.id)
     assert (asked.status, asked.cancel_requested) == (TrialStatus.RUNNING, True)
     assert store.sweeps.get(project.id, sweep.id).status is SweepStatus.RUNNING
     assert store.sweeps.get(project.id, sweep.id).trial_counts == {
@@ -393,10 +392,10 @@ def test_cancel_trial(store: Store) -> None:
 def test_cancelling_a_cancelled_trial_changes_nothing(store: Store) -> None:
     project = store.projects.create("alpha")
     trial = _trials(store, project.id, _sweep(store, project.id, n_trials=1).id)[0]
-    first = store.sweeps.cancel_trial(project.id, trial.id)
-    again = store.sweeps.cancel_trial(project.id, trial.id)
+    first = store.trials.cancel(project.id, trial.id)
+    again = store.trials.cancel(project.id, trial.id)
     assert again == first
-    assert len(store.sweeps.trial_events(project.id, trial.id)) == 2
+    assert len(store.trials.events(project.id, trial.id)) == 2
 
 
 def test_add_trials_continues_numbering(store: Store) -> None:
@@ -408,9 +407,7 @@ def test_add_trials_continues_numbering(store: Store) -> None:
     assert [t.number for t in _trials(store, project.id, sweep.id)] == [0, 1, 2, 3, 4]
     assert store.sweeps.get(project.id, sweep.id).trial_counts == {"queued": 5}
     for trial in added:
-        assert [e.status for e in store.sweeps.trial_events(project.id, trial.id)] == [
-            TrialStatus.QUEUED
-        ]
+        assert [e.status for e in store.trials.events(project.id, trial.id)] == [TrialStatus.QUEUED]
 
 
 def test_add_trials_to_an_empty_sweep_starts_at_zero(store: Store) -> None:
@@ -437,7 +434,7 @@ def _everything_the_store_returns(store: Store) -> list[object]:
     issued = store.projects.issue_token(project.id, "ci")
     sweep = _sweep(store, project.id, n_trials=2)
     trial = _trials(store, project.id, sweep.id)[0]
-    store.metrics.write(trial.id, [("train_loss", 0, 1.0, None)])
+    store.metrics.write(trial.project_id, trial.id, [("train_loss", 0, 1.0, None)])
     return [
         project,
         store.projects.get(project.id),
@@ -449,9 +446,9 @@ def _everything_the_store_returns(store: Store) -> list[object]:
         store.sweeps.get(project.id, sweep.id),
         store.sweeps.list(project.id, limit=10, offset=0),
         trial,
-        store.sweeps.get_trial(project.id, trial.id),
-        *store.sweeps.trial_events(project.id, trial.id),
-        *store.metrics.read(trial.id),
+        store.trials.get(project.id, trial.id),
+        *store.trials.events(project.id, trial.id),
+        *store.metrics.read(trial.project_id, trial.id),
     ]
 
 
@@ -500,8 +497,8 @@ def test_datetimes_are_timezone_aware(store: Store) -> None:
 def test_write_then_read_in_step_order(store: Store) -> None:
     trial = _a_trial(store)
     points = [("train_loss", s, 1.0 / (s + 1), 1000.0 + s) for s in (5, 0, 3, 1, 4, 2)]
-    assert store.metrics.write(trial.id, points) == 6
-    series = _one(store, trial.id, "train_loss")
+    assert store.metrics.write(trial.project_id, trial.id, points) == 6
+    series = _one(store, trial, "train_loss")
     assert series.steps == [0, 1, 2, 3, 4, 5]
     assert series.values == [1.0 / (s + 1) for s in range(6)]
     assert series.times == [1000.0 + s for s in range(6)]
@@ -511,17 +508,17 @@ def test_write_then_read_in_step_order(store: Store) -> None:
 def test_write_without_time_uses_now(store: Store) -> None:
     trial = _a_trial(store)
     t0 = time.time()
-    store.metrics.write(trial.id, [("lr", 0, 0.1, None)])
+    store.metrics.write(trial.project_id, trial.id, [("lr", 0, 0.1, None)])
     t1 = time.time()
-    (at,) = _one(store, trial.id, "lr").times
+    (at,) = _one(store, trial, "lr").times
     assert t0 - 1 <= at <= t1 + 1
 
 
 def test_non_finite_values_are_kept(store: Store) -> None:
     trial = _a_trial(store)
     values = [1.0, NAN, INF, -INF, 2.0, NAN]
-    store.metrics.write(trial.id, _points("train_loss", range(6), values, 0.0))
-    got = _one(store, trial.id, "train_loss")
+    store.metrics.write(trial.project_id, trial.id, _points("train_loss", range(6), values, 0.0))
+    got = _one(store, trial, "train_loss")
     assert got.steps == list(range(6))
     assert math.isnan(got.values[1]) and math.isnan(got.values[5])
     assert got.values[2] == INF and got.values[3] == -INF
@@ -534,22 +531,29 @@ def test_resending_a_batch_changes_nothing(store: Store) -> None:
         "train_loss", range(100), [NAN if s % 7 == 0 else s / 3 for s in range(100)], 1.0
     )
     batch += _points("lr", range(100), [INF if s == 50 else 0.1 for s in range(100)], 1.0)
-    store.metrics.write(trial.id, batch)
-    before = _snapshot(store, trial.id)
+    store.metrics.write(trial.project_id, trial.id, batch)
+    before = _snapshot(store, trial)
     # Same values, later clock: a retry must not even move the recorded times.
-    assert store.metrics.write(trial.id, batch) == 200
-    assert store.metrics.write(trial.id, [(n, s, v, None) for n, s, v, _ in batch]) == 200
-    assert _snapshot(store, trial.id) == before
+    assert store.metrics.write(trial.project_id, trial.id, batch) == 200
+    assert (
+        store.metrics.write(trial.project_id, trial.id, [(n, s, v, None) for n, s, v, _ in batch])
+        == 200
+    )
+    assert _snapshot(store, trial) == before
     assert _stored_rows(store, trial.id) == 200
 
 
 def test_overlapping_batch_overwrites_and_keeps_the_rest(store: Store) -> None:
     trial = _a_trial(store)
-    store.metrics.write(trial.id, _points("val_loss", range(10), [1.0] * 10, 100.0))
+    store.metrics.write(
+        trial.project_id, trial.id, _points("val_loss", range(10), [1.0] * 10, 100.0)
+    )
     # A resumed trial re-runs steps 6..9 and goes on to 12; steps 8 and 9 become NaN.
     resumed = [2.0, 2.0, NAN, NAN, 2.0, 2.0, 2.0]
-    store.metrics.write(trial.id, _points("val_loss", range(6, 13), resumed, 500.0))
-    got = _one(store, trial.id, "val_loss")
+    store.metrics.write(
+        trial.project_id, trial.id, _points("val_loss", range(6, 13), resumed, 500.0)
+    )
+    got = _one(store, trial, "val_loss")
     assert got.steps == list(range(13))
     _same(got.values, [1.0] * 6 + resumed)
     assert got.times == [100.0 + s for s in range(6)] + [500.0 + s for s in range(6, 13)]
@@ -557,9 +561,9 @@ def test_overlapping_batch_overwrites_and_keeps_the_rest(store: Store) -> None:
 
 def test_nan_can_be_overwritten_by_a_number_and_back(store: Store) -> None:
     trial = _a_trial(store)
-    store.metrics.write(trial.id, [("x", 0, NAN, 1.0), ("x", 1, 1.0, 1.0)])
-    store.metrics.write(trial.id, [("x", 0, 3.0, 2.0), ("x", 1, NAN, 2.0)])
-    got = _one(store, trial.id, "x")
+    store.metrics.write(trial.project_id, trial.id, [("x", 0, NAN, 1.0), ("x", 1, 1.0, 1.0)])
+    store.metrics.write(trial.project_id, trial.id, [("x", 0, 3.0, 2.0), ("x", 1, NAN, 2.0)])
+    got = _one(store, trial, "x")
     _same(got.values, [3.0, NAN])
     assert got.times == [2.0, 2.0]
 
@@ -573,9 +577,9 @@ def test_duplicate_step_within_a_batch_last_wins(store: Store) -> None:
         ("lr", 0, NAN, 3.0),
         ("lr", 1, 0.5, 4.0),
     ]
-    written = store.metrics.write(trial.id, batch)
+    written = store.metrics.write(trial.project_id, trial.id, batch)
     assert written == 2
-    got = _one(store, trial.id, "lr")
+    got = _one(store, trial, "lr")
     assert got.steps == [0, 1]
     _same(got.values, [NAN, 0.5])
     assert got.times == [3.0, 4.0]
@@ -583,69 +587,78 @@ def test_duplicate_step_within_a_batch_last_wins(store: Store) -> None:
 
 def test_duplicate_step_within_a_batch_that_also_overlaps_storage(store: Store) -> None:
     trial = _a_trial(store)
-    store.metrics.write(trial.id, [("lr", 0, 0.1, 1.0)])
-    store.metrics.write(trial.id, [("lr", 0, 0.2, 2.0), ("lr", 1, 0.3, 2.0), ("lr", 0, 0.4, 3.0)])
-    got = _one(store, trial.id, "lr")
+    store.metrics.write(trial.project_id, trial.id, [("lr", 0, 0.1, 1.0)])
+    store.metrics.write(
+        trial.project_id, trial.id, [("lr", 0, 0.2, 2.0), ("lr", 1, 0.3, 2.0), ("lr", 0, 0.4, 3.0)]
+    )
+    got = _one(store, trial, "lr")
     assert (got.steps, got.values, got.times) == ([0, 1], [0.4, 0.3], [3.0, 2.0])
 
 
 def test_empty_batch_writes_nothing(store: Store) -> None:
     trial = _a_trial(store)
-    assert store.metrics.write(trial.id, []) == 0
-    assert store.metrics.read(trial.id) == []
+    assert store.metrics.write(trial.project_id, trial.id, []) == 0
+    assert store.metrics.read(trial.project_id, trial.id) == []
 
 
 def test_names_are_distinct_and_sorted(store: Store) -> None:
     trial = _a_trial(store)
     names = ["val_loss", "lr", "train_loss", "lr/1", "grad_norm", "val_accuracy"]
-    store.metrics.write(trial.id, [(n, s, 1.0, None) for s in range(3) for n in names])
-    assert store.metrics.names(trial.id) == sorted(names)
-    assert [s.name for s in store.metrics.read(trial.id)] == sorted(names)
+    store.metrics.write(
+        trial.project_id, trial.id, [(n, s, 1.0, None) for s in range(3) for n in names]
+    )
+    assert store.metrics.names(trial.project_id, trial.id) == sorted(names)
+    assert [s.name for s in store.metrics.read(trial.project_id, trial.id)] == sorted(names)
 
 
 def test_read_filters_by_names(store: Store) -> None:
     trial = _a_trial(store)
-    store.metrics.write(trial.id, [(n, 0, 1.0, None) for n in ("a", "b", "c")])
-    got = store.metrics.read(trial.id, ["c", "a"])
+    store.metrics.write(trial.project_id, trial.id, [(n, 0, 1.0, None) for n in ("a", "b", "c")])
+    got = store.metrics.read(trial.project_id, trial.id, ["c", "a"])
     assert [s.name for s in got] == ["c", "a"]
-    (missing,) = store.metrics.read(trial.id, ["zzz"])
+    (missing,) = store.metrics.read(trial.project_id, trial.id, ["zzz"])
     assert (missing.steps, missing.values, missing.total) == ([], [], 0)
 
 
 def test_read_step_range_is_inclusive(store: Store) -> None:
     trial = _a_trial(store)
     steps = list(range(0, 100, 10))
-    store.metrics.write(trial.id, _points("loss", steps, [float(s) for s in steps], 0.0))
-    assert _one(store, trial.id, "loss", start=20, end=50).steps == [20, 30, 40, 50]
-    assert _one(store, trial.id, "loss", start=21, end=49).steps == [30, 40]
-    assert _one(store, trial.id, "loss", start=90).steps == [90]
-    assert _one(store, trial.id, "loss", end=0).steps == [0]
-    assert _one(store, trial.id, "loss", start=91).steps == []
-    assert _one(store, trial.id, "loss", start=50, end=40).steps == []
+    store.metrics.write(
+        trial.project_id, trial.id, _points("loss", steps, [float(s) for s in steps], 0.0)
+    )
+    assert _one(store, trial, "loss", start=20, end=50).steps == [20, 30, 40, 50]
+    assert _one(store, trial, "loss", start=21, end=49).steps == [30, 40]
+    assert _one(store, trial, "loss", start=90).steps == [90]
+    assert _one(store, trial, "loss", end=0).steps == [0]
+    assert _one(store, trial, "loss", start=91).steps == []
+    assert _one(store, trial, "loss", start=50, end=40).steps == []
 
 
 def test_empty_trial_reads_as_empty(store: Store) -> None:
     trial = _a_trial(store)
-    assert store.metrics.names(trial.id) == []
-    assert store.metrics.read(trial.id) == []
-    assert store.metrics.read(trial.id, max_points=100) == []
-    assert store.metrics.read(987_654) == []
+    assert store.metrics.names(trial.project_id, trial.id) == []
+    assert store.metrics.read(trial.project_id, trial.id) == []
+    assert store.metrics.read(trial.project_id, trial.id, max_points=100) == []
+    with pytest.raises(NotFound):  # an unknown trial is not found, not empty
+        store.metrics.read(trial.project_id, 987_654)
 
 
 # -- metrics: raw pages and downsampling ---------------------------------------------------
 def test_raw_limit_pages_without_gaps_or_duplicates(store: Store) -> None:
     trial = _a_trial(store)
     steps = [s * 3 for s in range(250)]  # gaps between steps, so next_start is a real step
-    store.metrics.write(trial.id, _points("loss", steps, [s / 7 for s in steps], 0.0))
+    store.metrics.write(
+        trial.project_id, trial.id, _points("loss", steps, [s / 7 for s in steps], 0.0)
+    )
 
-    first = _one(store, trial.id, "loss", limit=100)
+    first = _one(store, trial, "loss", limit=100)
     assert first.steps == steps[:100]
     assert first.next_start == steps[100]
     assert first.total == 100  # raw reads count what they return (api/schemas.py SeriesOut)
 
     seen, values, start, reads = [], [], None, 0
     while True:
-        page = _one(store, trial.id, "loss", start=start, limit=100)
+        page = _one(store, trial, "loss", start=start, limit=100)
         seen += page.steps
         values += page.values
         reads += 1
@@ -659,10 +672,10 @@ def test_raw_limit_pages_without_gaps_or_duplicates(store: Store) -> None:
 
 def test_raw_limit_exactly_at_the_end_has_no_next_start(store: Store) -> None:
     trial = _a_trial(store)
-    store.metrics.write(trial.id, _points("loss", range(100), [1.0] * 100, 0.0))
-    page = _one(store, trial.id, "loss", limit=100)
+    store.metrics.write(trial.project_id, trial.id, _points("loss", range(100), [1.0] * 100, 0.0))
+    page = _one(store, trial, "loss", limit=100)
     assert (len(page.steps), page.next_start) == (100, None)
-    page = _one(store, trial.id, "loss", limit=99)
+    page = _one(store, trial, "loss", limit=99)
     assert (len(page.steps), page.next_start) == (99, 99)
 
 
@@ -678,9 +691,9 @@ def test_downsampled_read_keeps_what_matters(store: Store) -> None:
     trial = _a_trial(store)
     n, spike, nan_from = 20_000, 7_321, 15_000
     values = _diverging_series(n, spike, nan_from, 15_500)
-    store.metrics.write(trial.id, _points("train_loss", range(n), values, 0.0))
+    store.metrics.write(trial.project_id, trial.id, _points("train_loss", range(n), values, 0.0))
 
-    got = _one(store, trial.id, "train_loss", max_points=500)
+    got = _one(store, trial, "train_loss", max_points=500)
     assert len(got.steps) <= 500
     assert got.total == n
     assert got.downsampled is True
@@ -697,8 +710,10 @@ def test_downsampled_read_keeps_what_matters(store: Store) -> None:
 
 def test_downsampled_read_respects_the_step_range(store: Store) -> None:
     trial = _a_trial(store)
-    store.metrics.write(trial.id, _points("loss", range(5_000), [1.0] * 5_000, 0.0))
-    got = _one(store, trial.id, "loss", start=1_000, end=2_999, max_points=100)
+    store.metrics.write(
+        trial.project_id, trial.id, _points("loss", range(5_000), [1.0] * 5_000, 0.0)
+    )
+    got = _one(store, trial, "loss", start=1_000, end=2_999, max_points=100)
     assert got.total == 2_000
     assert len(got.steps) <= 100
     assert (got.steps[0], got.steps[-1]) == (1_000, 2_999)
@@ -706,8 +721,10 @@ def test_downsampled_read_respects_the_step_range(store: Store) -> None:
 
 def test_downsampled_read_of_a_short_series_is_whole(store: Store) -> None:
     trial = _a_trial(store)
-    store.metrics.write(trial.id, _points("loss", range(50), [float(s) for s in range(50)], 0.0))
-    got = _one(store, trial.id, "loss", max_points=100)
+    store.metrics.write(
+        trial.project_id, trial.id, _points("loss", range(50), [float(s) for s in range(50)], 0.0)
+    )
+    got = _one(store, trial, "loss", max_points=100)
     assert (got.steps, got.total, got.downsampled) == (list(range(50)), 50, False)
 
 
@@ -715,28 +732,40 @@ def test_shapes_read_matches_the_downsampled_read_without_times(store: Store) ->
     trial = _a_trial(store)
     n = 20_000
     values = _diverging_series(n, 7_321, 15_000, 15_500)
-    store.metrics.write(trial.id, _points("train_loss", range(n), values, 0.0))
-    store.metrics.write(trial.id, _points("val_loss", range(0, n, 50), [0.5] * (n // 50), 0.0))
-    store.metrics.write(trial.id, _points("other", range(10), [1.0] * 10, 0.0))
+    store.metrics.write(trial.project_id, trial.id, _points("train_loss", range(n), values, 0.0))
+    store.metrics.write(
+        trial.project_id, trial.id, _points("val_loss", range(0, n, 50), [0.5] * (n // 50), 0.0)
+    )
+    store.metrics.write(trial.project_id, trial.id, _points("other", range(10), [1.0] * 10, 0.0))
 
-    shapes = store.metrics.read_shapes(trial.id, ["val_loss", "missing", "train_loss"], 500)
+    shapes = store.metrics.read_shapes(
+        trial.project_id, trial.id, ["val_loss", "missing", "train_loss"], 500
+    )
     # The names asked for that exist, in the order asked; never the others.
     assert list(shapes) == ["val_loss", "train_loss"]
-    for full in store.metrics.read(trial.id, ["val_loss", "train_loss"], max_points=500):
+    for full in store.metrics.read(
+        trial.project_id, trial.id, ["val_loss", "train_loss"], max_points=500
+    ):
         steps, values = shapes[full.name]
         assert steps.dtype == np.int64 and values.dtype == np.float64
         assert steps.tolist() == full.steps
         _same(values.tolist(), full.values)
     assert len(shapes["train_loss"][0]) <= 500 and 15_000 in shapes["train_loss"][0]
-    assert store.metrics.read_shapes(trial.id, ["missing"], 500) == {}
+    assert store.metrics.read_shapes(trial.project_id, trial.id, ["missing"], 500) == {}
 
 
 def test_shapes_read_of_points_written_out_of_order(store: Store) -> None:
     # A resumed trial writes later steps first and rewrites some: the read is by step.
     trial = _a_trial(store)
-    store.metrics.write(trial.id, _points("train_loss", range(500, 1_000), [2.0] * 500, 0.0))
-    store.metrics.write(trial.id, _points("train_loss", range(0, 600), [1.0] * 600, 0.0))
-    steps, values = store.metrics.read_shapes(trial.id, ["train_loss"], 10_000)["train_loss"]
+    store.metrics.write(
+        trial.project_id, trial.id, _points("train_loss", range(500, 1_000), [2.0] * 500, 0.0)
+    )
+    store.metrics.write(
+        trial.project_id, trial.id, _points("train_loss", range(0, 600), [1.0] * 600, 0.0)
+    )
+    steps, values = store.metrics.read_shapes(trial.project_id, trial.id, ["train_loss"], 10_000)[
+        "train_loss"
+    ]
     assert steps.tolist() == list(range(1_000))
     assert values.tolist() == [1.0] * 600 + [2.0] * 400
 
@@ -745,20 +774,25 @@ def test_names_with_a_prefix_are_only_those_that_start_with_it(store: Store) -> 
     trial, other = _a_trial(store, "a"), _a_trial(store, "b")
     layers = [f"grad_norm/{i:02d}.layers.{i}" for i in range(5)]
     near = ["grad_norm", "grad_normal", "grad_norm_x", "grad.norm/00.x", "lr", "zzz"]
-    store.metrics.write(trial.id, [(n, s, 1.0, None) for n in layers + near for s in range(3)])
-    store.metrics.write(other.id, [("grad_norm/00.elsewhere", 0, 1.0, None)])
-    assert store.metrics.names_with_prefix(trial.id, "grad_norm/", 64) == layers
+    store.metrics.write(
+        trial.project_id, trial.id, [(n, s, 1.0, None) for n in layers + near for s in range(3)]
+    )
+    store.metrics.write(other.project_id, other.id, [("grad_norm/00.elsewhere", 0, 1.0, None)])
+    assert store.metrics.names_with_prefix(trial.project_id, trial.id, "grad_norm/", 64) == layers
     # LIKE's wildcards in a prefix are plain characters.
-    assert store.metrics.names_with_prefix(trial.id, "grad_norm_", 64) == ["grad_norm_x"]
-    assert store.metrics.names_with_prefix(trial.id, "nothing/", 64) == []
-    assert store.metrics.names_with_prefix(987_654, "grad_norm/", 64) == []
+    assert store.metrics.names_with_prefix(trial.project_id, trial.id, "grad_norm_", 64) == [
+        "grad_norm_x"
+    ]
+    assert store.metrics.names_with_prefix(trial.project_id, trial.id, "nothing/", 64) == []
+    with pytest.raises(NotFound):
+        store.metrics.names_with_prefix(trial.project_id, 987_654, "grad_norm/", 64)
 
 
 def test_names_with_a_prefix_past_the_limit_are_spread_from_first_to_last(store: Store) -> None:
     trial = _a_trial(store)
     layers = [f"grad_norm/{i:03d}.block" for i in range(200)]
-    store.metrics.write(trial.id, [(n, 0, 1.0, None) for n in layers])
-    picked = store.metrics.names_with_prefix(trial.id, "grad_norm/", 64)
+    store.metrics.write(trial.project_id, trial.id, [(n, 0, 1.0, None) for n in layers])
+    picked = store.metrics.names_with_prefix(trial.project_id, trial.id, "grad_norm/", 64)
     assert len(picked) == 64 and picked == sorted(set(picked))
     assert (picked[0], picked[-1]) == (layers[0], layers[-1])
     gaps = np.diff([layers.index(n) for n in picked])
@@ -770,8 +804,8 @@ def test_large_batch_lands_completely(store: Store) -> None:
     trial = _a_trial(store)
     n = 50_000
     batch = [("train_loss", s, s * 0.5, float(s)) for s in range(n)]
-    assert store.metrics.write(trial.id, batch) == n
-    got = _one(store, trial.id, "train_loss")
+    assert store.metrics.write(trial.project_id, trial.id, batch) == n
+    got = _one(store, trial, "train_loss")
     assert got.steps == list(range(n))
     assert got.values == [s * 0.5 for s in range(n)]
     assert got.total == n
@@ -780,25 +814,79 @@ def test_large_batch_lands_completely(store: Store) -> None:
 
 def test_points_of_two_trials_do_not_mix(store: Store) -> None:
     a, b = _a_trial(store, "a"), _a_trial(store, "b")
-    store.metrics.write(a.id, _points("loss", range(10), [1.0] * 10, 0.0))
-    store.metrics.write(b.id, _points("loss", range(5, 15), [2.0] * 10, 0.0))
-    store.metrics.write(b.id, _points("acc", range(3), [0.5] * 3, 0.0))
-    assert store.metrics.names(a.id) == ["loss"]
-    assert store.metrics.names(b.id) == ["acc", "loss"]
-    got_a, got_b = _one(store, a.id, "loss"), _one(store, b.id, "loss")
+    store.metrics.write(a.project_id, a.id, _points("loss", range(10), [1.0] * 10, 0.0))
+    store.metrics.write(b.project_id, b.id, _points("loss", range(5, 15), [2.0] * 10, 0.0))
+    store.metrics.write(b.project_id, b.id, _points("acc", range(3), [0.5] * 3, 0.0))
+    assert store.metrics.names(a.project_id, a.id) == ["loss"]
+    assert store.metrics.names(b.project_id, b.id) == ["acc", "loss"]
+    got_a, got_b = _one(store, a, "loss"), _one(store, b, "loss")
     assert (got_a.steps, set(got_a.values)) == (list(range(10)), {1.0})
     assert (got_b.steps, set(got_b.values)) == (list(range(5, 15)), {2.0})
 
 
 def test_delete_trial_removes_only_its_points(store: Store) -> None:
     a, b = _a_trial(store, "a"), _a_trial(store, "b")
-    store.metrics.write(a.id, _points("loss", range(100), [1.0] * 100, 0.0))
-    store.metrics.write(b.id, _points("loss", range(100), [2.0] * 100, 0.0))
-    kept = _snapshot(store, b.id)
-    store.metrics.delete_trial(a.id)
-    assert store.metrics.read(a.id) == []
+    store.metrics.write(a.project_id, a.id, _points("loss", range(100), [1.0] * 100, 0.0))
+    store.metrics.write(b.project_id, b.id, _points("loss", range(100), [2.0] * 100, 0.0))
+    kept = _snapshot(store, b)
+    store.metrics.delete_trial(a.project_id, a.id)
+    assert store.metrics.read(a.project_id, a.id) == []
     assert _stored_rows(store, a.id) == 0
-    assert _snapshot(store, b.id) == kept
+    assert _snapshot(store, b) == kept
+
+
+# -- project scoping: another project's trial or sweep is not found ------------------------
+def _mine_and_a_stranger(store: Store) -> tuple[Trial, int]:
+    """A trial with points, and the id of another project (one with a trial of its own)."""
+    mine = _a_trial(store, "mine")
+    store.metrics.write(mine.project_id, mine.id, _points("loss", range(100), [1.0] * 100, 0.0))
+    stranger = _a_trial(store, "stranger").project_id
+    return mine, stranger
+
+
+def test_metrics_of_another_projects_trial_are_not_found(store: Store) -> None:
+    mine, stranger = _mine_and_a_stranger(store)
+    kept = _snapshot(store, mine)
+    calls: list[Callable[[], object]] = [
+        lambda: store.metrics.write(stranger, mine.id, [("loss", 500, 9.0, None)]),
+        lambda: store.metrics.write(stranger, mine.id, []),
+        lambda: store.metrics.read(stranger, mine.id),
+        lambda: store.metrics.read(stranger, mine.id, ["loss"], max_points=10),
+        lambda: store.metrics.names(stranger, mine.id),
+        lambda: store.metrics.read_shapes(stranger, mine.id, ["loss"], 10),
+        lambda: store.metrics.names_with_prefix(stranger, mine.id, "lo", 64),
+        lambda: store.metrics.delete_trial(stranger, mine.id),
+    ]
+    for call in calls:
+        with pytest.raises(NotFound):
+            call()
+    assert _snapshot(store, mine) == kept
+    assert _stored_rows(store, mine.id) == 100
+
+
+def test_findings_of_another_projects_trial_are_not_found(store: Store) -> None:
+    mine, stranger = _mine_and_a_stranger(store)
+    healthy = Finding("healthy", "info", 1.0, None, "fine", {}, "carry on")
+    analysis = {"provisional": False, "findings": [healthy.to_dict()]}
+    with pytest.raises(NotFound):
+        store.findings.upsert(stranger, mine.id, Diagnosis((healthy,)), cache=(99, analysis))
+    assert store.findings.for_trial(mine.project_id, mine.id).items == []
+    assert store.analyses.get(mine.project_id, mine.id).analysis is None  # type: ignore[union-attr]
+    store.findings.upsert(mine.project_id, mine.id, Diagnosis((healthy,)))
+    assert [f.kind for f in store.findings.for_trial(mine.project_id, mine.id).items] == ["healthy"]
+
+
+def test_progress_of_another_projects_sweep_or_trial_is_not_found(store: Store) -> None:
+    mine, stranger = _mine_and_a_stranger(store)
+    with pytest.raises(NotFound):
+        store.progress.of_sweep(stranger, mine.sweep_id)
+    with pytest.raises(NotFound):
+        store.progress.of_trial(stranger, mine.id)
+    with pytest.raises(NotFound):
+        store.progress.top_step(stranger, mine.id, ["loss"])
+    assert [t.id for t in store.progress.of_sweep(mine.project_id, mine.sweep_id)] == [mine.id]
+    assert [t.id for t in store.progress.of_trial(mine.project_id, mine.id)] == [mine.id]
+    assert store.progress.top_step(mine.project_id, mine.id, ["loss"]) == 99
 
 
 # -- metrics: identical across backends ----------------------------------------------------
@@ -834,8 +922,8 @@ CROSS_BACKEND_EXPECTED = {
 
 def test_reads_are_bit_identical_to_what_was_written(store: Store) -> None:
     trial = _a_trial(store)
-    store.metrics.write(trial.id, CROSS_BACKEND_BATCH)
-    got = store.metrics.read(trial.id)
+    store.metrics.write(trial.project_id, trial.id, CROSS_BACKEND_BATCH)
+    got = store.metrics.read(trial.project_id, trial.id)
     assert [s.name for s in got] == sorted(CROSS_BACKEND_EXPECTED)
     for series in got:
         steps, values, times = CROSS_BACKEND_EXPECTED[series.name]
@@ -847,11 +935,11 @@ def test_reads_are_bit_identical_to_what_was_written(store: Store) -> None:
 
 
 # -- concurrency ---------------------------------------------------------------------------
-def _assert_every_step_once(store: Store, trial_id: int, names: list[str], steps: range) -> None:
+def _assert_every_step_once(store: Store, trial: Trial, names: list[str], steps: range) -> None:
     for name in names:
-        got = _one(store, trial_id, name)
+        got = _one(store, trial, name)
         assert got.steps == list(steps), name
-    assert _stored_rows(store, trial_id) == len(names) * len(steps)
+    assert _stored_rows(store, trial.id) == len(names) * len(steps)
 
 
 def test_concurrent_overlapping_writes_both_succeed(store: Store) -> None:
@@ -860,12 +948,12 @@ def test_concurrent_overlapping_writes_both_succeed(store: Store) -> None:
     first = [(n, s, 1.0, None) for s in range(0, 6_000) for n in names]
     second = [(n, s, 2.0, None) for s in range(3_000, 9_000) for n in names]
     errors = _run_together(
-        lambda: store.metrics.write(trial.id, first),
-        lambda: store.metrics.write(trial.id, second),
+        lambda: store.metrics.write(trial.project_id, trial.id, first),
+        lambda: store.metrics.write(trial.project_id, trial.id, second),
     )
     assert errors == []
-    _assert_every_step_once(store, trial.id, names, range(9_000))
-    loss = _one(store, trial.id, "train_loss")
+    _assert_every_step_once(store, trial, names, range(9_000))
+    loss = _one(store, trial, "train_loss")
     assert set(loss.values[:3_000]) == {1.0}
     assert set(loss.values[6_000:]) == {2.0}
     assert set(loss.values[3_000:6_000]) <= {1.0, 2.0}
@@ -875,10 +963,10 @@ def test_concurrent_retries_of_the_same_batch(store: Store) -> None:
     # At-least-once delivery: a worker's retry can race the original send.
     trial = _a_trial(store)
     batch = [("train_loss", s, s / 10, float(s)) for s in range(5_000)]
-    errors = _run_together(*[lambda: store.metrics.write(trial.id, batch)] * 4)
+    errors = _run_together(*[lambda: store.metrics.write(trial.project_id, trial.id, batch)] * 4)
     assert errors == []
-    _assert_every_step_once(store, trial.id, ["train_loss"], range(5_000))
-    assert _one(store, trial.id, "train_loss").values == [s / 10 for s in range(5_000)]
+    _assert_every_step_once(store, trial, ["train_loss"], range(5_000))
+    assert _one(store, trial, "train_loss").values == [s / 10 for s in range(5_000)]
 
 
 def test_concurrent_overlapping_writes_in_different_orders(store: Store) -> None:
@@ -890,11 +978,11 @@ def test_concurrent_overlapping_writes_in_different_orders(store: Store) -> None
         step_major = [(n, s, 1.0, None) for s in range(0, 3_000) for n in names]
         name_major = [(n, s, 2.0, None) for n in reversed(names) for s in range(3_999, 999, -1)]
         errors = _run_together(
-            lambda t=trial.id, b=step_major: store.metrics.write(t, b),
-            lambda t=trial.id, b=name_major: store.metrics.write(t, b),
+            lambda t=trial, b=step_major: store.metrics.write(t.project_id, t.id, b),
+            lambda t=trial, b=name_major: store.metrics.write(t.project_id, t.id, b),
         )
         assert errors == [], f"round {round_}: {errors!r}"
-        _assert_every_step_once(store, trial.id, names, range(4_000))
+        _assert_every_step_once(store, trial, names, range(4_000))
 
 
 def test_analysis_cache_round_trip_and_currency(store: Store) -> None:

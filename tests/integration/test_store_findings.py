@@ -25,7 +25,7 @@ def _trials(store: Store, project: str = "p", n: int = 2) -> list[Trial]:
         NewSweep("s", "grid", {}, "val_loss", "minimize", None, 2),
         [NewTrial(params={}, spec={}, max_restarts=0) for _ in range(n)],
     )
-    return store.sweeps.list_trials(p.id, sweep.id, limit=10, offset=0).items
+    return store.trials.list(p.id, sweep.id, limit=10, offset=0).items
 
 
 def _finding(
@@ -55,7 +55,9 @@ def _diagnosis(*findings: Finding) -> Diagnosis:
 
 def test_upsert_inserts_a_diagnosis_with_everything_a_finding_says(store: Store) -> None:
     t, _ = _trials(store)
-    changes = store.findings.upsert(t.id, _diagnosis(_finding("divergence", "critical")))
+    changes = store.findings.upsert(
+        t.project_id, t.id, _diagnosis(_finding("divergence", "critical"))
+    )
     assert changes.added == ("divergence",) and changes.changed
     assert changes.previously_active == frozenset()
     (f,) = store.findings.for_trial(t.project_id, t.id).items
@@ -71,9 +73,9 @@ def test_upsert_inserts_a_diagnosis_with_everything_a_finding_says(store: Store)
 
 def test_an_unchanged_diagnosis_changes_nothing(store: Store) -> None:
     t, _ = _trials(store)
-    store.findings.upsert(t.id, _diagnosis(_finding("plateau")))
+    store.findings.upsert(t.project_id, t.id, _diagnosis(_finding("plateau")))
     (before,) = store.findings.for_trial(t.project_id, t.id).items
-    changes = store.findings.upsert(t.id, _diagnosis(_finding("plateau")))
+    changes = store.findings.upsert(t.project_id, t.id, _diagnosis(_finding("plateau")))
     assert not changes.changed and changes.previously_active == {"plateau"}
     (after,) = store.findings.for_trial(t.project_id, t.id).items
     assert after == before
@@ -81,10 +83,10 @@ def test_an_unchanged_diagnosis_changes_nothing(store: Store) -> None:
 
 def test_a_changed_finding_is_updated_in_place(store: Store) -> None:
     t, _ = _trials(store)
-    store.findings.upsert(t.id, _diagnosis(_finding("overfitting", provisional=True)))
+    store.findings.upsert(t.project_id, t.id, _diagnosis(_finding("overfitting", provisional=True)))
     (before,) = store.findings.for_trial(t.project_id, t.id).items
     changes = store.findings.upsert(
-        t.id, _diagnosis(_finding("overfitting", "critical", 0.9, step=40, value=2.0))
+        t.project_id, t.id, _diagnosis(_finding("overfitting", "critical", 0.9, step=40, value=2.0))
     )
     assert changes.updated == ("overfitting",) and changes.added == ()
     (after,) = store.findings.for_trial(t.project_id, t.id).items
@@ -96,32 +98,37 @@ def test_a_changed_finding_is_updated_in_place(store: Store) -> None:
 
 def test_kinds_no_longer_found_are_deactivated_and_can_come_back(store: Store) -> None:
     t, _ = _trials(store)
-    store.findings.upsert(t.id, _diagnosis(_finding("plateau"), _finding("oscillation")))
-    changes = store.findings.upsert(t.id, _diagnosis(_finding("oscillation")))
+    store.findings.upsert(
+        t.project_id, t.id, _diagnosis(_finding("plateau"), _finding("oscillation"))
+    )
+    changes = store.findings.upsert(t.project_id, t.id, _diagnosis(_finding("oscillation")))
     assert changes.deactivated == ("plateau",) and changes.updated == ()
     assert [f.kind for f in store.findings.for_trial(t.project_id, t.id).items] == ["oscillation"]
     every = store.findings.for_trial(t.project_id, t.id, FindingFilter(include_inactive=True)).items
     assert {(f.kind, f.active) for f in every} == {("plateau", False), ("oscillation", True)}
-    back = store.findings.upsert(t.id, _diagnosis(_finding("plateau")))
+    back = store.findings.upsert(t.project_id, t.id, _diagnosis(_finding("plateau")))
     assert back.added == ("plateau",) and back.deactivated == ("oscillation",)
     (plateau,) = store.findings.for_trial(t.project_id, t.id).items
     assert plateau.kind == "plateau" and plateau.active
 
 
 def test_upsert_of_an_unknown_trial_is_not_found(store: Store) -> None:
+    t, _ = _trials(store)
     with pytest.raises(NotFound):
-        store.findings.upsert(999_999, _diagnosis(_finding("healthy", "info")))
+        store.findings.upsert(t.project_id, 999_999, _diagnosis(_finding("healthy", "info")))
 
 
 def test_upsert_keeps_the_cached_analysis_with_the_findings(store: Store) -> None:
     t, other = _trials(store)
     analysis = {"provisional": False, "kinds": ["plateau"], "findings": []}
-    store.findings.upsert(t.id, _diagnosis(_finding("plateau")), cache=(499, analysis))
+    store.findings.upsert(
+        t.project_id, t.id, _diagnosis(_finding("plateau")), cache=(499, analysis)
+    )
     cached = store.analyses.get(t.project_id, t.id)
     assert cached is not None and (cached.analyzed_step, cached.analysis) == (499, analysis)
     assert [f.kind for f in store.findings.for_trial(t.project_id, t.id).items] == ["plateau"]
     # Without a cache the stored analysis stays as it was; the other trial's is untouched.
-    store.findings.upsert(t.id, _diagnosis(_finding("oscillation")))
+    store.findings.upsert(t.project_id, t.id, _diagnosis(_finding("oscillation")))
     assert store.analyses.get(t.project_id, t.id).analysis == analysis  # type: ignore[union-attr]
     assert store.analyses.get(other.project_id, other.id).analysis is None  # type: ignore[union-attr]
 
@@ -129,10 +136,12 @@ def test_upsert_keeps_the_cached_analysis_with_the_findings(store: Store) -> Non
 def test_lists_filter_by_min_severity_and_kind_most_severe_first(store: Store) -> None:
     t1, t2 = _trials(store)
     store.findings.upsert(
+        t1.project_id,
         t1.id,
         _diagnosis(_finding("plateau", "info", 0.9), _finding("divergence", "critical", 0.6)),
     )
     store.findings.upsert(
+        t2.project_id,
         t2.id,
         _diagnosis(_finding("oscillation", "warning", 0.7), _finding("overfitting", "warning")),
     )
@@ -153,7 +162,7 @@ def test_lists_filter_by_min_severity_and_kind_most_severe_first(store: Store) -
 
 def test_lists_are_scoped_to_the_project(store: Store) -> None:
     (t,) = _trials(store, "p", n=1)
-    store.findings.upsert(t.id, _diagnosis(_finding("plateau")))
+    store.findings.upsert(t.project_id, t.id, _diagnosis(_finding("plateau")))
     other = store.projects.create("other")
     with pytest.raises(NotFound):
         store.findings.for_trial(other.id, t.id)
@@ -165,8 +174,10 @@ def test_lists_are_scoped_to_the_project(store: Store) -> None:
 def test_changed_since_pages_through_changes_in_order(store: Store) -> None:
     t1, t2 = _trials(store)
     assert store.findings.latest_cursor(t1.project_id, sweep_id=t1.sweep_id) is None
-    store.findings.upsert(t1.id, _diagnosis(_finding("plateau"), _finding("oscillation")))
-    store.findings.upsert(t2.id, _diagnosis(_finding("divergence", "critical")))
+    store.findings.upsert(
+        t1.project_id, t1.id, _diagnosis(_finding("plateau"), _finding("oscillation"))
+    )
+    store.findings.upsert(t2.project_id, t2.id, _diagnosis(_finding("divergence", "critical")))
     first = store.findings.changed_since(t1.project_id, sweep_id=t1.sweep_id, limit=2)
     assert len(first) == 2 and first == sorted(first, key=lambda f: f.cursor)
     rest = store.findings.changed_since(t1.project_id, first[-1].cursor, sweep_id=t1.sweep_id)
@@ -176,8 +187,8 @@ def test_changed_since_pages_through_changes_in_order(store: Store) -> None:
     assert store.findings.changed_since(t1.project_id, cursor, sweep_id=t1.sweep_id) == []
 
     # An unchanged pass is invisible; a deactivation is a change, seen with active False.
-    store.findings.upsert(t2.id, _diagnosis(_finding("divergence", "critical")))
-    store.findings.upsert(t1.id, _diagnosis(_finding("oscillation")))
+    store.findings.upsert(t2.project_id, t2.id, _diagnosis(_finding("divergence", "critical")))
+    store.findings.upsert(t1.project_id, t1.id, _diagnosis(_finding("oscillation")))
     (gone,) = store.findings.changed_since(t1.project_id, cursor, sweep_id=t1.sweep_id)
     assert (gone.kind, gone.active) == ("plateau", False)
     only_t2 = store.findings.changed_since(t1.project_id, trial_id=t2.id)

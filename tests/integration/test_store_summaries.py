@@ -24,7 +24,7 @@ def make_sweep(store: Store, project: str, trials: int) -> tuple[int, int, list[
         ),
         [NewTrial(params={}, spec={}, max_restarts=0) for _ in range(trials)],
     )
-    page = store.sweeps.list_trials(project_id, sweep.id, limit=10, offset=0)
+    page = store.trials.list(project_id, sweep.id, limit=10, offset=0)
     return project_id, sweep.id, [t.id for t in page.items]
 
 
@@ -32,6 +32,7 @@ def test_last_value_and_finite_extremes_per_trial(store: Store) -> None:
     project_id, sweep_id, (a, b, c) = make_sweep(store, "alpha", 3)
     # Written out of step order, with non-finite values inside and at the end.
     store.metrics.write(
+        project_id,
         a,
         [
             ("val_loss", 20, 0.5, None),
@@ -41,10 +42,12 @@ def test_last_value_and_finite_extremes_per_trial(store: Store) -> None:
             ("train_loss", 3, 1.0, None),
         ],
     )
-    store.metrics.write(b, [("val_loss", 0, 1.0, None), ("val_loss", 7, math.nan, None)])
-    store.metrics.write(c, [("val_loss", 0, -math.inf, None)])
-    _, _, (other,) = make_sweep(store, "beta", 1)
-    store.metrics.write(other, [("val_loss", 0, 9.0, None)])
+    store.metrics.write(
+        project_id, b, [("val_loss", 0, 1.0, None), ("val_loss", 7, math.nan, None)]
+    )
+    store.metrics.write(project_id, c, [("val_loss", 0, -math.inf, None)])
+    other_project, _, (other,) = make_sweep(store, "beta", 1)
+    store.metrics.write(other_project, other, [("val_loss", 0, 9.0, None)])
 
     got = store.summaries.for_sweep(project_id, sweep_id, ["val_loss", "train_loss", "lr"])
 
@@ -62,16 +65,18 @@ def test_last_value_and_finite_extremes_per_trial(store: Store) -> None:
 
 
 def test_another_projects_sweep_reads_as_empty(store: Store) -> None:
-    _, sweep_id, (trial,) = make_sweep(store, "alpha", 1)
-    store.metrics.write(trial, [("val_loss", 0, 1.0, None)])
+    project_id, sweep_id, (trial,) = make_sweep(store, "alpha", 1)
+    store.metrics.write(project_id, trial, [("val_loss", 0, 1.0, None)])
     other = store.projects.create("beta")
     assert store.summaries.for_sweep(other.id, sweep_id, ["val_loss"]) == {}
 
 
 def test_without_extremes_only_the_first_and_last_points_are_read(store: Store) -> None:
     project_id, sweep_id, (a, b) = make_sweep(store, "alpha", 2)
-    store.metrics.write(a, [("train_loss", s, 1.0 / (s + 1), None) for s in range(50)])
-    store.metrics.write(b, [("train_loss", 0, 1.0, None), ("train_loss", 9, math.inf, None)])
+    store.metrics.write(project_id, a, [("train_loss", s, 1.0 / (s + 1), None) for s in range(50)])
+    store.metrics.write(
+        project_id, b, [("train_loss", 0, 1.0, None), ("train_loss", 9, math.inf, None)]
+    )
     got = store.summaries.for_sweep(project_id, sweep_id, ["train_loss"], extremes=False)
     sa, sb = got[(a, "train_loss")], got[(b, "train_loss")]
     assert (sa.last_step, sa.last_value, sa.points, sa.low, sa.high) == (49, 0.02, None, None, None)

@@ -25,7 +25,7 @@ def _orphan_trial(client: TestClient, store: Store) -> int:
         NewSweep("orphan", "single", {"base": ORPHAN_SPEC}, "val_loss", "minimize", 1, 1),
         [NewTrial(params={}, spec=ORPHAN_SPEC, max_restarts=0)],
     )
-    return store.sweeps.list_trials(project_id, sweep.id, limit=1, offset=0).items[0].id
+    return store.trials.list(project_id, sweep.id, limit=1, offset=0).items[0].id
 
 
 def test_a_trial_whose_plugin_is_gone_is_a_logged_server_error_not_a_422(

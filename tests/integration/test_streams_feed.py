@@ -27,7 +27,7 @@ def make_sweep(store: Store, n: int = 2) -> tuple[int, Sweep, list[int]]:
         NewSweep("s", "grid", {}, "val_loss", "minimize", None, max_concurrent=n),
         [NewTrial(params={"i": i}, spec={"task": "digits"}, max_restarts=1) for i in range(n)],
     )
-    trials = store.sweeps.list_trials(project.id, sweep.id, limit=100, offset=0).items
+    trials = store.trials.list(project.id, sweep.id, limit=100, offset=0).items
     return project.id, sweep, [t.id for t in trials]
 
 
@@ -40,8 +40,11 @@ def end(store: Store, trial_id: int, status: TrialStatus = TrialStatus.SUCCEEDED
     assert store.trial_states.finish(trial_id, 0, status)
 
 
-def write(store: Store, trial_id: int, steps: range, names: tuple[str, ...] = ("a", "b")) -> None:
-    store.metrics.write(trial_id, [(n, s, float(s), None) for s in steps for n in names])
+def write(
+    store: Store, project_id: int, trial_id: int, steps: range, names: tuple[str, ...] = ("a", "b")
+) -> None:
+    points = [(n, s, float(s), None) for s in steps for n in names]
+    store.metrics.write(project_id, trial_id, points)
 
 
 def drain(feed: Feed, polls: int = 200) -> list[StreamEvent]:
@@ -74,13 +77,13 @@ def test_the_highest_step_waits_until_a_later_one_or_the_end(store: Store) -> No
     project_id, sweep, (t1, _) = make_sweep(store)
     start_all(store, 2)
     feed = Feed(store, project_id, sweep_id=sweep.id)
-    write(store, t1, range(0, 10), ("a",))
-    write(store, t1, range(0, 9), ("b",))  # b of step 9 is in the next batch
+    write(store, project_id, t1, range(0, 10), ("a",))
+    write(store, project_id, t1, range(0, 9), ("b",))  # b of step 9 is in the next batch
     first = drain(feed)
     assert [e.type for e in first] == ["trial", "metrics", "trial"]  # t1, t2 started
     assert sorted(points(first)) == sorted((t1, n, s) for s in range(9) for n in "ab")
-    write(store, t1, range(9, 10), ("b",))
-    write(store, t1, range(10, 11))
+    write(store, project_id, t1, range(9, 10), ("b",))
+    write(store, project_id, t1, range(10, 11))
     assert sorted(points(drain(feed))) == [(t1, "a", 9), (t1, "b", 9)]
     end(store, t1)
     tail = drain(feed)
@@ -92,7 +95,7 @@ def test_the_highest_step_waits_until_a_later_one_or_the_end(store: Store) -> No
 def test_end_comes_once_the_sweep_is_over_and_everything_was_sent(store: Store) -> None:
     project_id, sweep, (t1, t2) = make_sweep(store)
     start_all(store, 2)
-    write(store, t1, range(5))
+    write(store, project_id, t1, range(5))
     end(store, t1)
     end(store, t2, TrialStatus.FAILED)
     feed = Feed(store, project_id, sweep_id=sweep.id)
@@ -111,7 +114,7 @@ def test_resuming_from_any_event_gives_the_rest_exactly_once(store: Store) -> No
     project_id, sweep, trials = make_sweep(store, 3)
     start_all(store, 3)
     for i, trial in enumerate(trials):
-        write(store, trial, range(0, 40 + i))
+        write(store, project_id, trial, range(0, 40 + i))
     small = FeedLimits(series_points=16, poll_points=100)
     feed = Feed(store, project_id, sweep_id=sweep.id, limits=small)
     first = drain(feed)
@@ -131,7 +134,7 @@ def test_resuming_from_any_event_gives_the_rest_exactly_once(store: Store) -> No
 def test_a_poll_reads_a_bounded_number_of_points(store: Store) -> None:
     project_id, sweep, (t1, _) = make_sweep(store)
     start_all(store, 2)
-    write(store, t1, range(1000))
+    write(store, project_id, t1, range(1000))
     end(store, t1)
     feed = Feed(
         store, project_id, sweep_id=sweep.id, limits=FeedLimits(series_points=50, poll_points=100)
@@ -153,7 +156,7 @@ def test_max_points_downsamples_each_event_keeping_spikes(store: Store) -> None:
     values = [1.0] * 500
     values[250] = 99.0
     values[400] = math.inf
-    store.metrics.write(t1, [("loss", s, v, None) for s, v in enumerate(values)])
+    store.metrics.write(project_id, t1, [("loss", s, v, None) for s, v in enumerate(values)])
     end(store, t1)
     limits = FeedLimits(max_points=20)
     events = drain(Feed(store, project_id, sweep_id=sweep.id, limits=limits))
@@ -197,12 +200,12 @@ def test_findings_are_sent_when_they_change(store: Store) -> None:
     def finding(kind: str, severity: str = "warning") -> Finding:
         return Finding(kind, severity, 0.8, 10, f"{kind} seen", {"x": 1.0}, "do less")  # type: ignore[arg-type]
 
-    store.findings.upsert(t1, Diagnosis((finding("plateau"),), provisional=True))
+    store.findings.upsert(project_id, t1, Diagnosis((finding("plateau"),), provisional=True))
     (event,) = drain(feed)
     assert event.type == "finding"
     assert event.data["trial_id"] == t1 and event.data["kind"] == "plateau"
     assert event.data["active"] is True
-    store.findings.upsert(t1, Diagnosis((finding("divergence", "critical"),)))
+    store.findings.upsert(project_id, t1, Diagnosis((finding("divergence", "critical"),)))
     changed = drain(feed)
     assert {(e.data["kind"], e.data["active"]) for e in changed} == {
         ("divergence", True),
@@ -218,8 +221,8 @@ def test_findings_are_sent_when_they_change(store: Store) -> None:
 def test_a_trial_feed_follows_that_trial_alone(store: Store) -> None:
     project_id, _, (t1, t2) = make_sweep(store)
     start_all(store, 2)
-    write(store, t1, range(3))
-    write(store, t2, range(3))
+    write(store, project_id, t1, range(3))
+    write(store, project_id, t2, range(3))
     end(store, t1)
     events = drain(Feed(store, project_id, trial_id=t1))
     assert {e.data["trial_id"] for e in events if e.type != "end"} == {t1}
@@ -236,23 +239,23 @@ class RacingMetrics:
         self._store = store
         self.landed = False
 
-    def names(self, trial_id: int) -> list[str]:
-        return self._metrics.names(trial_id)
+    def names(self, project_id: int, trial_id: int) -> list[str]:
+        return self._metrics.names(project_id, trial_id)
 
-    def read(self, trial_id: int, names: list[str], **kw: Any) -> list[Any]:
+    def read(self, project_id: int, trial_id: int, names: list[str], **kw: Any) -> list[Any]:
         out = []
         for i, name in enumerate(names):
             if i == 1 and not self.landed:
-                write(self._store, self._trial, self._batch)
+                write(self._store, project_id, self._trial, self._batch)
                 self.landed = True
-            out += self._metrics.read(trial_id, [name], **kw)
+            out += self._metrics.read(project_id, trial_id, [name], **kw)
         return out
 
 
 def test_a_batch_landing_between_series_reads_loses_nothing(store: Store) -> None:
     project_id, sweep, (t1, _) = make_sweep(store)
     start_all(store, 2)
-    write(store, t1, range(0, 10))
+    write(store, project_id, t1, range(0, 10))
     racing = RacingMetrics(store, t1, range(10, 20))
     view = SimpleNamespace(
         sweeps=store.sweeps, progress=store.progress, findings=store.findings, metrics=racing

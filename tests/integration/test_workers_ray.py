@@ -68,15 +68,15 @@ def submit(
 def trials(store: Store, sweep_id: int) -> list[Trial]:
     project = store.projects.get_by_name("p")
     assert project is not None
-    return store.sweeps.list_trials(project.id, sweep_id, limit=100, offset=0).items
+    return store.trials.list(project.id, sweep_id, limit=100, offset=0).items
 
 
 def all_done(store: Store, sweep_id: int) -> Callable[[], bool]:
     return lambda: all(t.status.is_terminal for t in trials(store, sweep_id))
 
 
-def series(store: Store, trial_id: int, name: str) -> tuple[list[int], list[float]]:
-    (s,) = store.metrics.read(trial_id, [name])
+def series(store: Store, trial: Trial, name: str) -> tuple[list[int], list[float]]:
+    (s,) = store.metrics.read(trial.project_id, trial.id, [name])
     return s.steps, s.values
 
 
@@ -91,16 +91,18 @@ def test_a_grid_sweep_trains_every_trial_and_streams_its_metrics(
     done = trials(store, sweep_id)
     assert [t.status for t in done] == [TrialStatus.SUCCEEDED] * 3
     for t in done:
-        steps, losses = series(store, t.id, "train_loss")
+        steps, losses = series(store, t, "train_loss")
         assert steps == list(range(40))
         assert all(math.isfinite(v) for v in losses)
-        assert series(store, t.id, "val_loss")[0] == [9, 19, 29, 39]
-        lr_steps, lrs = series(store, t.id, "lr")
+        assert series(store, t, "val_loss")[0] == [9, 19, 29, 39]
+        lr_steps, lrs = series(store, t, "lr")
         assert lr_steps == list(range(40)) and set(lrs) == {t.params["optimizer.lr"]}
-        assert {"grad_norm", "val_accuracy", "samples_per_sec"} <= set(store.metrics.names(t.id))
+        assert {"grad_norm", "val_accuracy", "samples_per_sec"} <= set(
+            store.metrics.names(t.project_id, t.id)
+        )
         assert t.worker is not None
     # The best lr learns: its last training loss is well below the start (~2.3).
-    assert min(series(store, t.id, "train_loss")[1][-1] for t in done) < 1.0
+    assert min(series(store, t, "train_loss")[1][-1] for t in done) < 1.0
     project = store.projects.get_by_name("p")
     assert project is not None
     assert store.sweeps.get(project.id, sweep_id).status.value == "finished"
@@ -138,7 +140,7 @@ def test_a_diverging_lr_stops_at_once_as_pruned_with_the_non_finite_loss_recorde
     (t,) = trials(store, sweep_id)
     assert t.status is TrialStatus.PRUNED
     assert t.stop_reason is not None and t.stop_reason.startswith("diverged")
-    steps, losses = series(store, t.id, "train_loss")
+    steps, losses = series(store, t, "train_loss")
     assert not math.isfinite(losses[-1])
     assert all(math.isfinite(v) for v in losses[:-1])
     assert steps[-1] < 399  # it did not burn its budget
@@ -149,9 +151,9 @@ def test_cancelling_a_running_trial_stops_it_within_seconds(
 ) -> None:
     sweep_id = submit(store, {**DIGITS, "budget": {"max_steps": 1_000_000}})
     (t,) = trials(store, sweep_id)
-    drive(scheduler, lambda: bool(store.metrics.names(t.id)))
+    drive(scheduler, lambda: bool(store.metrics.names(t.project_id, t.id)))
     requested = time.monotonic()
-    store.sweeps.cancel_trial(t.project_id, t.id)
+    store.trials.cancel(t.project_id, t.id)
     drive(scheduler, all_done(store, sweep_id), timeout=30)
     assert time.monotonic() - requested < 10
     (t,) = trials(store, sweep_id)
@@ -174,7 +176,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_without_gaps_or_duplicates(
     (t,) = trials(store, sweep_id)
 
     def past_first_checkpoint() -> bool:
-        steps, _ = series(store, t.id, "train_loss")
+        steps, _ = series(store, t, "train_loss")
         return bool(steps) and steps[-1] >= 150
 
     drive(scheduler, past_first_checkpoint)
@@ -185,7 +187,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_without_gaps_or_duplicates(
     (t,) = trials(store, sweep_id)
     assert t.status is TrialStatus.SUCCEEDED
     assert t.attempt == 1
-    steps, _ = series(store, t.id, "train_loss")
+    steps, _ = series(store, t, "train_loss")
     assert steps == list(range(4000))
     with store.db.session() as s:
         stored = s.execute(
@@ -193,5 +195,5 @@ def test_a_killed_worker_resumes_from_its_checkpoint_without_gaps_or_duplicates(
             {"t": t.id},
         ).scalar_one()
     assert stored == 4000
-    events = [e.status for e in store.sweeps.trial_events(t.project_id, t.id)]
+    events = [e.status for e in store.trials.events(t.project_id, t.id)]
     assert events.count(TrialStatus.RUNNING) == 2 and TrialStatus.QUEUED in events[1:]
