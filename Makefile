@@ -42,7 +42,7 @@ bench: setup postgres
 	$(BIN)/python bench/ingest.py
 
 serve: setup
-	$(BIN)/lrlab serve
+	$(BIN)/lrlab-server serve
 
 clean:
 	rm -rf $(VENV) .lrlab .pytest_cache .mypy_cache .ruff_cache *.egg-info
