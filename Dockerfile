@@ -6,7 +6,8 @@ COPY api api
 COPY services services
 COPY workers workers
 COPY migrations migrations
+# The server alone (no SDK): its own command, `lrlab-server`, runs it.
 RUN pip install --no-cache-dir .
 ENV LRLAB_DATA_DIR=/data LRLAB_API_HOST=0.0.0.0
 EXPOSE 8765
-CMD ["lrlab", "serve"]
+CMD ["lrlab-server", "serve"]

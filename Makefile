@@ -25,7 +25,8 @@ postgres:
 demo: setup
 	$(BIN)/python scripts/demo.py
 
-test: setup postgres
+# Lint and types first: a red lint fails in seconds, not after the suite.
+test: lint typecheck postgres
 	$(BIN)/pytest -q
 
 test-unit: setup
@@ -35,14 +36,15 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Every package: mypy's files list in pyproject's [tool.mypy] names them.
 typecheck: setup
-	$(BIN)/mypy services sdk/lrlab
+	$(BIN)/mypy
 
 bench: setup postgres
 	$(BIN)/python bench/ingest.py
 
 serve: setup
-	$(BIN)/lrlab serve
+	$(BIN)/lrlab-server serve
 
 clean:
 	rm -rf $(VENV) .lrlab .pytest_cache .mypy_cache .ruff_cache *.egg-info

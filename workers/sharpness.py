@@ -70,7 +70,10 @@ def _raises_when_differentiated(grads: Sequence[torch.Tensor | None]) -> bool:
     """Whether the gradients' graph holds the error node that a backward marked
     once_differentiable leaves there: a Hessian-vector product would either raise on it or,
     when it lies off the path to the parameters, silently miss that part of the Hessian."""
-    stack = [g.grad_fn for g in grads if g is not None and g.grad_fn is not None]
+    # next_functions holds None for inputs that need no gradient: the walk skips those.
+    stack: list[torch.autograd.graph.Node | None] = [
+        g.grad_fn for g in grads if g is not None and g.grad_fn is not None
+    ]
     seen: set[torch.autograd.graph.Node] = set()
     while stack:
         node = stack.pop()

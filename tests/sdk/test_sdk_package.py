@@ -40,10 +40,12 @@ def test_the_distribution_needs_only_light_packages() -> None:
 
 
 def test_the_server_adds_its_commands_through_the_entry_point_group() -> None:
+    """One click group: `lrlab serve` beside the SDK, `lrlab-server serve` without it."""
     server = distribution("lrlab-server")
     groups = {(ep.group, ep.name): ep.value for ep in server.entry_points}
     assert groups[("lrlab.commands", "server")] == "api.cli:main"
-    assert not any(ep.group == "console_scripts" for ep in server.entry_points)
+    scripts = {ep.name: ep.value for ep in server.entry_points if ep.group == "console_scripts"}
+    assert scripts == {"lrlab-server": "api.cli:main"}
 
 
 def test_the_public_names() -> None:
