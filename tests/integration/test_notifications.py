@@ -4,11 +4,8 @@ beyond the timeout by a receiver that hangs."""
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +26,8 @@ from services.settings import Settings
 from services.store import Store
 from services.store.sweeps import NewSweep, NewTrial
 from services.webhooks import WebhookSender, signature
-from tests.sdk.server import LRLAB, cli_env, free_port
+from tests.support.lrlab_server import cli_env, serving
+from tests.support.waiting import wait_until
 
 # The notifier's clock, fixed: findings are stamped with real time, so it starts near now.
 T0 = datetime.now(UTC).replace(microsecond=0)
@@ -295,10 +293,7 @@ def test_the_background_loop_delivers_and_stops(
     hooks = Notifier(store, hook_settings(tmp_path, notifier_interval_seconds=0.05))
     hooks.start()
     try:
-        deadline = time.monotonic() + 20
-        while not receiver.requests:
-            assert time.monotonic() < deadline, "the loop delivered nothing"
-            time.sleep(0.02)  # waiting on another thread, with a deadline
+        wait_until(lambda: receiver.requests, "a delivery by the background loop", 20)
     finally:
         hooks.stop(timeout=10)
     assert receiver.events()[0]["key"] == f"finding:{t1}:divergence"
@@ -361,31 +356,18 @@ def test_webhooks_are_off_without_an_allowlist(client: TestClient) -> None:
 # -- wired into `lrlab serve` ----------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_lrlab_serve_runs_the_notifier(tmp_path: Path, receiver: Receiver) -> None:
     """The real entry point, API only, with webhooks on: a cancelled sweep is announced."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = cli_env(LRLAB_WEBHOOK_ALLOWED_HOSTS="127.0.0.1", LRLAB_NOTIFIER_INTERVAL_SECONDS="0.1")
-    cmd = [LRLAB, "serve", "--no-scheduler", "--no-analyzer", "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--data-dir", str(tmp_path / "data")], env=env)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)  # polling a process we started, with a deadline
-        token = (tmp_path / "data" / "admin-token").read_text().strip()
+    data_dir = tmp_path / "data"
+    with serving(data_dir, "--no-scheduler", "--no-analyzer", env=env, timeout=90) as url:
+        token = (data_dir / "admin-token").read_text().strip()
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
         sweep = api.post("/sweeps", json=_sweep(receiver.url + "/served")).json()
         assert api.post(f"/sweeps/{sweep['id']}/cancel").json()["status"] == "cancelled"
-        while not receiver.requests:
-            assert time.monotonic() < deadline, "no webhook arrived"
-            time.sleep(0.05)  # the server's notifier runs in another process
+        # The server's notifier runs in another process.
+        wait_until(lambda: receiver.requests, "a webhook from the served notifier", 90)
         (event,) = receiver.events("/served")
         assert event["type"] == "sweep_end" and event["sweep"]["id"] == sweep["id"]
         assert event["summary"]["trials"] == {"cancelled": 1}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) is not None

@@ -20,7 +20,7 @@ from services.launcher import RunOutcome
 from services.specs import TrialSpec
 from services.specs.sweep import Policy
 from services.stop_policy import decide_stop
-from tests.unit.test_runner import MemorySink
+from tests.support.training import MemorySink
 from workers.checkpoints import CheckpointStore
 from workers.runner import train
 
