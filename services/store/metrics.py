@@ -15,12 +15,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, text
+from sqlalchemy import text
 
 from services.domain import Series
 from services.downsample import downsample_indices
 from services.store.db import Database
-from services.store.models import MetricPointRow
 
 # (name, step, value, recorded_at or None for "now")
 PointIn = tuple[str, int, float, float | None]
@@ -174,10 +173,6 @@ class MetricRepository:
             raise
         finally:
             raw.close()
-
-    def delete_trial(self, trial_id: int) -> None:
-        with self._db.session() as s:
-            s.execute(delete(MetricPointRow).where(MetricPointRow.trial_id == trial_id))
 
     # -- reads --------------------------------------------------------------------------
     def names(self, trial_id: int) -> list[str]:

@@ -151,21 +151,6 @@ class SweepRepository:
             s.flush()
             return _sweep(row, _counts(s, [row.id])[row.id])
 
-    def add_trials(
-        self, project_id: int, sweep_id: int, trials: Sequence[NewTrial]
-    ) -> builtins.list[Trial]:
-        """Append trials to a sweep (searches that ask for trials lazily use this)."""
-        with self._db.session() as s:
-            row = self._get_row(s, project_id, sweep_id)
-            first = s.scalar(
-                select(func.coalesce(func.max(TrialRow.number) + 1, 0)).where(
-                    TrialRow.sweep_id == sweep_id
-                )
-            )
-            rows = insert_trials(s, row, trials, first_number=int(first or 0))
-            s.flush()
-            return [trial_from_row(r) for r in rows]
-
     @staticmethod
     def _get_row(s: Session, project_id: int, sweep_id: int) -> SweepRow:
         row = s.get(SweepRow, sweep_id)

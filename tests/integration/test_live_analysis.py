@@ -30,6 +30,7 @@ from services.store.models import TrialRow
 from services.store.trial_states import CANCELLED_BY_REQUEST
 from services.sweeps import submit_sweep
 from tests.integration.fakes import FakeClock
+from tests.support.rows import cache_analysis
 from tests.support.sweeps import drive
 
 BASE = {"task": "digits", "optimizer": {"name": "sgd", "lr": 0.1}, "budget": {"max_steps": 5000}}
@@ -222,7 +223,7 @@ def test_ended_trials_analysed_by_other_rules_are_analysed_again(
     assert analyzer.tick() == PassResult()  # nothing left to do
     cached = store.analyses.get(done.project_id, done.id)
     assert cached is not None and cached.analysis is not None
-    store.analyses.save(done.id, 299, {**cached.analysis, "analyzer_version": "older-rules"})
+    cache_analysis(store, done.id, 299, {**cached.analysis, "analyzer_version": "older-rules"})
     assert analyzer.tick() == PassResult(finalized=1)
     again = store.analyses.get(done.project_id, done.id)
     assert again is not None and again.analysis is not None

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.app import create_app
 from services.analyzer import Diagnosis, Finding
@@ -24,6 +25,7 @@ from services.domain import TrialStatus
 from services.notifier import Notifier, NotifierTick
 from services.settings import Settings
 from services.store import Store
+from services.store.models import NotificationRow
 from services.store.sweeps import NewSweep, NewTrial
 from services.webhooks import WebhookSender, signature
 from tests.support.lrlab_server import cli_env, serving
@@ -31,6 +33,13 @@ from tests.support.waiting import wait_until
 
 # The notifier's clock, fixed: findings are stamped with real time, so it starts near now.
 T0 = datetime.now(UTC).replace(microsecond=0)
+
+
+def outbox(store: Store, sweep_id: int) -> list[NotificationRow]:
+    """The sweep's events in the outbox, in the order they were added."""
+    with store.db.session() as s:
+        query = select(NotificationRow).where(NotificationRow.sweep_id == sweep_id)
+        return list(s.scalars(query.order_by(NotificationRow.id)))
 
 
 @pytest.fixture
@@ -178,7 +187,7 @@ def test_findings_and_the_sweep_end_reach_the_receiver_once(
     assert best["params"] == {"lr": 0.1}
     assert hooks.tick() == NotifierTick()  # nothing left to do
     assert len(receiver.requests) == 2
-    stored = store.notifications.for_sweep(sweep_id)
+    stored = outbox(store, sweep_id)
     assert [n.attempts for n in stored] == [1, 1] and all(n.delivered_at for n in stored)
 
 
@@ -187,18 +196,18 @@ def test_a_failing_receiver_gets_retries_with_backoff(
 ) -> None:
     sweep_id, hooks = armed(store, tmp_path, receiver, "/flaky", [500, 503], webhook_max_attempts=5)
     assert hooks.tick(T0).retrying == 1
-    (pending,) = store.notifications.for_sweep(sweep_id)
+    (pending,) = outbox(store, sweep_id)
     assert pending.attempts == 1 and pending.last_error == "HTTP 500"
     assert pending.next_attempt_at == T0 + timedelta(seconds=10)
     assert hooks.tick(T0 + timedelta(seconds=9)) == NotifierTick()  # not due yet
     assert len(receiver.requests) == 1
     assert hooks.tick(T0 + timedelta(seconds=10)).retrying == 1
-    (pending,) = store.notifications.for_sweep(sweep_id)
+    (pending,) = outbox(store, sweep_id)
     assert pending.next_attempt_at == T0 + timedelta(seconds=30)  # 10 s, then 20 s
     assert pending.last_error == "HTTP 503"
     assert hooks.tick(T0 + timedelta(seconds=29)).delivered == 0
     assert hooks.tick(T0 + timedelta(seconds=30)).delivered == 1
-    (done,) = store.notifications.for_sweep(sweep_id)
+    (done,) = outbox(store, sweep_id)
     assert done.attempts == 3 and done.delivered_at is not None and done.failed_at is None
     assert len(receiver.requests) == 3
     assert len({r["headers"]["X-Lrlab-Delivery"] for r in receiver.requests}) == 1
@@ -211,7 +220,7 @@ def test_after_the_last_attempt_the_event_is_given_up_with_its_error(
     sweep_id, hooks = armed(store, tmp_path, receiver, "/down", statuses, webhook_max_attempts=2)
     assert hooks.tick(T0).retrying == 1
     assert hooks.tick(T0 + timedelta(hours=1)).failed == 1
-    (gone,) = store.notifications.for_sweep(sweep_id)
+    (gone,) = outbox(store, sweep_id)
     assert gone.failed_at is not None and gone.delivered_at is None
     assert gone.attempts == 2 and gone.last_error == "HTTP 502"
     assert hooks.tick(T0 + timedelta(days=1)) == NotifierTick()
@@ -232,9 +241,9 @@ def test_a_hanging_receiver_costs_one_timeout_and_blocks_no_other_hook(
     took = time.monotonic() - started
     assert (tick.delivered, tick.retrying) == (1, 1)
     assert took < 5, f"a tick took {took:.1f} s with a 0.5 s timeout"
-    (stuck,) = store.notifications.for_sweep(slow_sweep)
+    (stuck,) = outbox(store, slow_sweep)
     assert stuck.last_error is not None and "Timeout" in stuck.last_error
-    (sent,) = store.notifications.for_sweep(fast_sweep)
+    (sent,) = outbox(store, fast_sweep)
     assert sent.delivered_at is not None
 
 
@@ -250,7 +259,7 @@ def test_targets_are_checked_again_at_delivery(
     )
     hooks = Notifier(store, settings, clock=lambda: T0, sender=sender)
     assert hooks.tick().failed == 1
-    (refused,) = store.notifications.for_sweep(sweep_id)
+    (refused,) = outbox(store, sweep_id)
     assert refused.attempts == 1 and refused.failed_at is not None
     assert refused.last_error is not None
     assert "private or local address (10.1.2.3)" in refused.last_error

@@ -19,7 +19,8 @@ from services.store.models import utcnow
 from services.store.sweeps import NewSweep, NewTrial
 from services.store.trial_states import Heartbeat
 from tests.integration.fakes import FakeClock, FakeLauncher, Ledger
-from tests.support.scheduling import backdate_heartbeat, drive_together, max_overlap, tick_until
+from tests.support.rows import backdate_heartbeat
+from tests.support.scheduling import drive_together, max_overlap, tick_until
 from tests.support.waiting import wait_until
 
 ME = "sched-a"

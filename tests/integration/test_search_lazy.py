@@ -14,15 +14,18 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.domain import SweepStatus, Trial, TrialStatus
+from services import lazy_search
+from services.domain import PastTrial, SweepStatus, Trial, TrialStatus
 from services.launcher import RunOutcome
 from services.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store, open_store
+from services.store.search import AskedTrial, LazySweep
 from services.sweeps import submit_sweep
 from tests.integration.fakes import FakeLauncher, Ledger
-from tests.support.scheduling import backdate_heartbeat, drive_together, max_overlap, tick_until
+from tests.support.rows import backdate_heartbeat
+from tests.support.scheduling import drive_together, max_overlap, tick_until
 
 LR = {"distribution": "log_uniform", "low": 1e-5, "high": 1.0}
 
@@ -158,15 +161,27 @@ def test_a_params_draw_that_makes_an_invalid_trial_fails_at_birth(
         assert trial.started_at is None  # never launched
 
 
-def test_bayes_history_has_the_metric_and_every_live_trial(store: Store, tmp_path: Path) -> None:
-    _, sweep_id, launcher, scheduler = started(store, tmp_path, "bayes", 4, 2)
+def test_bayes_history_has_the_metric_and_every_live_trial(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id, sweep_id, launcher, scheduler = started(store, tmp_path, "bayes", 4, 2)
     first, second = sorted(launcher.in_flight)
     store.metrics.write(first, [("val_loss", 9, 0.8, None), ("val_loss", 19, 0.5, None)])
     store.metrics.write(second, [("val_loss", 9, math.nan, None)])
     launcher.end(first, RunOutcome.SUCCEEDED)
+    # What the search is given when the scheduler asks it for the third trial.
+    seen: list[list[PastTrial]] = []
+    ask = lazy_search._make
+
+    def asking(sweep: LazySweep, history: Callable[[], list[PastTrial]]) -> AskedTrial | None:
+        seen.append(history())
+        return ask(sweep, history)
+
+    monkeypatch.setattr(lazy_search, "_make", asking)
     scheduler.tick()
-    history = {t.trial_id: t for t in store.search.history(sweep_id)}
-    assert len(history) == 3
+    (past,) = seen
+    history = {t.trial_id: t for t in past}
+    assert len(history) == 2 and len(trials(store, project_id, sweep_id)) == 3
     assert history[first].status is TrialStatus.SUCCEEDED
     assert history[first].values == (0.8, 0.5) and history[first].steps == (9, 19)
     assert history[second].status is TrialStatus.RUNNING

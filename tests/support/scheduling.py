@@ -1,26 +1,13 @@
 """Driving schedulers in tests: tick until a condition holds (bounded in ticks, not time),
-several schedulers at once, and the trial-row edits that fake a lost worker."""
+several schedulers at once, and how many trials overlapped."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
-
-from sqlalchemy import update
+from datetime import datetime
 
 from services.scheduler import Scheduler
-from services.store import Store
-from services.store.models import TrialRow, utcnow
-
-
-def backdate_heartbeat(store: Store, trial_id: int, seconds: float) -> None:
-    with store.db.session() as s:
-        s.execute(
-            update(TrialRow)
-            .where(TrialRow.id == trial_id)
-            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
-        )
 
 
 def tick_until(tick: Callable[[], object], done: Callable[[], bool], limit: int = 500) -> int:
