@@ -13,6 +13,7 @@ from tests.support.lrlab_server import LRLAB, serving
 pytestmark = pytest.mark.subprocess  # every test runs `lrlab` as a user would
 
 
+@pytest.mark.slow
 def test_serve_creates_a_working_admin_token_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with serving(data_dir) as url:
@@ -29,6 +30,7 @@ def test_serve_creates_a_working_admin_token_once(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/sweeps", headers=headers).status_code == 200
 
 
+@pytest.mark.slow
 def test_serve_reissues_a_token_when_the_file_is_gone(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with serving(data_dir):
@@ -41,6 +43,7 @@ def test_serve_reissues_a_token_when_the_file_is_gone(tmp_path: Path) -> None:
         assert r.json()["name"] == "default"
 
 
+@pytest.mark.slow
 def test_serve_on_postgres(tmp_path: Path, fresh_pg_url: str) -> None:
     with serving(tmp_path / "data", "--database-url", fresh_pg_url) as url:
         assert httpx.get(f"{url}/health").json()["database"] == "postgresql"

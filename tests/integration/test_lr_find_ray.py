@@ -62,6 +62,7 @@ def best_grid_lr(store: Store, sweep_id: int, optimizer: str) -> tuple[float, fl
     return lr, final
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)
 def test_the_range_test_lands_within_10x_of_the_best_lr_a_grid_finds(
     store: Store, ray_scheduler: Scheduler, capsys: pytest.CaptureFixture[str]

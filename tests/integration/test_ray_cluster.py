@@ -27,6 +27,8 @@ from tests.support.postgres import temporary_pg_database
 from tests.support.waiting import wait_until
 from workers.checkpoints import CheckpointStore
 
+pytestmark = pytest.mark.slow  # a cluster of `ray start` nodes, trials trained for real
+
 LEASE_SECONDS = 3  # a dead scheduler's trials are requeued this soon after their last beat
 EVERY = 100  # checkpoint_every of the trials that get killed
 

@@ -201,6 +201,7 @@ def test_without_the_plugin_its_name_is_rejected_with_the_valid_ones() -> None:
     assert f"valid names: {', '.join(BUILT_IN)}" in error["msg"]
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_bad_plugins_are_skipped_with_a_warning_and_built_ins_still_work(
     tmp_path: Path,

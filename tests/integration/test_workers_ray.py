@@ -92,6 +92,7 @@ def test_cancelling_a_running_trial_stops_it_within_seconds(
     assert t.status is TrialStatus.CANCELLED
 
 
+@pytest.mark.slow
 def test_a_killed_worker_resumes_from_its_checkpoint_without_gaps_or_duplicates(
     store: Store, ray_scheduler: Scheduler
 ) -> None:

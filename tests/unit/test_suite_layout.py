@@ -5,6 +5,7 @@ say so with the `subprocess` marker (`make test-fast` leaves them out)."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ WAIT_NAMES = re.compile(r"_?(wait|wait_for|wait_until|until)")
 SPAWNS = re.compile(r"\bsubprocess\.(run|Popen|call|check_call|check_output)\(|\bserving\(")
 
 
+@functools.cache
 def modules() -> dict[Path, ast.Module]:
     return {path: ast.parse(path.read_text()) for path in sorted(TESTS.rglob("*.py"))}
 
