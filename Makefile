@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sdk/pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup demo test test-unit lint typecheck bench postgres serve clean
+.PHONY: setup demo test test-fast test-unit lint typecheck bench postgres serve clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: setup
 # Lint and types first: a red lint fails in seconds, not after the suite.
 test: lint typecheck postgres
 	$(BIN)/pytest -q
+
+# Everything but the tests that need Ray, start processes or take more than a few seconds.
+test-fast: setup postgres
+	$(BIN)/pytest -q -m "not ray and not subprocess and not slow"
 
 test-unit: setup
 	$(BIN)/pytest -q tests/unit

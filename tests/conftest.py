@@ -1,13 +1,12 @@
-"""Shared fixtures: real PostgreSQL (a fresh database per test session) and SQLite.
+"""Shared fixtures: real PostgreSQL (a fresh database per test session) and SQLite, API
+clients, a local Ray; and the markers that follow from them.
 
 Postgres tests skip only outside CI when no server answers; with CI=true they fail."""
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -20,6 +19,8 @@ from api.app import create_app
 from services.settings import Settings
 from services.store import Store, open_store
 from services.store.tables import Base
+from tests.support.markers import markers_for
+from tests.support.postgres import temporary_pg_database
 
 PG_ADMIN_URL = os.environ.get(
     "LRLAB_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -35,9 +36,12 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
-def _sa_url(conninfo: str, dbname: str) -> str:
-    base = conninfo.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{base}/{dbname}"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        for marker in sorted(markers_for(getattr(item, "fixturenames", ()), params)):
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -51,28 +55,6 @@ def pg_server() -> str:
             pytest.fail(f"PostgreSQL is required in CI and is not reachable: {exc}")
         pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL}: {exc}")
     return PG_ADMIN_URL
-
-
-def create_pg_database(admin_url: str) -> str:
-    name = f"lrlab_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop_pg_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def temporary_pg_database(admin_url: str) -> Iterator[str]:
-    """SQLAlchemy URL of an empty database that is dropped on exit."""
-    name = create_pg_database(admin_url)
-    try:
-        yield _sa_url(admin_url, name)
-    finally:
-        drop_pg_database(admin_url, name)
 
 
 @pytest.fixture(scope="session")

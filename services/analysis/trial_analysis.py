@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,12 +25,6 @@ ANALYZED = (*CANONICAL, *UNALIASED)
 # first layer to the last, which are the two the gradient rules compare.
 MAX_LAYER_SERIES = 64
 Columns = tuple[np.ndarray, np.ndarray]  # steps (int64), values (float64)
-
-
-@dataclass(frozen=True)
-class TrialAnalysis:
-    trial: Trial
-    diagnosis: Diagnosis
 
 
 def analysed_series(store: Store, trial: Trial, limit: int) -> dict[str, Columns]:
@@ -89,12 +82,6 @@ def diagnose_trial(store: Store, trial: Trial, limit: int) -> Diagnosis:
     """The diagnosis of a trial already looked up (provisional while it is not terminal)."""
     series = trial_series(store, trial, limit)
     return diagnose(series, run_context(trial, series))
-
-
-def analyze_trial(store: Store, project_id: int, trial_id: int, limit: int) -> TrialAnalysis:
-    """Diagnose the project's trial from its series now (NotFound when not the project's)."""
-    trial = store.trials.get(project_id, trial_id)
-    return TrialAnalysis(trial=trial, diagnosis=diagnose_trial(store, trial, limit))
 
 
 def record(store: Store, trial: Trial, diagnosis: Diagnosis) -> FindingChanges:

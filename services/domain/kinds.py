@@ -24,7 +24,7 @@ class SweepMethod(enum.StrEnum):
     EXTERNAL = "external"  # holds one external run
 
 
-# Methods whose trials are created one at a time as capacity frees (services.sweeps
+# Methods whose trials are created one at a time as capacity frees (services.sweeps.submit
 # .lazy_trials); their sweep's max_trials is always set.
 LAZY_METHODS = (SweepMethod.RANDOM.value, SweepMethod.BAYES.value)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from services.domain.records import CachedAnalysis, TrialStatus
 from services.store.db import Database
@@ -37,19 +37,6 @@ def _cached(r: Any) -> CachedAnalysis:
 class AnalysisRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    def save(self, trial_id: int, analyzed_step: int | None, analysis: dict[str, Any]) -> None:
-        """Store the trial's latest analysis (JSON-ready: no NaN/Inf floats)."""
-        with self.db.session() as s:
-            s.execute(
-                update(TrialRow)
-                .where(TrialRow.id == trial_id)
-                .values(
-                    analysis=analysis,
-                    analyzed_step=analyzed_step,
-                    analyzer_version=analysis.get("analyzer_version"),
-                )
-            )
 
     def for_sweep(self, project_id: int, sweep_id: int) -> list[CachedAnalysis]:
         """Every trial of the sweep with its cached analysis (or None), in trial order."""

@@ -258,21 +258,6 @@ class FindingRepository:
         with self._db.session() as s:
             return [_stored(r) for r in s.scalars(query)]
 
-    def latest_cursor(
-        self, project_id: int | None, *, sweep_id: int | None = None, trial_id: int | None = None
-    ) -> FindingCursor | None:
-        """The cursor of the latest change in that scope (None: no findings yet), for a
-        stream that starts "from now"."""
-        query = (
-            select(FindingRow.updated_at, FindingRow.id)
-            .where(*_scope(project_id, sweep_id, trial_id))
-            .order_by(FindingRow.updated_at.desc(), FindingRow.id.desc())
-            .limit(1)
-        )
-        with self._db.session() as s:
-            row = s.execute(query).first()
-        return None if row is None else FindingCursor(row[0], row[1])
-
 
 def _scope(
     project_id: int | None, sweep_id: int | None, trial_id: int | None

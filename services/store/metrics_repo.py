@@ -15,13 +15,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, text
+from sqlalchemy import text
 
 from services.domain.downsample import downsample_indices
 from services.domain.records import PointIn, Series
 from services.store.db import Database
 from services.store.ownership import require_trial
-from services.store.tables import MetricPointRow
 
 _COLUMNS = "trial_id, name, step, value, recorded_at"
 _PG_TYPES = ["int8", "text", "int8", "float8", "float8"]
@@ -177,11 +176,6 @@ class MetricRepository:
             raise
         finally:
             raw.close()
-
-    def delete_trial(self, project_id: int, trial_id: int) -> None:
-        with self._db.session() as s:
-            require_trial(s, project_id, trial_id)
-            s.execute(delete(MetricPointRow).where(MetricPointRow.trial_id == trial_id))
 
     # -- reads --------------------------------------------------------------------------
     def names(self, project_id: int, trial_id: int) -> list[str]:

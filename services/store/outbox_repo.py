@@ -117,16 +117,6 @@ class NotificationRepository:
                 .values(attempts=NotificationRow.attempts + 1, **values)
             )
 
-    def for_sweep(self, sweep_id: int) -> list[Notification]:
-        """The sweep's events in the order they were added (inspection and tests)."""
-        with self._db.session() as s:
-            rows = s.scalars(
-                select(NotificationRow)
-                .where(NotificationRow.sweep_id == sweep_id)
-                .order_by(NotificationRow.id)
-            )
-            return [_notification(r) for r in rows]
-
     def ended_sweeps(
         self, since: datetime, limit: int, skip: Collection[int] = ()
     ) -> list[tuple[int, int]]:

@@ -53,13 +53,6 @@ class ProjectRepository:
             row = s.scalar(select(ProjectRow).where(ProjectRow.name == name))
             return _project(row) if row else None
 
-    def get(self, project_id: int) -> Project:
-        with self._db.session() as s:
-            row = s.get(ProjectRow, project_id)
-            if row is None:
-                raise NotFound(f"project {project_id} not found")
-            return _project(row)
-
     def list(self) -> list[Project]:
         with self._db.session() as s:
             return [_project(r) for r in s.scalars(select(ProjectRow).order_by(ProjectRow.id))]

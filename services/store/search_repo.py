@@ -90,12 +90,6 @@ class SearchRepository:
             return trial_from_row(trial)
 
     # -- reads -------------------------------------------------------------------------
-    def history(self, sweep_id: int) -> list[PastTrial]:
-        """The sweep's trials with their params and the sweep metric's evaluations."""
-        with self._db.session() as s:
-            metric = s.scalar(select(SweepRow.metric_name).where(SweepRow.id == sweep_id))
-            return [] if metric is None else _history(s, sweep_id, metric)
-
     def pruning_context(self, trial_id: int) -> PruningContext | None:
         with self._db.session() as s:
             found = s.execute(

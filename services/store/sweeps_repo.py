@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.domain.errors import NotFound
-from services.domain.records import Page, Sweep, SweepStatus, Trial
+from services.domain.records import Page, Sweep, SweepStatus
 from services.domain.submissions import NewSweep, NewTrial
 from services.store.db import Database
 from services.store.tables import SweepRow, TrialRow, utcnow
-from services.store.trial_rows import cancel_trial_row, insert_trials, trial_from_row
+from services.store.trial_rows import cancel_trial_row, insert_trials
 
 
 def _sweep(row: SweepRow, counts: dict[str, int]) -> Sweep:
@@ -71,21 +70,6 @@ class SweepRepository:
             insert_trials(s, row, trials, first_number=0)
             s.flush()
             return _sweep(row, _counts(s, [row.id])[row.id])
-
-    def add_trials(
-        self, project_id: int, sweep_id: int, trials: Sequence[NewTrial]
-    ) -> builtins.list[Trial]:
-        """Append trials to a sweep (searches that ask for trials lazily use this)."""
-        with self._db.session() as s:
-            row = self._get_row(s, project_id, sweep_id)
-            first = s.scalar(
-                select(func.coalesce(func.max(TrialRow.number) + 1, 0)).where(
-                    TrialRow.sweep_id == sweep_id
-                )
-            )
-            rows = insert_trials(s, row, trials, first_number=int(first or 0))
-            s.flush()
-            return [trial_from_row(r) for r in rows]
 
     @staticmethod
     def _get_row(s: Session, project_id: int, sweep_id: int) -> SweepRow:

@@ -14,14 +14,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
+
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).with_name("ray")
@@ -39,25 +40,6 @@ CLUSTER_ENV = {
     "RAY_health_check_failure_threshold": "3",
     "OMP_NUM_THREADS": "1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(done: Callable[[], Any], what: str, timeout: float, every: float = 0.1) -> Any:
-    """Poll `done()` until it returns something truthy (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = done()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
 
 
 def _children() -> dict[int, list[int]]:
@@ -130,7 +112,7 @@ class RayNode:
         for attempt in range(1, self.ATTEMPTS + 1):
             self.process = self._spawn(args, env)
             try:
-                wait_for(self._started, f"ray node {name} started", timeout=120, every=0.2)
+                wait_until(self._started, f"ray node {name} started", timeout=120, every=0.2)
                 return
             except AssertionError:
                 self.kill()
@@ -283,7 +265,7 @@ class Driver:
             have = self.resources()
             return all(abs(have.get(k, 0.0) - v) < 1e-6 for k, v in want.items())
 
-        wait_for(matches, f"cluster resources {want}", timeout, every=0.2)
+        wait_until(matches, f"cluster resources {want}", timeout, every=0.2)
 
     def kill(self) -> None:
         """The scheduler's process dies: SIGKILL, no clean-up (its Ray tasks die with it)."""

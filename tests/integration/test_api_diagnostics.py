@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.test_api_sweeps import assert_invalid, created, job, sweep, trials_of
+from tests.support.api import assert_invalid, created, job, sweep, trials_of
 
 
 def test_a_job_keeps_its_sharpness_settings_and_defaults_them_off(client: TestClient) -> None:

@@ -11,6 +11,7 @@ from services.analyzer import ANALYZER_VERSION, Diagnosis, Finding
 from services.analyzer.findings import Severity
 from services.domain.records import TrialStatus
 from services.store import Store
+from tests.support.rows import cache_analysis
 
 
 def new_job(client: TestClient) -> tuple[int, int]:
@@ -147,7 +148,7 @@ def test_a_diagnosis_cached_by_other_rules_is_made_again(client: TestClient, sto
     t = store.trial_states.get(trial)
     assert t is not None
     old = {**body, "kinds": ["plateau"], "findings": [], "analyzer_version": "older-rules"}
-    store.analyses.save(trial, 399, old)
+    cache_analysis(store, trial, 399, old)
 
     again = client.get(f"/trials/{trial}/analysis").json()
     assert again["kinds"] == body["kinds"] and again["analyzer_version"] == ANALYZER_VERSION
@@ -155,7 +156,7 @@ def test_a_diagnosis_cached_by_other_rules_is_made_again(client: TestClient, sto
     assert cached is not None and cached.analysis is not None
     assert cached.analysis["analyzer_version"] == ANALYZER_VERSION
     # The sweep's analysis does not count an older cache as a diagnosis either.
-    store.analyses.save(trial, 399, old)
+    cache_analysis(store, trial, 399, old)
     counts = client.get(f"/sweeps/{sweep}/analysis").json()["diagnoses"]
     assert counts == {"cached": 0, "computed": 1}
     assert client.get(f"/sweeps/{sweep}/analysis").json()["diagnoses"] == {
@@ -187,6 +188,6 @@ def test_an_ended_trials_analysis_is_kept_and_then_served_from_the_cache(
     assert [f.kind for f in stored] == body["kinds"]
     assert not any(f.provisional for f in stored)
     # What the route answers now comes from the cache, not from the series.
-    store.analyses.save(trial, 399, {**body, "kinds": ["plateau"], "findings": []})
+    cache_analysis(store, trial, 399, {**body, "kinds": ["plateau"], "findings": []})
     again = client.get(f"/trials/{trial}/analysis").json()
     assert again["kinds"] == ["plateau"] and again["findings"] == []

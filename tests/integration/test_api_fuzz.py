@@ -16,17 +16,19 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, assume, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import services.specs as specs
-
-FUZZ = hypothesis_settings(
-    max_examples=60,
-    deadline=None,
-    database=None,  # no .hypothesis/ directory in the working tree
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+from tests.support.fuzz import (
+    FUZZ,
+    assert_handled,
+    floats,
+    ints,
+    json_values,
+    keys,
+    scalars,
+    text,
 )
 
 # -- what a client can send ----------------------------------------------------------------
@@ -36,33 +38,11 @@ def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-SPEC_MODELS = [
-    specs.TrialSpec, specs.SweepSpec, specs.Regularization, specs.Budget, specs.Resources,
-    specs.LrScaling, specs.SWA, specs.Metric, specs.DistributionParam,
-    *specs.OPTIMIZERS.values(), *specs.SCHEDULES.values(), *specs.TASKS.values(),
-]  # fmt: skip
-REAL_KEYS = sorted({key for model in SPEC_MODELS for key in model.model_fields} | {"points"})
-REGISTRY_NAMES = sorted({*specs.OPTIMIZERS, *specs.SCHEDULES, *specs.TASKS})
 SPACE_PATHS = [
     "optimizer", "optimizer.lr", "optimizer.name", "optimizer.momentum", "schedule",
     "schedule.name", "schedule.max_lr", "batch_size", "seed", "task", "task.hidden",
     "budget.epochs", "regularization.swa.swa_lr", "", ".", "optimizer..lr",
 ]  # fmt: skip
-EDGE_INTS = [0, -1, 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 2**70, -(2**70)]
-EDGE_TEXT = ["", "\x00", "a\x00b", "NaN", "Infinity", "-Infinity", "full", " ", "\u2028", "é"]
-
-ints = st.integers() | st.sampled_from(EDGE_INTS)
-floats = st.floats(allow_nan=True, allow_infinity=True)
-text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12) | st.sampled_from(
-    EDGE_TEXT + REGISTRY_NAMES + ["grid", "random", "bayes", "single", "minimize"]
-)
-scalars = st.none() | st.booleans() | ints | floats | text
-keys = st.sampled_from(REAL_KEYS) | text
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5),
-    max_leaves=20,
-)
 # Values that often pass a field's rule, so that requests also reach the store.
 plausible = st.integers(1, 1000) | st.floats(1e-6, 1.0) | st.booleans()
 numbers = plausible | ints | floats | scalars
@@ -202,18 +182,6 @@ def own_token_ids(client: TestClient) -> set[int]:
 def dumps(value: Any) -> bytes:
     # Python's encoder writes NaN/Infinity literals, as many clients do.
     return json.dumps(value, allow_nan=True).encode()
-
-
-def assert_handled(response: Any) -> None:
-    """Below 500; a client error carries the detail list of the error format."""
-    request = response.request
-    where = f"{request.method} {request.url} -> {response.status_code}: {response.text[:300]}"
-    assert response.status_code < 500, where
-    if response.status_code >= 400:
-        detail = response.json()["detail"]
-        assert isinstance(detail, list) and detail, where
-        for item in detail:
-            assert isinstance(item["field"], str) and item["message"] and item["type"], where
 
 
 def post_json(client: TestClient, path: str, value: Any) -> Any:

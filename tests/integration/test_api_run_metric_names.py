@@ -16,8 +16,8 @@ from services.settings import Settings
 from services.store import Store
 from services.store.analysis_queue_repo import AnalysisQueue
 from services.tracking.metric_names import MetricNames
-from tests.integration.test_api_runs import error_fields, log, start
-from tests.unit.torch_runs import train_mlp
+from tests.support.api import error_fields, log, start
+from tests.support.torch_runs import train_mlp
 
 STEPS = 421
 

@@ -21,27 +21,7 @@ from services.store import Store
 from services.store.tables import TrialRow, utcnow
 from services.tracking.external_runs import silence_reason
 from tests.integration.fakes import FakeClock, FakeLauncher
-
-
-def start(client: TestClient, **body: Any) -> dict[str, Any]:
-    response = client.post("/runs", json={"name": "laptop-run", **body})
-    assert response.status_code == 201, response.text
-    run: dict[str, Any] = response.json()
-    return run
-
-
-def log(client: TestClient, run_id: int, name: str, values: list[float], first: int = 0) -> None:
-    points = [
-        {"name": name, "step": first + i, "value": v if math.isfinite(v) else str(v).title()}
-        for i, v in enumerate(values)
-    ]
-    response = client.post(f"/trials/{run_id}/metrics", json={"points": points})
-    assert response.status_code == 200, response.text
-
-
-def error_fields(response: Any) -> dict[str, str]:
-    return {e["field"]: e["message"] for e in response.json()["detail"]}
-
+from tests.support.api import error_fields, log, start
 
 # -- the run's life ------------------------------------------------------------------------
 

@@ -7,9 +7,8 @@ import contextlib
 import json
 import socket
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from services.domain.records import TrialStatus
 from services.domain.submissions import NewSweep, NewTrial
 from services.settings import Settings
 from services.store import Store
-from tests.integration.test_streams_feed import Key, points
+from tests.support.streams import Key, points
+from tests.support.waiting import wait_until
 
 NAMES = ("train_loss", "lr")
 
@@ -52,13 +52,6 @@ def parse(lines: Iterator[str]) -> Iterator[Sse | str]:
             fields = {}
 
 
-def until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)  # polling another thread's state, with a deadline
-
-
 class LiveServer:
     """The app on uvicorn (api.serving.Server) in a thread, on a free port."""
 
@@ -71,7 +64,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        until(lambda: self.server.started)
+        wait_until(lambda: self.server.started, "uvicorn started", 20)
         return self
 
     def stop(self, seconds: float = 15.0) -> None:
@@ -157,7 +150,8 @@ def test_disconnect_and_resume_while_points_land_gives_each_point_once(
                         first_seen.set()
                     if len(points(before)) > half * len(trials):
                         break  # hang up mid-way, with points still to come
-        until(lambda: live.connections == 0)  # the server let the stream go
+        # The server let the stream go.
+        wait_until(lambda: live.connections == 0, "no live connection left", 20)
         reader_gone.set()
         last_id = before[-1].id
         assert last_id is not None

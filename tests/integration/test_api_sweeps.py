@@ -13,48 +13,15 @@ from api.app import create_app
 from services.settings import Settings
 from services.specs import OPTIMIZERS, SCHEDULES, TASKS
 from services.store import Store
-
-TASK = {"name": "digits"}
-
-
-def job(**overrides: Any) -> dict[str, Any]:
-    """A valid trial spec (the body of POST /jobs) with top-level overrides."""
-    return {"task": TASK, **overrides}
-
-
-def sweep(**overrides: Any) -> dict[str, Any]:
-    """A valid sweep spec (the body of POST /sweeps) with top-level overrides."""
-    return {"base": job(), **overrides}
-
-
-def created(response: Any) -> dict[str, Any]:
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def trials_of(client: TestClient, sweep_id: int, **params: Any) -> list[dict[str, Any]]:
-    response = client.get(f"/sweeps/{sweep_id}/trials", params={"limit": 500, **params})
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-def sweep_total(client: TestClient) -> int:
-    total: int = client.get("/sweeps").json()["total"]
-    return total
-
-
-def assert_invalid(response: Any, field: str, message: str, status: int = 422) -> None:
-    """One error names exactly `field`, and its message contains `message`."""
-    assert response.status_code == status, response.text
-    detail = response.json()["detail"]
-    assert isinstance(detail, list) and detail, detail
-    matching = [e for e in detail if e["field"] == field]
-    assert matching, f"no error at field {field!r}: {detail}"
-    assert any(message in e["message"] for e in matching), detail
-    assert all(e["type"] for e in detail)
-
+from tests.support.api import (
+    TASK,
+    assert_invalid,
+    created,
+    job,
+    sweep,
+    sweep_total,
+    trials_of,
+)
 
 # -- submitting ---------------------------------------------------------------------------
 

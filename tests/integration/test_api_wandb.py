@@ -17,8 +17,8 @@ from api.app import create_app
 from api.sweep_body import MAX_SPEC_BYTES
 from services.settings import Settings
 from services.store import Store
-from tests.integration.test_api_fuzz import FUZZ, assert_handled, json_values
-from tests.integration.test_api_sweeps import assert_invalid, created, sweep_total, trials_of
+from tests.support.api import assert_invalid, created, sweep_total, trials_of
+from tests.support.fuzz import FUZZ, assert_handled, json_values
 
 YAML = {"content-type": "application/yaml"}
 

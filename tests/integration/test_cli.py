@@ -2,51 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-LRLAB = str(Path(sys.executable).with_name("lrlab"))
+from tests.support.lrlab_server import LRLAB, serving
+
+pytestmark = pytest.mark.subprocess  # every test runs `lrlab` as a user would
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving(data_dir: Path, *extra: str) -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LRLAB_")}
-    proc = subprocess.Popen(
-        [LRLAB, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra], env=env
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"lrlab serve exited with {proc.returncode}"
-            assert time.monotonic() < deadline, "lrlab serve never answered /health"
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)  # polling readiness of a process we started; nothing to await
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
+@pytest.mark.slow
 def test_serve_creates_a_working_admin_token_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with serving(data_dir) as url:
@@ -63,6 +30,7 @@ def test_serve_creates_a_working_admin_token_once(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/sweeps", headers=headers).status_code == 200
 
 
+@pytest.mark.slow
 def test_serve_reissues_a_token_when_the_file_is_gone(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with serving(data_dir):
@@ -75,7 +43,7 @@ def test_serve_reissues_a_token_when_the_file_is_gone(tmp_path: Path) -> None:
         assert r.json()["name"] == "default"
 
 
-@pytest.mark.postgres
+@pytest.mark.slow
 def test_serve_on_postgres(tmp_path: Path, fresh_pg_url: str) -> None:
     with serving(tmp_path / "data", "--database-url", fresh_pg_url) as url:
         assert httpx.get(f"{url}/health").json()["database"] == "postgresql"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from services.store.findings_repo import FindingFilter
 from services.store.tables import TrialRow
 from services.sweeps.submit import submit_sweep
 from tests.integration.fakes import FakeClock
-from tests.integration.test_workers_ray import scheduler  # noqa: F401 - a fixture (Ray)
+from tests.support.rows import cache_analysis
+from tests.support.sweeps import drive
 
 BASE = {"task": "digits", "optimizer": {"name": "sgd", "lr": 0.1}, "budget": {"max_steps": 5000}}
 
@@ -225,7 +225,7 @@ def test_ended_trials_analysed_by_other_rules_are_analysed_again(
     assert analyzer.tick() == PassResult()  # nothing left to do
     cached = store.analyses.get(done.project_id, done.id)
     assert cached is not None and cached.analysis is not None
-    store.analyses.save(done.id, 299, {**cached.analysis, "analyzer_version": "older-rules"})
+    cache_analysis(store, done.id, 299, {**cached.analysis, "analyzer_version": "older-rules"})
     assert analyzer.tick() == PassResult(finalized=1)
     again = store.analyses.get(done.project_id, done.id)
     assert again is not None and again.analysis is not None
@@ -368,7 +368,7 @@ def test_an_external_run_is_analysed_but_never_stopped(
 def test_a_trial_blowing_up_without_nan_is_stopped_live_and_ends_pruned(
     store: Store,
     settings: Settings,
-    scheduler: Scheduler,  # noqa: F811 - the fixture imported above
+    ray_scheduler: Scheduler,
 ) -> None:
     # SGD at lr 1.8 on digits: the loss climbs ~10x every 100 steps from about step 20 and
     # stays finite until step ~1800, where the worker's own non-finite check would stop it.
@@ -383,13 +383,13 @@ def test_a_trial_blowing_up_without_nan_is_stopped_live_and_ends_pruned(
             "stop": None,  # the worker's own blow-up stop would end it first
         },
     )
-    analyzer = LiveAnalyzer(store, settings, on_stop=scheduler.wake)
-    deadline = time.monotonic() + 120
-    while not now(store, trial).status.is_terminal:
-        assert time.monotonic() < deadline, "the trial did not end in time"
-        scheduler.tick()
+    analyzer = LiveAnalyzer(store, settings, on_stop=ray_scheduler.wake)
+
+    def trial_ended() -> bool:
         analyzer.tick()
-        time.sleep(0.05)  # poll interval between ticks, not a stand-in for a condition
+        return now(store, trial).status.is_terminal
+
+    drive(ray_scheduler, trial_ended)
     ended = now(store, trial)
     assert ended.status is TrialStatus.PRUNED
     reason = ended.stop_reason or ""

@@ -13,15 +13,14 @@ from services.scheduling.scheduler import Scheduler
 from services.specs.range_test import RangeTestRequest
 from services.store import Store
 from services.sweeps.range_tests import read_range_test, submit_range_test
-from tests.integration.test_workers_ray import all_done, drive, submit, trials
-from tests.integration.test_workers_ray import scheduler as scheduler  # the fixture
+from tests.support.sweeps import all_done, drive, submit, trials
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 ENDED = {"succeeded", "failed", "pruned", "cancelled"}
 
 
 def test_a_range_test_through_the_api_stops_on_blow_up_and_suggests_lrs(
-    client: TestClient, store: Store, scheduler: Scheduler
+    client: TestClient, store: Store, ray_scheduler: Scheduler
 ) -> None:
     base = {"task": "digits", "optimizer": {"name": "sgd", "momentum": 0.9}, "batch_size": 32}
     started = client.post(
@@ -29,7 +28,7 @@ def test_a_range_test_through_the_api_stops_on_blow_up_and_suggests_lrs(
     )
     assert started.status_code == 201, started.text
     sweep_id, trial_id = started.json()["sweep_id"], started.json()["trial_id"]
-    drive(scheduler, lambda: client.get(f"/trials/{trial_id}").json()["status"] in ENDED)
+    drive(ray_scheduler, lambda: client.get(f"/trials/{trial_id}").json()["status"] in ENDED)
     body = client.get(f"/lr-find/{sweep_id}").json()
     assert body["status"] == "succeeded" and body["provisional"] is False, body["error"]
     # max_lr 100 is far past where SGD diverges: the test ends early, on the blow-up.
@@ -63,9 +62,10 @@ def best_grid_lr(store: Store, sweep_id: int, optimizer: str) -> tuple[float, fl
     return lr, final
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)
 def test_the_range_test_lands_within_10x_of_the_best_lr_a_grid_finds(
-    store: Store, scheduler: Scheduler, capsys: pytest.CaptureFixture[str]
+    store: Store, ray_scheduler: Scheduler, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The issue's acceptance test, for SGD and Adam on digits."""
     optimizers = ["sgd", "adam"]
@@ -87,7 +87,7 @@ def test_the_range_test_lands_within_10x_of_the_best_lr_a_grid_finds(
         for name in optimizers
     }
     drive(
-        scheduler,
+        ray_scheduler,
         lambda: all_done(store, grid)() and all(all_done(store, t)() for t in tests.values()),
         timeout=600,
     )
@@ -115,7 +115,7 @@ def test_the_range_test_lands_within_10x_of_the_best_lr_a_grid_finds(
 
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)
 def test_lr_auto_runs_the_range_test_then_the_grid_it_sets(
-    client: TestClient, store: Store, scheduler: Scheduler
+    client: TestClient, store: Store, ray_scheduler: Scheduler
 ) -> None:
     base = {**DIGITS, "optimizer": {"name": "adam"}, "budget": {"max_steps": 30}}
     auto = {"from": "range_test", "min_lr": 1e-5, "steps": 60, "values": 3}
@@ -123,7 +123,7 @@ def test_lr_auto_runs_the_range_test_then_the_grid_it_sets(
     assert created.status_code == 201, created.text
     sweep_id = created.json()["id"]
     test_id = created.json()["spec"]["lr_auto"]["range_test_sweep_id"]
-    drive(scheduler, lambda: client.get(f"/sweeps/{sweep_id}").json()["status"] == "finished")
+    drive(ray_scheduler, lambda: client.get(f"/sweeps/{sweep_id}").json()["status"] == "finished")
     sweep = client.get(f"/sweeps/{sweep_id}").json()
     assert sweep["trial_counts"] == {"succeeded": 3}
     resolution = sweep["spec"]["lr_auto"]["resolution"]

@@ -4,11 +4,8 @@ beyond the timeout by a receiver that hangs."""
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.app import create_app
 from services.alerts.notifier import Notifier, NotifierTick
@@ -29,10 +27,19 @@ from services.domain.records import TrialStatus
 from services.domain.submissions import NewSweep, NewTrial
 from services.settings import Settings
 from services.store import Store
-from tests.sdk.server import LRLAB, cli_env, free_port
+from services.store.tables import NotificationRow
+from tests.support.lrlab_server import cli_env, serving
+from tests.support.waiting import wait_until
 
 # The notifier's clock, fixed: findings are stamped with real time, so it starts near now.
 T0 = datetime.now(UTC).replace(microsecond=0)
+
+
+def outbox(store: Store, sweep_id: int) -> list[NotificationRow]:
+    """The sweep's events in the outbox, in the order they were added."""
+    with store.db.session() as s:
+        query = select(NotificationRow).where(NotificationRow.sweep_id == sweep_id)
+        return list(s.scalars(query.order_by(NotificationRow.id)))
 
 
 @pytest.fixture
@@ -181,7 +188,7 @@ def test_findings_and_the_sweep_end_reach_the_receiver_once(
     assert best["params"] == {"lr": 0.1}
     assert hooks.tick() == NotifierTick()  # nothing left to do
     assert len(receiver.requests) == 2
-    stored = store.notifications.for_sweep(sweep_id)
+    stored = outbox(store, sweep_id)
     assert [n.attempts for n in stored] == [1, 1] and all(n.delivered_at for n in stored)
 
 
@@ -190,18 +197,18 @@ def test_a_failing_receiver_gets_retries_with_backoff(
 ) -> None:
     sweep_id, hooks = armed(store, tmp_path, receiver, "/flaky", [500, 503], webhook_max_attempts=5)
     assert hooks.tick(T0).retrying == 1
-    (pending,) = store.notifications.for_sweep(sweep_id)
+    (pending,) = outbox(store, sweep_id)
     assert pending.attempts == 1 and pending.last_error == "HTTP 500"
     assert pending.next_attempt_at == T0 + timedelta(seconds=10)
     assert hooks.tick(T0 + timedelta(seconds=9)) == NotifierTick()  # not due yet
     assert len(receiver.requests) == 1
     assert hooks.tick(T0 + timedelta(seconds=10)).retrying == 1
-    (pending,) = store.notifications.for_sweep(sweep_id)
+    (pending,) = outbox(store, sweep_id)
     assert pending.next_attempt_at == T0 + timedelta(seconds=30)  # 10 s, then 20 s
     assert pending.last_error == "HTTP 503"
     assert hooks.tick(T0 + timedelta(seconds=29)).delivered == 0
     assert hooks.tick(T0 + timedelta(seconds=30)).delivered == 1
-    (done,) = store.notifications.for_sweep(sweep_id)
+    (done,) = outbox(store, sweep_id)
     assert done.attempts == 3 and done.delivered_at is not None and done.failed_at is None
     assert len(receiver.requests) == 3
     assert len({r["headers"]["X-Lrlab-Delivery"] for r in receiver.requests}) == 1
@@ -214,7 +221,7 @@ def test_after_the_last_attempt_the_event_is_given_up_with_its_error(
     sweep_id, hooks = armed(store, tmp_path, receiver, "/down", statuses, webhook_max_attempts=2)
     assert hooks.tick(T0).retrying == 1
     assert hooks.tick(T0 + timedelta(hours=1)).failed == 1
-    (gone,) = store.notifications.for_sweep(sweep_id)
+    (gone,) = outbox(store, sweep_id)
     assert gone.failed_at is not None and gone.delivered_at is None
     assert gone.attempts == 2 and gone.last_error == "HTTP 502"
     assert hooks.tick(T0 + timedelta(days=1)) == NotifierTick()
@@ -235,9 +242,9 @@ def test_a_hanging_receiver_costs_one_timeout_and_blocks_no_other_hook(
     took = time.monotonic() - started
     assert (tick.delivered, tick.retrying) == (1, 1)
     assert took < 5, f"a tick took {took:.1f} s with a 0.5 s timeout"
-    (stuck,) = store.notifications.for_sweep(slow_sweep)
+    (stuck,) = outbox(store, slow_sweep)
     assert stuck.last_error is not None and "Timeout" in stuck.last_error
-    (sent,) = store.notifications.for_sweep(fast_sweep)
+    (sent,) = outbox(store, fast_sweep)
     assert sent.delivered_at is not None
 
 
@@ -253,7 +260,7 @@ def test_targets_are_checked_again_at_delivery(
     )
     hooks = Notifier(store, settings, clock=lambda: T0, sender=sender)
     assert hooks.tick().failed == 1
-    (refused,) = store.notifications.for_sweep(sweep_id)
+    (refused,) = outbox(store, sweep_id)
     assert refused.attempts == 1 and refused.failed_at is not None
     assert refused.last_error is not None
     assert "private or local address (10.1.2.3)" in refused.last_error
@@ -296,10 +303,7 @@ def test_the_background_loop_delivers_and_stops(
     hooks = Notifier(store, hook_settings(tmp_path, notifier_interval_seconds=0.05))
     hooks.start()
     try:
-        deadline = time.monotonic() + 20
-        while not receiver.requests:
-            assert time.monotonic() < deadline, "the loop delivered nothing"
-            time.sleep(0.02)  # waiting on another thread, with a deadline
+        wait_until(lambda: receiver.requests, "a delivery by the background loop", 20)
     finally:
         hooks.stop(timeout=10)
     assert receiver.events()[0]["key"] == f"finding:{t1}:divergence"
@@ -362,31 +366,18 @@ def test_webhooks_are_off_without_an_allowlist(client: TestClient) -> None:
 # -- wired into `lrlab serve` ----------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_lrlab_serve_runs_the_notifier(tmp_path: Path, receiver: Receiver) -> None:
     """The real entry point, API only, with webhooks on: a cancelled sweep is announced."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = cli_env(LRLAB_WEBHOOK_ALLOWED_HOSTS="127.0.0.1", LRLAB_NOTIFIER_INTERVAL_SECONDS="0.1")
-    cmd = [LRLAB, "serve", "--no-scheduler", "--no-analyzer", "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--data-dir", str(tmp_path / "data")], env=env)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)  # polling a process we started, with a deadline
-        token = (tmp_path / "data" / "admin-token").read_text().strip()
+    data_dir = tmp_path / "data"
+    with serving(data_dir, "--no-scheduler", "--no-analyzer", env=env, timeout=90) as url:
+        token = (data_dir / "admin-token").read_text().strip()
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
         sweep = api.post("/sweeps", json=_sweep(receiver.url + "/served")).json()
         assert api.post(f"/sweeps/{sweep['id']}/cancel").json()["status"] == "cancelled"
-        while not receiver.requests:
-            assert time.monotonic() < deadline, "no webhook arrived"
-            time.sleep(0.05)  # the server's notifier runs in another process
+        # The server's notifier runs in another process.
+        wait_until(lambda: receiver.requests, "a webhook from the served notifier", 90)
         (event,) = receiver.events("/served")
         assert event["type"] == "sweep_end" and event["sweep"]["id"] == sweep["id"]
         assert event["summary"]["trials"] == {"cancelled": 1}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) is not None

@@ -11,17 +11,14 @@ from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store
 from services.sweeps.submit import submit_sweep
-from tests.integration.test_workers_ray import DIGITS, all_done, drive, trials
-
-# The scheduler over the Ray launcher, as the worker tests build it (a fixture).
-from tests.integration.test_workers_ray import scheduler as ray_scheduler  # noqa: F401
+from tests.support.sweeps import DIGITS, all_done, drive, trials
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 
 def test_an_asha_sweep_prunes_its_bad_lrs_at_the_first_rung(
     store: Store,
-    ray_scheduler: Scheduler,  # noqa: F811 - the fixture imported above
+    ray_scheduler: Scheduler,
 ) -> None:
     project = store.projects.create("p")
     spec = SweepSpec.model_validate(

@@ -22,11 +22,12 @@ from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store, open_store
 from services.sweeps.submit import submit_sweep
-from tests.conftest import temporary_pg_database
-from tests.integration.ray_cluster import Driver, LocalCluster, RayNode, alive, wait_for
+from tests.integration.ray_cluster import Driver, LocalCluster, RayNode, alive
+from tests.support.postgres import temporary_pg_database
+from tests.support.waiting import wait_until
 from workers.checkpoints import CheckpointStore
 
-pytestmark = pytest.mark.postgres
+pytestmark = pytest.mark.slow  # a cluster of `ray start` nodes, trials trained for real
 
 LEASE_SECONDS = 3  # a dead scheduler's trials are requeued this soon after their last beat
 EVERY = 100  # checkpoint_every of the trials that get killed
@@ -34,7 +35,7 @@ EVERY = 100  # checkpoint_every of the trials that get killed
 
 # -- fixtures -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     c = LocalCluster(tmp_path_factory.mktemp("ray"), head_cpus=1)
     try:
         yield c
@@ -43,11 +44,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-def node_b(cluster: LocalCluster) -> RayNode:
+def node_b(ray_cluster: LocalCluster) -> RayNode:
     """Node b, alive: 1 CPU, 1 GPU that does not exist (Ray only counts it)."""
-    node = cluster.nodes.get("b")
+    node = ray_cluster.nodes.get("b")
     if node is None or not node.running:
-        node = cluster.add_node("b", cpus=1, gpus=1)
+        node = ray_cluster.add_node("b", cpus=1, gpus=1)
     return node
 
 
@@ -73,9 +74,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def driver(cluster: LocalCluster, db_url: str, data_dir: Path, pg: Store) -> Iterator[Driver]:
+def driver(ray_cluster: LocalCluster, db_url: str, data_dir: Path, pg: Store) -> Iterator[Driver]:
     env = {
-        "LRLAB_RAY_ADDRESS": cluster.address,
+        "LRLAB_RAY_ADDRESS": ray_cluster.address,
         "LRLAB_DATABASE_URL": db_url,
         "LRLAB_DATA_DIR": str(data_dir),
         "LRLAB_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -189,7 +190,7 @@ def last_step(store: Store, trial_id: int) -> int | None:
 
 def cancel(store: Store, trial: Trial) -> None:
     store.trials.cancel(trial.project_id, trial.id)
-    wait_for(
+    wait_until(
         lambda: store.trial_states.get(trial.id).status.is_terminal,  # type: ignore[union-attr]
         f"trial {trial.id} cancelled",
         timeout=60,
@@ -222,19 +223,19 @@ def test_fractional_gpus_share_a_gpu_and_whole_ones_take_turns_on_cpu_without_cu
 
     # Two trials of half the (only) GPU each: both train at the same time on node b.
     half = submit(pg, regression(ENDLESS, resources={"cpus": 0.5, "gpus": 0.5}), [1, 2])
-    wait_for(lambda: len(training(half)) == 2, "two 0.5-GPU trials training at once", 120)
+    wait_until(lambda: len(training(half)) == 2, "two 0.5-GPU trials training at once", 120)
     for t in trials(pg, half):
         cancel(pg, t)
         assert_trained_on_cpu_for_want_of_cuda(pg, t)
 
     # Two trials of a whole GPU each: the second waits for the first to end.
     whole = submit(pg, regression(ENDLESS, resources={"cpus": 0.5, "gpus": 1}), [3, 4])
-    first: Trial = wait_for(lambda: training(whole), "a 1-GPU trial training", 120)[0]
-    wait_for(lambda: (last_step(pg, first.id) or 0) >= 300, "the first trained a while", 120)
+    first: Trial = wait_until(lambda: training(whole), "a 1-GPU trial training", 120)[0]
+    wait_until(lambda: (last_step(pg, first.id) or 0) >= 300, "the first trained a while", 120)
     (second,) = (t for t in trials(pg, whole) if t.id != first.id)
     assert second.status is TrialStatus.QUEUED, "a second 1-GPU trial was let in"
     cancel(pg, first)
-    wait_for(lambda: training(whole), "the second 1-GPU trial training", 120)
+    wait_until(lambda: training(whole), "the second 1-GPU trial training", 120)
     cancel(pg, second)
     first_end = training_span(pg, first.id)[1]
     assert first_end < training_span(pg, second.id)[0]
@@ -259,13 +260,13 @@ def test_a_trial_on_a_dying_node_resumes_from_its_checkpoint_on_the_surviving_on
                 return t
         return None
 
-    doomed: Trial = wait_for(victim, "a trial on node b past its first checkpoint", 120)
+    doomed: Trial = wait_until(victim, "a trial on node b past its first checkpoint", 120)
     survivor = next(t for t in trials(pg, sweep) if t.id != doomed.id)
     node_b.kill()
     killed_at = time.time()
     assert not node_b.pids()
 
-    wait_for(lambda: done(pg, sweep), "both trials finished", timeout=180)
+    wait_until(lambda: done(pg, sweep), "both trials finished", timeout=180)
     first_pid = pid_of(doomed)
     ended = {t.id: (t.status, t.attempt) for t in trials(pg, sweep)}
     assert ended == {doomed.id: (TrialStatus.SUCCEEDED, 1), survivor.id: (TrialStatus.SUCCEEDED, 0)}
@@ -299,7 +300,7 @@ def test_a_restarted_scheduler_requeues_its_predecessors_trial_which_runs_once_a
         ok = t is not None and pid_of(t) is not None and checkpointed(data_dir, trial.id)
         return t if ok else None
 
-    before: Trial = wait_for(running_past_checkpoint, "the trial past its checkpoint", 120)
+    before: Trial = wait_until(running_past_checkpoint, "the trial past its checkpoint", 120)
     old_pid = pid_of(before)
     assert old_pid is not None and before.attempt == 0
     driver.kill()  # the scheduler dies; Ray stops the tasks it owned
@@ -310,9 +311,9 @@ def test_a_restarted_scheduler_requeues_its_predecessors_trial_which_runs_once_a
         t = pg.trial_states.get(trial.id)
         return t if t is not None and t.attempt == 1 and t.worker is not None else None
 
-    wait_for(second_attempt, "the trial requeued and running again", timeout=120)
+    wait_until(second_attempt, "the trial requeued and running again", timeout=120)
     assert not alive(old_pid), "the first attempt still runs next to the second"
-    wait_for(lambda: done(pg, sweep), "the trial finished", timeout=180)
+    wait_until(lambda: done(pg, sweep), "the trial finished", timeout=180)
     after = pg.trial_states.get(trial.id)
     assert after is not None and (after.status, after.attempt) == (TrialStatus.SUCCEEDED, 1)
     history = events(pg, after)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator, Sized
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
 
 from services.domain.records import Sweep, SweepStatus, Trial, TrialStatus
 from services.domain.submissions import NewSweep, NewTrial
@@ -19,8 +17,11 @@ from services.domain.trial_life import Heartbeat
 from services.scheduling.launcher import RunOutcome, RunReport
 from services.scheduling.scheduler import Scheduler, TickResult
 from services.store import Store, open_store
-from services.store.tables import TrialRow, utcnow
+from services.store.tables import utcnow
 from tests.integration.fakes import FakeClock, FakeLauncher, Ledger
+from tests.support.rows import backdate_heartbeat
+from tests.support.scheduling import drive_together, max_overlap, tick_until
+from tests.support.waiting import wait_until
 
 ME = "sched-a"
 _names = itertools.count()
@@ -69,24 +70,6 @@ def _events(store: Store, trial: Trial) -> list[tuple[TrialStatus, str | None]]:
 
 def _statuses(events: list[tuple[TrialStatus, str | None]]) -> list[TrialStatus]:
     return [status for status, _ in events]
-
-
-def _backdate_heartbeat(store: Store, trial_id: int, seconds: float) -> None:
-    with store.db.session() as s:
-        s.execute(
-            update(TrialRow)
-            .where(TrialRow.id == trial_id)
-            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
-        )
-
-
-def _until(tick: Callable[[], object], done: Callable[[], bool], limit: int = 500) -> int:
-    """Tick until done() holds; the number of ticks it took (bounded: no sleeps)."""
-    for i in range(limit):
-        if done():
-            return i
-        tick()
-    raise AssertionError(f"condition not reached after {limit} ticks")
 
 
 @pytest.fixture
@@ -395,7 +378,7 @@ def test_cancel_sweep_ends_every_trial_cancelled(
     assert scheduler.tick().launched == 0
     fake.end(polite, RunOutcome.CANCELLED)
     clock.advance(30)
-    _until(scheduler.tick, lambda: not fake.in_flight, limit=5)
+    tick_until(scheduler.tick, lambda: not fake.in_flight, limit=5)
     scheduler.tick()
 
     trials = _trials(store, sweep)
@@ -412,7 +395,7 @@ def test_stale_trial_of_another_scheduler_is_requeued_and_relaunched(
     sweep = _sweep(store, 1)
     orphan = store.trial_states.claim_next("dead-scheduler", lambda t: True)
     assert orphan is not None and orphan.owner == "dead-scheduler"
-    _backdate_heartbeat(store, orphan.id, 120)
+    backdate_heartbeat(store, orphan.id, 120)
 
     result = scheduler.tick()
     assert (result.requeued, result.launched) == (1, 1)
@@ -434,7 +417,7 @@ def test_fresh_heartbeat_of_another_scheduler_is_left_alone(
     _sweep(store, 1)
     theirs = store.trial_states.claim_next("other-scheduler", lambda t: True)
     assert theirs is not None
-    _backdate_heartbeat(store, theirs.id, 10)  # within the 30 s lease
+    backdate_heartbeat(store, theirs.id, 10)  # within the 30 s lease
     result = scheduler.tick()
     assert result == TickResult()
     now = _get(store, theirs)
@@ -446,7 +429,7 @@ def test_own_trial_in_flight_is_not_requeued_even_without_heartbeats(
     store: Store, scheduler: Scheduler, launcher: FakeLauncher
 ) -> None:
     trial = _launch_one(store, scheduler)
-    _backdate_heartbeat(store, trial.id, 3600)  # the launcher still says it runs
+    backdate_heartbeat(store, trial.id, 3600)  # the launcher still says it runs
     assert scheduler.tick() == TickResult()
     assert _get(store, trial).attempt == 0
 
@@ -458,7 +441,7 @@ def test_restarted_scheduler_requeues_what_its_predecessor_ran(
     old = make_scheduler(launcher=FakeLauncher(), scheduler_id="sched-old")
     assert old.tick().launched == 2
     for t in _trials(store, sweep):
-        _backdate_heartbeat(store, t.id, 31)
+        backdate_heartbeat(store, t.id, 31)
     new_launcher = FakeLauncher()
     new = make_scheduler(launcher=new_launcher, scheduler_id="sched-new")
     result = new.tick()
@@ -472,7 +455,7 @@ def test_heartbeat_renews_the_lease_and_records_the_step(store: Store) -> None:
     states = store.trial_states
     trial = states.claim_next(ME, lambda t: True)
     assert trial is not None
-    _backdate_heartbeat(store, trial.id, 100)
+    backdate_heartbeat(store, trial.id, 100)
     assert [t.id for t in states.stale_running(30)] == [trial.id]
     assert states.heartbeat(trial.id, 0, 42).alive
     assert states.stale_running(30) == []
@@ -602,13 +585,6 @@ def test_background_loop_ticks_on_wake_and_survives_a_failing_tick(
     assert scheduler._thread is None
 
 
-def _wait_for(done: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.01)  # polling a condition; the deadline bounds it
-
-
 def _count_reaches(items: Sized, n: int) -> Callable[[], bool]:
     return lambda: len(items) == n
 
@@ -625,11 +601,12 @@ def test_an_ending_attempt_makes_the_loop_tick_at_once(
     try:
         scheduler.wake()  # the submit's wake-up; from here on only ended attempts wake it
         for n in (1, 2, 3):
-            _wait_for(_count_reaches(fake.launches, n), f"launch {n}")
+            wait_until(_count_reaches(fake.launches, n), f"launch {n}", 10)
             fake.end(fake.launches[-1].trial_id, RunOutcome.SUCCEEDED)
-        _wait_for(
+        wait_until(
             lambda: all(t.status is TrialStatus.SUCCEEDED for t in _trials(store, sweep)),
             "every trial recorded as succeeded",
+            10,
         )
         assert fake.max_in_flight == 1
     finally:
@@ -647,47 +624,6 @@ def pg_store(fresh_pg_url: str) -> Iterator[Store]:
         store.close()
 
 
-def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
-    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    # At equal times an end sorts first (-1 < 1): a slot freed and retaken is no overlap.
-    level = peak = 0
-    for _, delta in points:
-        level += delta
-        peak = max(peak, level)
-    return peak
-
-
-def drive_together(
-    schedulers: list[Scheduler], done: Callable[[], bool], ticks: int = 2000
-) -> list[BaseException]:
-    """Tick every scheduler in its own thread until done() holds (bounded in ticks);
-    what the threads raised."""
-    finished = threading.Event()
-    errors: list[BaseException] = []
-
-    def drive(scheduler: Scheduler) -> None:
-        try:
-            for _ in range(ticks):
-                if finished.is_set():
-                    return
-                scheduler.tick()
-                if done():
-                    finished.set()
-        except BaseException as exc:
-            errors.append(exc)
-            finished.set()
-
-    threads = [threading.Thread(target=drive, args=(s,)) for s in schedulers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(180)
-    if not errors and not finished.is_set():
-        errors.append(AssertionError(f"not done after {ticks} ticks of each scheduler"))
-    return errors
-
-
-@pytest.mark.postgres
 def test_two_schedulers_share_one_database(pg_store: Store, tmp_path: Path) -> None:
     store = pg_store
     project = store.projects.create("shared")
@@ -730,4 +666,4 @@ def test_two_schedulers_share_one_database(pg_store: Store, tmp_path: Path) -> N
                 TrialStatus.SUCCEEDED,
             ]
             intervals.append((events[1].at, events[2].at))
-        assert _max_overlap(intervals) <= 3
+        assert max_overlap(intervals) <= 3

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.domain.records import SweepStatus, Trial, TrialStatus
+from services import lazy_search
+from services.domain.records import PastTrial, SweepStatus, Trial, TrialStatus
+from services.domain.search_state import AskedTrial, LazySweep
 from services.scheduling.launcher import RunOutcome
 from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
@@ -22,12 +24,8 @@ from services.specs import SweepSpec
 from services.store import Store, open_store
 from services.sweeps.submit import submit_sweep
 from tests.integration.fakes import FakeLauncher, Ledger
-from tests.integration.test_scheduler import (
-    _backdate_heartbeat,
-    _max_overlap,
-    _until,
-    drive_together,
-)
+from tests.support.rows import backdate_heartbeat
+from tests.support.scheduling import drive_together, max_overlap, tick_until
 
 LR = {"distribution": "log_uniform", "low": 1e-5, "high": 1.0}
 
@@ -88,7 +86,7 @@ def test_random_samples_stay_in_support(store: Store, tmp_path: Path) -> None:
     project_id, sweep_id = submit(store, space, method="random", max_trials=60, seed=3)
     launcher = FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED)
     scheduler = make(store, launcher, tmp_path)
-    _until(scheduler.tick, finished(store, project_id, sweep_id))
+    tick_until(scheduler.tick, finished(store, project_id, sweep_id))
 
     done = trials(store, project_id, sweep_id)
     assert [t.number for t in done] == list(range(60))
@@ -151,7 +149,7 @@ def test_a_params_draw_that_makes_an_invalid_trial_fails_at_birth(
     )
     sweep_id = submit_sweep(store, Settings(), project.id, spec).id
     scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)
-    _until(scheduler.tick, finished(store, project.id, sweep_id))
+    tick_until(scheduler.tick, finished(store, project.id, sweep_id))
     done = trials(store, project.id, sweep_id)
     assert len(done) == 12
     failed = [t for t in done if t.status is TrialStatus.FAILED]
@@ -163,7 +161,9 @@ def test_a_params_draw_that_makes_an_invalid_trial_fails_at_birth(
         assert trial.started_at is None  # never launched
 
 
-def test_bayes_history_has_the_metric_and_every_live_trial(store: Store, tmp_path: Path) -> None:
+def test_bayes_history_has_the_metric_and_every_live_trial(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project_id, sweep_id, launcher, scheduler = started(store, tmp_path, "bayes", 4, 2)
     first, second = sorted(launcher.in_flight)
     store.metrics.write(
@@ -171,9 +171,19 @@ def test_bayes_history_has_the_metric_and_every_live_trial(store: Store, tmp_pat
     )
     store.metrics.write(project_id, second, [("val_loss", 9, math.nan, None)])
     launcher.end(first, RunOutcome.SUCCEEDED)
+    # What the search is given when the scheduler asks it for the third trial.
+    seen: list[list[PastTrial]] = []
+    ask = lazy_search._make
+
+    def asking(sweep: LazySweep, history: Callable[[], list[PastTrial]]) -> AskedTrial | None:
+        seen.append(history())
+        return ask(sweep, history)
+
+    monkeypatch.setattr(lazy_search, "_make", asking)
     scheduler.tick()
-    history = {t.trial_id: t for t in store.search.history(sweep_id)}
-    assert len(history) == 3
+    (past,) = seen
+    history = {t.trial_id: t for t in past}
+    assert len(history) == 2 and len(trials(store, project_id, sweep_id)) == 3
     assert history[first].status is TrialStatus.SUCCEEDED
     assert history[first].values == (0.8, 0.5) and history[first].steps == (9, 19)
     assert history[second].status is TrialStatus.RUNNING
@@ -190,14 +200,14 @@ def test_restart_mid_sweep_neither_overshoots_nor_loses_a_trial(
     # The first scheduler dies with its three trials: a new one takes over once their
     # leases run out.
     for trial in running:
-        _backdate_heartbeat(store, trial.id, 3600)
+        backdate_heartbeat(store, trial.id, 3600)
     after = FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED)
     successor = make(store, after, tmp_path, name="after")
     successor.tick()
     # The three came back (attempt 1) before any new trial was asked for.
     assert sorted((a.trial_id, a.attempt) for a in after.launches) == [(t.id, 1) for t in running]
     assert len(trials(store, project_id, sweep_id)) == 3
-    _until(successor.tick, finished(store, project_id, sweep_id))
+    tick_until(successor.tick, finished(store, project_id, sweep_id))
     done = trials(store, project_id, sweep_id)
     assert [t.number for t in done] == list(range(6))
     assert all(t.status is TrialStatus.SUCCEEDED for t in done)
@@ -206,7 +216,6 @@ def test_restart_mid_sweep_neither_overshoots_nor_loses_a_trial(
 
 
 # -- two schedulers, one PostgreSQL database ----------------------------------------------
-@pytest.mark.postgres
 def test_two_schedulers_ask_exactly_max_trials(fresh_pg_url: str, tmp_path: Path) -> None:
     store = open_store(fresh_pg_url)
     try:
@@ -250,7 +259,7 @@ def two_schedulers_ask_exactly_max_trials(store: Store, tmp_path: Path) -> None:
                 TrialStatus.SUCCEEDED,
             ]
             intervals.append((events[1].at, events[2].at))
-        assert _max_overlap(intervals) <= 3
+        assert max_overlap(intervals) <= 3
     launched = [trial for trial, _, _ in ledger.launches]
     assert len(launched) == len(set(launched)) == 45
 
@@ -272,7 +281,7 @@ parameters:
     assert response.status_code == 201, response.text
     body = response.json()
     scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)
-    _until(scheduler.tick, finished(store, body["project_id"], body["id"]))
+    tick_until(scheduler.tick, finished(store, body["project_id"], body["id"]))
     done = trials(store, body["project_id"], body["id"])
     assert len(done) == 5
     # W&B's log_uniform bounds are natural-log exponents.
@@ -296,7 +305,7 @@ def test_batch_size_sweep_with_lr_scaling_records_the_effective_lr(
     )
     sweep_id = submit_sweep(store, Settings(), project.id, spec).id
     scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)
-    _until(scheduler.tick, finished(store, project.id, sweep_id))
+    tick_until(scheduler.tick, finished(store, project.id, sweep_id))
     for trial in trials(store, project.id, sweep_id):
         lr, batch = trial.params["optimizer.lr"], trial.params["batch_size"]
         # The stored spec keeps the drawn lr and the rule; the lr the trial trains with
@@ -318,5 +327,5 @@ def test_a_lazy_sweep_whose_spec_does_not_read_blocks_no_other(
     )
     project_id, sweep_id = submit(store, {"optimizer.lr": LR}, method="random", max_trials=2)
     scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)
-    _until(scheduler.tick, finished(store, project_id, sweep_id))
+    tick_until(scheduler.tick, finished(store, project_id, sweep_id))
     assert trials(store, project_id, broken.id) == []

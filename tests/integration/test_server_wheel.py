@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,9 @@ import httpx
 import pytest
 
 from api.version import VERSION
-from tests.sdk.server import cli_env, free_port
+from tests.support.lrlab_server import cli_env, healthy
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
@@ -185,7 +186,9 @@ def test_lrlab_server_serves_from_its_wheel(venv: ServerVenv, tmp_path: Path) ->
         start_new_session=True,  # its local Ray goes with it if it has to be killed
     )
     try:
-        health = _wait_for_health(proc, f"http://127.0.0.1:{port}/health", timeout=60)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(healthy(proc, url), "lrlab-server answering /health", timeout=60)
+        health = httpx.get(f"{url}/health", timeout=5)
         assert health.status_code == 200
         assert health.json() == {"status": "ok", "database": "sqlite", "version": VERSION}
         assert (data_dir / "admin-token").read_text().startswith("lrl_")
@@ -202,14 +205,3 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         pytest.fail("lrlab-server did not stop on SIGTERM within 30 s")
-
-
-def _wait_for_health(proc: subprocess.Popen[bytes], url: str, timeout: float) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, f"lrlab-server exited with {proc.returncode}"
-        assert time.monotonic() < deadline, f"lrlab-server never answered {url}"
-        try:
-            return httpx.get(url, timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.1)  # polling a process we started, with a deadline

@@ -127,10 +127,9 @@ def _run_together(*jobs: Callable[[], object]) -> list[BaseException]:
 
 
 # -- projects and tokens ------------------------------------------------------------------
-def test_create_and_get_project(store: Store) -> None:
+def test_create_a_project_and_find_it_by_name(store: Store) -> None:
     project = store.projects.create("alpha")
     assert project.name == "alpha"
-    assert store.projects.get(project.id) == project
     assert store.projects.get_by_name("alpha") == project
     assert store.projects.get_by_name("nope") is None
 
@@ -141,11 +140,6 @@ def test_duplicate_project_name_conflicts(store: Store) -> None:
         store.projects.create("alpha")
     assert exc.value.field == "name"
     assert [p.name for p in store.projects.list()] == ["alpha"]
-
-
-def test_unknown_project_is_not_found(store: Store) -> None:
-    with pytest.raises(NotFound):
-        store.projects.get(987_654)
 
 
 def test_issued_token_authenticates(store: Store) -> None:
@@ -398,37 +392,6 @@ def test_cancelling_a_cancelled_trial_changes_nothing(store: Store) -> None:
     assert len(store.trials.events(project.id, trial.id)) == 2
 
 
-def test_add_trials_continues_numbering(store: Store) -> None:
-    project = store.projects.create("alpha")
-    sweep = _sweep(store, project.id, n_trials=2)
-    added = store.sweeps.add_trials(project.id, sweep.id, _new_trials(3, first_lr=0.5))
-    assert [t.number for t in added] == [2, 3, 4]
-    assert all(t.sweep_id == sweep.id and t.project_id == project.id for t in added)
-    assert [t.number for t in _trials(store, project.id, sweep.id)] == [0, 1, 2, 3, 4]
-    assert store.sweeps.get(project.id, sweep.id).trial_counts == {"queued": 5}
-    for trial in added:
-        assert [e.status for e in store.trials.events(project.id, trial.id)] == [TrialStatus.QUEUED]
-
-
-def test_add_trials_to_an_empty_sweep_starts_at_zero(store: Store) -> None:
-    project = store.projects.create("alpha")
-    sweep = _sweep(store, project.id, n_trials=0)
-    assert sweep.trial_counts == {}
-    assert [t.number for t in store.sweeps.add_trials(project.id, sweep.id, _new_trials(2))] == [
-        0,
-        1,
-    ]
-
-
-def test_add_trials_is_scoped_by_project(store: Store) -> None:
-    alpha = store.projects.create("alpha")
-    beta = store.projects.create("beta")
-    sweep = _sweep(store, alpha.id, n_trials=1)
-    with pytest.raises(NotFound):
-        store.sweeps.add_trials(beta.id, sweep.id, _new_trials(1))
-    assert store.sweeps.get(alpha.id, sweep.id).trial_counts == {"queued": 1}
-
-
 def _everything_the_store_returns(store: Store) -> list[object]:
     project = store.projects.create("alpha")
     issued = store.projects.issue_token(project.id, "ci")
@@ -437,7 +400,6 @@ def _everything_the_store_returns(store: Store) -> list[object]:
     store.metrics.write(trial.project_id, trial.id, [("train_loss", 0, 1.0, None)])
     return [
         project,
-        store.projects.get(project.id),
         issued,
         issued.token,
         store.projects.authenticate(issued.secret),
@@ -824,17 +786,6 @@ def test_points_of_two_trials_do_not_mix(store: Store) -> None:
     assert (got_b.steps, set(got_b.values)) == (list(range(5, 15)), {2.0})
 
 
-def test_delete_trial_removes_only_its_points(store: Store) -> None:
-    a, b = _a_trial(store, "a"), _a_trial(store, "b")
-    store.metrics.write(a.project_id, a.id, _points("loss", range(100), [1.0] * 100, 0.0))
-    store.metrics.write(b.project_id, b.id, _points("loss", range(100), [2.0] * 100, 0.0))
-    kept = _snapshot(store, b)
-    store.metrics.delete_trial(a.project_id, a.id)
-    assert store.metrics.read(a.project_id, a.id) == []
-    assert _stored_rows(store, a.id) == 0
-    assert _snapshot(store, b) == kept
-
-
 # -- project scoping: another project's trial or sweep is not found ------------------------
 def _mine_and_a_stranger(store: Store) -> tuple[Trial, int]:
     """A trial with points, and the id of another project (one with a trial of its own)."""
@@ -855,7 +806,6 @@ def test_metrics_of_another_projects_trial_are_not_found(store: Store) -> None:
         lambda: store.metrics.names(stranger, mine.id),
         lambda: store.metrics.read_shapes(stranger, mine.id, ["loss"], 10),
         lambda: store.metrics.names_with_prefix(stranger, mine.id, "lo", 64),
-        lambda: store.metrics.delete_trial(stranger, mine.id),
     ]
     for call in calls:
         with pytest.raises(NotFound):
@@ -993,7 +943,12 @@ def test_analysis_cache_round_trip_and_currency(store: Store) -> None:
     assert [c.trial_id for c in cached] == [first.id, second.id]
     assert all(c.analysis is None and not c.is_current for c in cached)
 
-    store.analyses.save(first.id, None, {"provisional": False, "findings": []})
+    # The cache is written with the findings, in one transaction
+    # (services.analysis.trial_analysis.record).
+    nothing = Diagnosis((), provisional=False)
+    store.findings.upsert(
+        first.project_id, first.id, nothing, cache=(None, {"provisional": False, "findings": []})
+    )
     got = store.analyses.get(project.id, first.id)
     assert got is not None and got.analysis == {"provisional": False, "findings": []}
     assert not got.is_current  # the trial is still queued: it will change
@@ -1001,5 +956,7 @@ def test_analysis_cache_round_trip_and_currency(store: Store) -> None:
 
     _set_trial_status(store, first.id, TrialStatus.SUCCEEDED)
     assert store.analyses.get(project.id, first.id).is_current  # type: ignore[union-attr]
-    store.analyses.save(first.id, None, {"provisional": True, "findings": []})
+    store.findings.upsert(
+        first.project_id, first.id, nothing, cache=(None, {"provisional": True, "findings": []})
+    )
     assert not store.analyses.get(project.id, first.id).is_current  # type: ignore[union-attr]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,8 +15,7 @@ from services.domain.submissions import NewSweep, NewTrial
 from services.store import Store
 from services.tracking.feed_cursor import StreamCursor
 from services.tracking.feeds import Feed, FeedLimits, Poll, StreamEvent
-
-Key = tuple[int, str, int]
+from tests.support.streams import points
 
 
 def make_sweep(store: Store, n: int = 2) -> tuple[int, Sweep, list[int]]:
@@ -56,16 +54,6 @@ def drain(feed: Feed, polls: int = 200) -> list[StreamEvent]:
         if not poll.more:
             return events
     raise AssertionError("the feed kept reporting a backlog")
-
-
-def points(events: Sequence[Any]) -> list[Key]:
-    """(trial, name, step) of every point in the metrics events (feed or SSE events)."""
-    return [
-        (e.data["trial_id"], p["name"], p["step"])
-        for e in events
-        if e.type == "metrics"
-        for p in e.data["points"]
-    ]
 
 
 def resumed(store: Store, project_id: int, sweep_id: int, event_id: str, **kw: Any) -> Feed:

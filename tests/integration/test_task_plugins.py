@@ -152,6 +152,7 @@ def with_plugin(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return findings
 
 
+@pytest.mark.subprocess
 def test_a_plugin_task_validates_and_is_listed_without_torch(with_plugin: dict[str, Any]) -> None:
     assert with_plugin["task"] == {
         "name": "quadratic",
@@ -171,6 +172,7 @@ def test_a_plugin_task_validates_and_is_listed_without_torch(with_plugin: dict[s
     assert with_plugin["torch_after_api"] is False
 
 
+@pytest.mark.subprocess
 def test_the_api_lists_and_accepts_a_plugin_task(with_plugin: dict[str, Any]) -> None:
     status, names = with_plugin["api_tasks"]
     assert status == 200 and "quadratic" in names and set(BUILT_IN) <= set(names)
@@ -181,6 +183,7 @@ def test_the_api_lists_and_accepts_a_plugin_task(with_plugin: dict[str, Any]) ->
     assert with_plugin["api_trial_task"]["coefficient"] == 3.0
 
 
+@pytest.mark.subprocess
 def test_a_worker_trains_a_plugin_task(with_plugin: dict[str, Any]) -> None:
     assert with_plugin["outcome"] == "succeeded"
     losses = with_plugin["train_loss"]
@@ -198,6 +201,8 @@ def test_without_the_plugin_its_name_is_rejected_with_the_valid_ones() -> None:
     assert f"valid names: {', '.join(BUILT_IN)}" in error["msg"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_bad_plugins_are_skipped_with_a_warning_and_built_ins_still_work(
     tmp_path: Path,
 ) -> None:

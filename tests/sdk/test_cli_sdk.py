@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from lrlab.cli import app as cli_app
 from lrlab.cli import main
 
-from tests.sdk.conftest import sweep_spec, write
-from tests.sdk.server import LRLAB, LrlabServer, cli_env
+from tests.support.api import lr_grid_sweep
+from tests.support.files import write
+from tests.support.lrlab_server import LRLAB, LrlabServer, cli_env
 
 
 class Cli:
@@ -44,13 +45,13 @@ class Cli:
 
 
 @pytest.fixture
-def cli(server: LrlabServer, tmp_path: Path) -> Cli:
-    return Cli(server, tmp_path)
+def cli(lrlab_server: LrlabServer, tmp_path: Path) -> Cli:
+    return Cli(lrlab_server, tmp_path)
 
 
 @pytest.fixture
 def sweep_file(tmp_path: Path) -> Path:
-    return write(tmp_path / "sweep.yaml", yaml.safe_dump(sweep_spec(name="cli")))
+    return write(tmp_path / "sweep.yaml", yaml.safe_dump(lr_grid_sweep(name="cli")))
 
 
 def test_help_lists_the_sdk_and_server_commands(cli: Cli) -> None:
@@ -100,7 +101,7 @@ def test_analyze_a_trial_and_a_sweep(cli: Cli, client: lrlab.Client) -> None:
 
 
 def test_export(cli: Cli, client: lrlab.Client, tmp_path: Path) -> None:
-    sweep = client.create_sweep(sweep_spec())
+    sweep = client.create_sweep(lr_grid_sweep())
     trials = client.trials(sweep.id)
     for t in trials:
         client.log_metrics(
@@ -206,7 +207,7 @@ def test_exit_codes(cli: Cli, args: tuple[str, ...], code: int, message: str) ->
 def test_errors_as_json_and_refusals(cli: Cli, tmp_path: Path) -> None:
     err = cli.json("status", "987654", code=3)["error"]
     assert err["type"] == "NotFound" and err["status"] == 404
-    bad = write(tmp_path / "bad.json", json.dumps(sweep_spec(max_concurrent=0)))
+    bad = write(tmp_path / "bad.json", json.dumps(lr_grid_sweep(max_concurrent=0)))
     refused = cli.json("submit", str(bad), code=1)["error"]
     assert refused["type"] == "ValidationError"
     assert refused["details"][0]["field"] == "max_concurrent"

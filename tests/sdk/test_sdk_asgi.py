@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.store import Store
-from tests.sdk.conftest import job_spec, sweep_spec
+from tests.support.api import job, lr_grid_sweep
 
 
 class InProcess(httpx.BaseTransport):
@@ -41,7 +41,7 @@ def local(app: FastAPI, store: Store) -> lrlab.Client:
 def test_the_client_works_in_process(local: lrlab.Client) -> None:
     assert local.project().name == "in-process"
     assert "digits" in {t.name for t in local.tasks()}
-    sweep = local.create_sweep(sweep_spec())
+    sweep = local.create_sweep(lr_grid_sweep())
     trials = local.sweep(sweep.id).trials()
     assert [t.status for t in trials] == ["queued", "queued"]
     points = [{"name": "val_loss", "step": s, "value": 1.0 / (s + 1)} for s in range(50)]
@@ -56,7 +56,7 @@ def test_errors_map_the_same_in_process(local: lrlab.Client) -> None:
     with pytest.raises(lrlab.NotFound):
         local.get_sweep(424242)
     with pytest.raises(lrlab.ValidationError) as caught:
-        local.create_job(job_spec(batch_size=0))
+        local.create_job(job(batch_size=0))
     assert caught.value.fields == ["batch_size"]
 
 

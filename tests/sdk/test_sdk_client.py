@@ -11,8 +11,9 @@ import lrlab
 import pytest
 import yaml
 
-from tests.sdk.conftest import job_spec, sweep_spec, write
-from tests.sdk.server import LrlabServer
+from tests.support.api import job, lr_grid_sweep
+from tests.support.files import write
+from tests.support.lrlab_server import LrlabServer
 
 
 def test_health_and_project(client: lrlab.Client) -> None:
@@ -23,25 +24,26 @@ def test_health_and_project(client: lrlab.Client) -> None:
 
 
 def test_url_and_token_come_from_the_environment(
-    server: LrlabServer, monkeypatch: pytest.MonkeyPatch
+    lrlab_server: LrlabServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LRLAB_URL", server.url)
-    monkeypatch.setenv("LRLAB_TOKEN", server.token)
+    monkeypatch.setenv("LRLAB_URL", lrlab_server.url)
+    monkeypatch.setenv("LRLAB_TOKEN", lrlab_server.token)
     with lrlab.Client() as c:
-        assert c.url == server.url
+        assert c.url == lrlab_server.url
         assert c.project().name == "default"
 
 
-def test_tokens_and_projects(client: lrlab.Client, server: LrlabServer) -> None:
+def test_tokens_and_projects(client: lrlab.Client, lrlab_server: LrlabServer) -> None:
     issued = client.create_token("ci")
     assert issued.secret.startswith("lrl_") and issued.token.name == "ci"
     assert "ci" in {t.name for t in client.tokens()}
-    with lrlab.Client(server.url, issued.secret) as member:
+    with lrlab.Client(lrlab_server.url, issued.secret) as member:
         assert member.project().name == "default"
         with pytest.raises(lrlab.Forbidden):
             member.create_project("not-allowed")
     client.revoke_token(issued.token.id)
-    with lrlab.Client(server.url, issued.secret) as revoked, pytest.raises(lrlab.Unauthorized):
+    revoked = lrlab.Client(lrlab_server.url, issued.secret)
+    with revoked, pytest.raises(lrlab.Unauthorized):
         revoked.project()
     created = client.create_project("sdk-other")
     assert created.project.name == "sdk-other" and created.token.secret.startswith("lrl_")
@@ -57,7 +59,7 @@ def test_registries(client: lrlab.Client) -> None:
 
 
 def test_create_sweep_get_list_and_trials(client: lrlab.Client) -> None:
-    sweep = client.create_sweep(sweep_spec(lrs=(0.001, 0.01, 0.1)))
+    sweep = client.create_sweep(lr_grid_sweep(lrs=(0.001, 0.01, 0.1)))
     assert isinstance(sweep, lrlab.Sweep)
     assert sweep.status == "running" and sweep.method == "grid"
     assert sweep.trial_counts == {"queued": 3} and sweep.trials_total == 3
@@ -76,7 +78,7 @@ def test_create_sweep_get_list_and_trials(client: lrlab.Client) -> None:
 
 
 def test_sweep_listing_pages_through_everything(client: lrlab.Client) -> None:
-    ids = {client.create_job(job_spec()).id for _ in range(3)}
+    ids = {client.create_job(job()).id for _ in range(3)}
     first = client.list_sweeps(limit=2)
     assert len(first.items) == 2 and first.next_offset == 2
     every = {s.id for s in client.iter_sweeps()}
@@ -85,7 +87,7 @@ def test_sweep_listing_pages_through_everything(client: lrlab.Client) -> None:
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json", ".spec"])
 def test_submit_a_native_spec_file(client: lrlab.Client, tmp_path: Path, suffix: str) -> None:
-    spec = sweep_spec(name=f"from{suffix}")
+    spec = lr_grid_sweep(name=f"from{suffix}")
     text = json.dumps(spec) if suffix == ".json" else yaml.safe_dump(spec)
     sweep = client.submit(write(tmp_path / f"sweep{suffix}", text))
     assert sweep.name == f"from{suffix}" and sweep.trials_total == 2
@@ -119,7 +121,7 @@ def test_a_wandb_error_points_into_the_file(client: lrlab.Client, tmp_path: Path
 
 
 def test_the_format_can_be_forced(client: lrlab.Client, tmp_path: Path) -> None:
-    path = write(tmp_path / "native.yaml", yaml.safe_dump(sweep_spec()))
+    path = write(tmp_path / "native.yaml", yaml.safe_dump(lr_grid_sweep()))
     with pytest.raises(lrlab.ValidationError):
         client.submit(path, format="wandb")  # a native document read as W&B: refused
     assert client.submit(path, format="native").trials_total == 2
@@ -137,7 +139,7 @@ def test_submit_an_unreadable_file(client: lrlab.Client, tmp_path: Path) -> None
 
 
 def test_cancel_and_wait(client: lrlab.Client) -> None:
-    sweep = client.sweep(client.create_sweep(sweep_spec()).id)
+    sweep = client.sweep(client.create_sweep(lr_grid_sweep()).id)
     with pytest.raises(lrlab.WaitTimeout) as waited:
         sweep.wait(timeout=0.3, poll=0.1)
     assert waited.value.sweep.status == "running"
@@ -151,7 +153,7 @@ def test_cancel_and_wait(client: lrlab.Client) -> None:
 
 
 def test_metrics_in_and_out(client: lrlab.Client) -> None:
-    trial = client.trial(client.trials(client.create_job(job_spec()).id)[0].id)
+    trial = client.trial(client.trials(client.create_job(job()).id)[0].id)
     points = [{"name": "train_loss", "step": s, "value": 1.0 / (s + 1)} for s in range(250)]
     points += [{"name": "val_loss", "step": 10, "value": math.nan}]
     points += [{"name": "val_loss", "step": 20, "value": math.inf, "time": 1_700_000_000.0}]
@@ -174,7 +176,7 @@ def test_metrics_in_and_out(client: lrlab.Client) -> None:
 
 
 def test_dataframes(client: lrlab.Client) -> None:
-    sweep = client.sweep(client.create_sweep(sweep_spec()).id)
+    sweep = client.sweep(client.create_sweep(lr_grid_sweep()).id)
     trials = sweep.trials()
     for i, t in enumerate(trials):
         client.log_metrics(
@@ -192,7 +194,7 @@ def test_dataframes(client: lrlab.Client) -> None:
 
 
 def test_trial_analysis(client: lrlab.Client) -> None:
-    trial_id = client.trials(client.create_job(job_spec()).id)[0].id
+    trial_id = client.trials(client.create_job(job()).id)[0].id
     client.log_metrics(
         trial_id,
         [{"name": "train_loss", "step": s, "value": 2.0 * 0.98**s} for s in range(300)],
@@ -204,7 +206,7 @@ def test_trial_analysis(client: lrlab.Client) -> None:
 
 
 def test_sweep_analysis(client: lrlab.Client) -> None:
-    sweep = client.create_sweep(sweep_spec())
+    sweep = client.create_sweep(lr_grid_sweep())
     analysis = client.sweep(sweep.id).analysis()
     assert isinstance(analysis, lrlab.SweepAnalysis) and analysis.sweep_id == sweep.id
     assert analysis.provisional and analysis.trials["total"] == 2
@@ -227,7 +229,7 @@ def test_findings(client: lrlab.Client) -> None:
 
 
 def test_lr_find_and_recommendations(client: lrlab.Client) -> None:
-    found = client.lr_find(job_spec(optimizer={"name": "sgd", "lr": 1e-4}), max_lr=1.0, steps=50)
+    found = client.lr_find(job(optimizer={"name": "sgd", "lr": 1e-4}), max_lr=1.0, steps=50)
     assert isinstance(found, lrlab.LrFind) and found.status == "queued" and found.provisional
     assert found.options["max_lr"] == 1.0 and found.options["steps"] == 50
     again = client.get_lr_find(found.sweep_id, max_points=10)
@@ -245,4 +247,4 @@ def test_an_older_server_says_what_it_lacks() -> None:
     with pytest.raises(lrlab.NotAvailable, match="not available on this server"):
         old.recommend("digits", "sgd")
     with pytest.raises(lrlab.NotAvailable, match="range test"):
-        old.lr_find(job_spec())
+        old.lr_find(job())

@@ -12,15 +12,16 @@ import lrlab
 import pytest
 from lrlab._retry import RetryPolicy, retry_after_seconds
 
-from tests.sdk.conftest import sweep_spec
-from tests.sdk.server import LrlabServer, free_port
+from tests.support.api import lr_grid_sweep
+from tests.support.lrlab_server import LrlabServer
+from tests.support.net import free_port
 
 # -- against the real server ----------------------------------------------------------------
 
 
 def test_validation_error_names_the_field(client: lrlab.Client) -> None:
     with pytest.raises(lrlab.ValidationError) as caught:
-        client.create_sweep(sweep_spec(max_concurrent=0))
+        client.create_sweep(lr_grid_sweep(max_concurrent=0))
     err = caught.value
     assert err.status_code == 422 and err.fields == ["max_concurrent"]
     assert "greater than or equal to 1" in err.message
@@ -41,26 +42,27 @@ def test_unknown_objects_are_not_found(client: lrlab.Client) -> None:
 
 
 def test_bad_or_missing_token_is_unauthorized(
-    server: LrlabServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lrlab_server: LrlabServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with lrlab.Client(server.url, "lrl_not-a-token") as bad, pytest.raises(lrlab.Unauthorized):
+    bad = lrlab.Client(lrlab_server.url, "lrl_not-a-token")
+    with bad, pytest.raises(lrlab.Unauthorized):
         bad.list_sweeps()
     # No token anywhere: no argument, no LRLAB_TOKEN, no local admin-token file.
     monkeypatch.delenv("LRLAB_TOKEN", raising=False)
     monkeypatch.delenv("LRLAB_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    with lrlab.Client(server.url) as anonymous:
+    with lrlab.Client(lrlab_server.url) as anonymous:
         with pytest.raises(lrlab.Unauthorized, match="missing bearer token"):
             anonymous.project()
         assert anonymous.health().status == "ok"  # the one route without a token
 
 
 def test_a_local_admin_token_file_is_used(
-    server: LrlabServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lrlab_server: LrlabServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LRLAB_TOKEN", raising=False)
-    monkeypatch.setenv("LRLAB_DATA_DIR", str(server.data_dir))
-    with lrlab.Client(server.url) as local:
+    monkeypatch.setenv("LRLAB_DATA_DIR", str(lrlab_server.data_dir))
+    with lrlab.Client(lrlab_server.url) as local:
         assert local.project().name == "default"
 
 
@@ -73,7 +75,7 @@ def test_conflict_on_finishing_a_run_two_ways(client: lrlab.Client) -> None:
 
 
 def test_too_many_points_is_payload_too_large(client: lrlab.Client) -> None:
-    trial_id = client.trials(client.create_sweep(sweep_spec()).id)[0].id
+    trial_id = client.trials(client.create_sweep(lr_grid_sweep()).id)[0].id
     points = [{"name": "x", "step": s, "value": 0.0} for s in range(50_001)]
     with pytest.raises(lrlab.PayloadTooLarge) as caught:
         client.log_metrics(trial_id, points)

@@ -9,10 +9,12 @@ import sys
 from importlib.metadata import distribution
 
 import lrlab
+import pytest
 
 HEAVY = ("torch", "ray", "api", "services", "workers", "sqlalchemy", "fastapi", "pandas")
 
 
+@pytest.mark.subprocess
 def test_importing_lrlab_loads_nothing_heavy() -> None:
     code = (
         "import json, sys, lrlab, lrlab.cli; "

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from tests.sdk.fake_server import FakeRunServer
-from tests.sdk.server import LrlabServer
+from tests.support.lrlab_server import LrlabServer
+from tests.support.waiting import wait_until
 
 NAMES = ("train_loss", "lr")
 
@@ -60,10 +61,8 @@ def test_a_failing_script_marks_its_run_failed(client: lrlab.Client) -> None:
 def test_a_quiet_run_beats_until_it_is_finished(client: lrlab.Client) -> None:
     run = client.start_run("long-eval", heartbeat_interval=0.05)
     assert run.info.last_seen_at is None  # nothing logged, no beat yet
-    deadline = time.monotonic() + 30
-    while client.get_run(run.id).last_seen_at is None:  # only a heartbeat can set it
-        assert time.monotonic() < deadline, "no heartbeat reached the server"
-        time.sleep(0.05)
+    # Only a heartbeat can set it.
+    wait_until(lambda: client.get_run(run.id).last_seen_at, "a heartbeat reaching the server")
     run.finish()
     beats = run._heartbeat._thread
     beats.join(timeout=10)
@@ -81,7 +80,7 @@ def test_log_checks_the_step(client: lrlab.Client) -> None:
 
 
 def test_no_point_lost_or_doubled_across_a_server_restart(
-    client: lrlab.Client, server: LrlabServer
+    client: lrlab.Client, lrlab_server: LrlabServer
 ) -> None:
     """The server goes away mid-run and comes back on the same port and database."""
     run = client.start_run("restart", flush_interval=0.05, batch_size=200)
@@ -95,16 +94,14 @@ def test_no_point_lost_or_doubled_across_a_server_restart(
 
     log_steps(1000)
     run.flush(timeout=60)
-    server.stop()
+    lrlab_server.stop()
     try:
         log_steps(1000)  # logged while nothing listens: must return at once, not raise
-        deadline = time.monotonic() + 30
-        while run.stats.retries == 0:  # the sender has tried, and failed, at least once
-            assert time.monotonic() < deadline, "the sender never tried while the server was down"
-            time.sleep(0.05)
+        # The sender has tried, and failed, at least once.
+        wait_until(lambda: run.stats.retries, "a retry while the server was down")
         assert run.pending > 0
     finally:
-        server.start()
+        lrlab_server.start()
     log_steps(1000)
     run.finish(timeout=120)
 

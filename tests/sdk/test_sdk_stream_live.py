@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import lrlab
 
-from tests.sdk.server import LrlabServer
+from tests.support.lrlab_server import LrlabServer
 
 
 def collect(events: Iterator[lrlab.StreamEvent], seen: Counter[tuple[str, int]], until: int) -> str:
@@ -46,15 +46,17 @@ def test_a_trial_stream_sends_every_point_once_and_ends(client: lrlab.Client) ->
     assert seen == Counter({(n, s): 1 for n in ("train_loss", "lr") for s in range(150)})
 
 
-def test_a_stream_survives_a_server_restart(client: lrlab.Client, server: LrlabServer) -> None:
+def test_a_stream_survives_a_server_restart(
+    client: lrlab.Client, lrlab_server: LrlabServer
+) -> None:
     run = client.start_run("restarted-stream", flush_interval=0.05)
     log_steps(run, range(200))
     seen: Counter[tuple[str, int]] = Counter()
     stream = client.stream_trial(run.id, max_reconnects=30)
     events = iter(stream)
     collect(events, seen, 198)
-    server.stop()
-    server.start()
+    lrlab_server.stop()
+    lrlab_server.start()
     log_steps(run, range(200, 300))
     run.finish()
     rest = list(events)

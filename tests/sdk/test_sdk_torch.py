@@ -59,6 +59,7 @@ def test_indices_are_padded_to_one_width_so_names_sort_in_layer_order() -> None:
     assert sorted(names) == names
 
 
+@pytest.mark.subprocess
 def test_without_torch_the_module_says_what_is_missing() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"

@@ -87,6 +87,7 @@ def test_the_family_corpus_has_every_kind_in_several_families() -> None:
     assert len({c.family for c in curves}) >= 11
 
 
+@pytest.mark.slow
 def test_the_shipped_model_is_the_one_fitted_on_the_committed_corpora(
     examples: list[Example], features: np.ndarray
 ) -> None:

@@ -8,7 +8,7 @@ from services.analyzer import RunContext, diagnose
 from services.analyzer.curves import Curves
 from services.analyzer.rule_view import rule_findings
 from services.analyzer.rules_layers import INPUT_ABOVE_DECADES, VANISH_DECADES
-from tests.unit.torch_runs import Series, train_mlp, without_layers
+from tests.support.torch_runs import Series, train_mlp, without_layers
 
 
 def test_a_deep_sigmoid_net_with_small_init_has_vanishing_gradients() -> None:

@@ -20,7 +20,7 @@ from services.analyzer.rules_sharpness import first_crossing, limit_of
 from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec
 from services.specs.sweep import Policy
-from tests.unit.test_runner import MemorySink
+from tests.support.training import MemorySink
 from workers.checkpoints import CheckpointStore
 from workers.runner import train
 

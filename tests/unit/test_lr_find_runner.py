@@ -13,7 +13,7 @@ from services.analyzer.lr_find import suggest_lrs
 from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec, spec_errors
 from services.specs.range_test import RangeTestOptions, range_test_spec
-from tests.unit.test_runner import run
+from tests.support.training import run
 
 BASE = TrialSpec.model_validate(
     {

@@ -12,8 +12,8 @@ from torch import nn
 
 from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec
-from tests.unit.test_runner import run
-from tests.unit.test_worker_sharpness import _OnceOnly
+from tests.support.autograd import OnceOnlyTanh
+from tests.support.training import run
 from workers import runner
 from workers.tasks import Task, build_task
 from workers.tasks.base import DatasetTask
@@ -84,7 +84,7 @@ class _OnceOnlyHead(nn.Module):
         self.inner = inner
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = _OnceOnly.apply(self.inner(x))
+        out: torch.Tensor = OnceOnlyTanh.apply(self.inner(x))
         return out
 
 

@@ -15,29 +15,17 @@ from scipy import stats
 
 from services.search import EPS, quantize, sample, to_optuna
 from services.specs import DISTRIBUTIONS, ConstantParam, DistributionParam, ValuesParam
+from tests.support.specs import DISTRIBUTION_CASES
 
 N = 4000
 # Kolmogorov-Smirnov: the 1% critical distance for N draws is 1.63 / sqrt(N) ~ 0.026.
 KS_LIMIT = 0.035
 
-CASES: dict[str, dict[str, Any]] = {
-    "uniform": {"low": -2.0, "high": 3.0},
-    "log_uniform": {"low": 1e-5, "high": 1e-1},
-    "inv_log_uniform": {"low": 0.01, "high": 100.0},
-    "int_uniform": {"low": -3, "high": 4},
-    "q_uniform": {"low": 0.0, "high": 10.0, "q": 1},
-    "q_log_uniform": {"low": 1.0, "high": 1000.0, "q": 10},
-    "normal": {"mu": 1.5, "sigma": 2.0},
-    "q_normal": {"mu": 0.0, "sigma": 1.0, "q": 0.25},
-    "log_normal": {"mu": -3.0, "sigma": 0.5},
-    "q_log_normal": {"mu": 3.0, "sigma": 1.0, "q": 2},
-    "beta": {"a": 2.0, "b": 5.0},
-    "q_beta": {"a": 0.5, "b": 0.5, "q": 0.1},
-}
-
 
 def param(name: str, **args: Any) -> DistributionParam:
-    return DistributionParam.model_validate({"distribution": name, **CASES[name], **args})
+    return DistributionParam.model_validate(
+        {"distribution": name, **DISTRIBUTION_CASES[name], **args}
+    )
 
 
 def draws(p: DistributionParam, n: int = N, seed: int = 7) -> list[Any]:
@@ -71,10 +59,10 @@ def in_support(p: DistributionParam, value: Any) -> bool:
 
 
 def test_every_distribution_has_a_case() -> None:
-    assert set(CASES) == set(DISTRIBUTIONS)
+    assert set(DISTRIBUTION_CASES) == set(DISTRIBUTIONS)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(DISTRIBUTION_CASES))
 def test_samples_stay_in_support(name: str) -> None:
     p = param(name)
     values = draws(p)
@@ -192,7 +180,7 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(DISTRIBUTION_CASES))
 def test_optuna_values_stay_in_support(name: str) -> None:
     p = param(name)
     _, values = optuna_draws(name)
@@ -200,7 +188,7 @@ def test_optuna_values_stay_in_support(name: str) -> None:
     assert not outside, outside[:5]
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(DISTRIBUTION_CASES))
 def test_optuna_round_trip(name: str) -> None:
     p = param(name)
     mapping = to_optuna(p)
@@ -213,7 +201,7 @@ def test_optuna_round_trip(name: str) -> None:
             assert back == pytest.approx(internal, rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(DISTRIBUTION_CASES))
 def test_optuna_is_told_a_trial_it_did_not_ask_for(name: str) -> None:
     p = param(name)
     mapping = to_optuna(p)

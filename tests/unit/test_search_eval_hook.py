@@ -8,7 +8,7 @@ from pathlib import Path
 
 from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec
-from tests.unit.test_runner import MemorySink
+from tests.support.training import MemorySink
 from workers.checkpoints import CheckpointStore
 from workers.runner import train
 

@@ -1,36 +1,15 @@
-"""The shared spec machinery: strict models, free text, error reporting.
-
-Also holds the helpers the other test_specs_* modules use to read error messages.
-"""
+"""The shared spec machinery: strict models, free text, error reporting."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from services.specs import SpecError, StrictModel, SweepSpec, Text, TrialSpec, spec_errors
-
-
-def error_text(model: type[BaseModel], data: Any) -> str:
-    """The validation error of `data`, as the one line the API would show."""
-    with pytest.raises(ValidationError) as info:
-        model.model_validate(data)
-    return "; ".join(str(err) for err in spec_errors(info.value))
-
-
-def assert_rejected(model: type[BaseModel], data: Any, *fragments: str) -> str:
-    text = error_text(model, data)
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    return text
-
-
-def trial(**fields: Any) -> dict[str, Any]:
-    return {"task": "digits", **fields}
+from tests.support.specs import assert_rejected, error_text, trial
 
 
 class _Named(StrictModel):
@@ -125,6 +104,7 @@ def test_spec_error_carries_field_and_message() -> None:
     assert isinstance(err, ValueError)
 
 
+@pytest.mark.subprocess
 def test_specs_import_no_heavy_dependencies() -> None:
     code = (
         "import sys, services.specs; "

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from services.specs import DISTRIBUTIONS, DistributionParam, SweepSpec
-from tests.unit.test_search_distributions import CASES
-from tests.unit.test_specs_common import assert_rejected, trial
+from tests.support.specs import DISTRIBUTION_CASES, assert_rejected, trial
 
 # Valid arguments for each distribution (the sampling tests' cases).
-VALID = CASES
+VALID = DISTRIBUTION_CASES
 
 
 def test_every_distribution_is_listed_with_its_arguments() -> None:

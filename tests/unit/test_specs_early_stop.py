@@ -9,7 +9,7 @@ import pytest
 from services.search import hyperband_rungs
 from services.specs import SweepSpec
 from services.specs.early_stop import AshaStop, HyperbandStop, MedianStop
-from tests.unit.test_specs_common import assert_rejected, trial
+from tests.support.specs import assert_rejected, trial
 
 
 def spec(early_stop: Any, **fields: Any) -> SweepSpec:

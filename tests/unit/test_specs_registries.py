@@ -21,7 +21,7 @@ from services.specs import (
     describe_registry,
 )
 from services.specs.registry import RegistryParams
-from tests.unit.test_specs_common import assert_rejected, trial
+from tests.support.specs import assert_rejected, trial
 
 
 @pytest.mark.parametrize("registry", [OPTIMIZERS, SCHEDULES, TASKS])

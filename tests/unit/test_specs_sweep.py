@@ -19,7 +19,7 @@ from services.specs import (
     expand_grid,
     grid_size,
 )
-from tests.unit.test_specs_common import assert_rejected, trial
+from tests.support.specs import assert_rejected, trial
 
 
 def sweep(space: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from services.specs import (
     effective_weight_decay,
     scaled_lr,
 )
-from tests.unit.test_specs_common import assert_rejected, trial
+from tests.support.specs import assert_rejected, trial
 
 
 def test_defaults() -> None:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from services.scheduling.launcher import RunOutcome
 from services.specs import TrialSpec, spec_errors
-from tests.unit.test_runner import digits, run
+from tests.support.training import digits, run
 from workers.loss_stop import START_STEPS, LossWatch
 
 # Plain SGD at lr 2 on digits: the loss climbs past 1e13 and stays finite for 300 steps.

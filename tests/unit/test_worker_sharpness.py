@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.support.autograd import OnceOnlyTanh
 from workers.sharpness import SharpnessProbe, SharpnessUnsupported, top_eigenvalue
 
 
@@ -85,25 +86,9 @@ def test_a_loss_linear_in_the_parameters_has_sharpness_zero() -> None:
     assert value == 0.0
 
 
-class _OnceOnly(torch.autograd.Function):
-    """tanh with a backward that cannot itself be differentiated (as some fused ops)."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.tanh(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        return grad * (1 - y * y)
-
-
 def test_a_loss_without_second_derivatives_is_refused_with_the_reason() -> None:
     layer = nn.Linear(3, 1)
-    loss = _OnceOnly.apply(layer(torch.ones(4, 3))).pow(2).mean()
+    loss = OnceOnlyTanh.apply(layer(torch.ones(4, 3))).pow(2).mean()
     params = list(layer.parameters())
     with pytest.raises(SharpnessUnsupported, match="cannot be differentiated twice") as info:
         top_eigenvalue(loss, params, [torch.ones_like(p) for p in params], iters=3)
