@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -48,6 +47,7 @@ def serve(
 ) -> None:
     """Run the API server with an embedded store, creating a local admin token."""
     from api.app import create_app
+    from api.loops import start_loops
     from api.serving import serve as serve_app
     from services.bootstrap import ensure_local_admin
     from services.store import open_store
@@ -64,64 +64,19 @@ def serve(
     )
     store = open_store(settings.resolved_database_url)
     ensure_local_admin(store, settings)
-    runner = _start_scheduler(store, settings) if settings.run_scheduler else None
-    wake = runner[0].wake if runner else None
-    live = _start_analyzer(store, settings, wake) if settings.run_analyzer else None
-    notifier = _start_notifier(store, settings) if settings.webhook_hosts else None
+    loops = start_loops(store, settings)
     click.echo(f"lrlab serving http://{settings.api_host}:{settings.api_port}", err=True)
     click.echo(f"admin token in {settings.admin_token_file.resolve()}", err=True)
     try:
         serve_app(  # uvicorn, ending live streams when it stops
-            create_app(settings, store, wake=wake),
+            create_app(settings, store, wake=loops.wake),
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
         )
     finally:
-        if notifier is not None:
-            notifier.stop(timeout=10)
-        if live is not None:
-            live.stop()
-        if runner is not None:
-            runner[0].stop()
-            runner[1].close()
+        loops.stop()
         store.close()
-
-
-def _start_scheduler(store: Any, settings: Settings) -> tuple[Any, Any]:
-    """The scheduler over a Ray launcher: local Ray unless LRLAB_RAY_ADDRESS names one."""
-    from services.scheduler import Scheduler
-    from workers.ray_launcher import RayLauncher
-
-    launcher = RayLauncher(settings.ray_address, settings.ray_num_cpus)
-    scheduler = Scheduler(
-        store,
-        launcher,
-        database_url=settings.resolved_database_url,
-        checkpoint_root=settings.checkpoint_dir.resolve(),
-        lease_seconds=settings.lease_seconds,
-        run_silence_seconds=settings.run_silence_seconds,
-    )
-    scheduler.start()
-    return scheduler, launcher
-
-
-def _start_analyzer(store: Any, settings: Settings, wake: Callable[[], None] | None) -> Any:
-    """The live analyzer; a stop it asks for wakes the scheduler to record it sooner."""
-    from services.live_analysis import LiveAnalyzer
-
-    live = LiveAnalyzer(store, settings, on_stop=wake)
-    live.start()
-    return live
-
-
-def _start_notifier(store: Any, settings: Settings) -> Any:
-    """Webhooks of the sweeps that ask for them (only when an allowlist enables them)."""
-    from services.notifier import Notifier
-
-    notifier = Notifier(store, settings)
-    notifier.start()
-    return notifier
 
 
 @main.group()

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from services.domain import Trial, TrialStatus
+from services.housekeeping import Housekeeping
 from services.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
@@ -46,12 +47,20 @@ def scheduler(store: Store, tmp_path: Path) -> Iterator[Scheduler]:
         time.sleep(0.05)
 
 
-def drive(sched: Scheduler, done: Callable[[], bool], timeout: float = 120.0) -> None:
-    """Tick the scheduler until `done()` holds (a condition, bounded in time)."""
+def drive(
+    sched: Scheduler,
+    done: Callable[[], bool],
+    timeout: float = 120.0,
+    housekeeping: Housekeeping | None = None,
+) -> None:
+    """Tick the scheduler (and the housekeeping, if given) until `done()` holds (a
+    condition, bounded in time)."""
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, "condition not reached in time"
         sched.tick()
+        if housekeeping is not None:
+            housekeeping.tick()
         time.sleep(0.05)  # poll interval between ticks, not a stand-in for a condition
 
 
