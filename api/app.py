@@ -40,7 +40,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app. A given store is used as is (tests); otherwise one is opened from the
     settings at startup, with the schema upgraded to the latest migration. `wake` is called
-    after new work is stored (the scheduler's wake-up, so it need not wait for its tick)."""
+    after new work is stored or a trial is ended or cancelled (the background loops'
+    wake-up, so that they need not wait for their next tick; see api.loops)."""
     settings = settings or get_settings()
 
     @asynccontextmanager

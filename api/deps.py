@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -27,13 +27,16 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_wake(request: Request) -> Callable[[], None]:
+def _wake_after(request: Request) -> Iterator[None]:
+    """Once the route has stored its work (not when it failed): the background loops'
+    wake-up, so that they act on it now rather than at their next tick."""
+    yield
     wake: Callable[[], None] = request.app.state.wake
-    return wake
+    wake()
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-WakeDep = Annotated[Callable[[], None], Depends(get_wake)]
+WAKES_LOOPS = Depends(_wake_after)  # in a route's dependencies=[...]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

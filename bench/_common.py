@@ -114,13 +114,29 @@ def lrlab_server(
 ) -> Iterator[tuple[str, str]]:
     """`lrlab serve` as a subprocess (its own process group, so its Ray processes go with
     it); yields (base_url, admin token) once /health answers 200."""
+    with lrlab_process(url, data_dir, extra_args, ready_timeout) as (_, base, token):
+        yield base, token
+
+
+@contextlib.contextmanager
+def lrlab_process(
+    url: str | None,
+    data_dir: Path,
+    extra_args: Sequence[str] = (),
+    ready_timeout: float = 120.0,
+    port: int | None = None,
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """lrlab_server, also yielding the process; no `url`: the embedded SQLite database in
+    `data_dir`; no `port`: a free one."""
     import httpx
 
-    port = free_port()
+    port = port or free_port()
     exe = Path(sys.executable).with_name("lrlab")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "api.cli"]
     cmd += ["serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--database-url", url, "--data-dir", str(data_dir), *extra_args]
+    if url is not None:
+        cmd += ["--database-url", url]
+    cmd += ["--data-dir", str(data_dir), *extra_args]
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     base = f"http://127.0.0.1:{port}"
@@ -144,7 +160,7 @@ def lrlab_server(
                     break
             time.sleep(0.1)
         token = (data_dir / "admin-token").read_text().strip()
-        yield base, token
+        yield proc, base, token
     finally:
         stop_process_group(proc)
 

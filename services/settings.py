@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         description="An external run with no metric batch and no heartbeat this long is "
         "marked failed: its script ended without finish() (the SDK beats every 30 s).",
     )
+    idle_interval_max_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="The longest wait of an idle background loop (scheduler, housekeeping, "
+        "live analyzer, notifier): with nothing to do, a loop's wait doubles from its "
+        "interval up to this. New work wakes it at once.",
+    )
     run_analyzer: bool = Field(
         default=True, description="Run the live analyzer in `lrlab serve` (off: analyse on read)."
     )

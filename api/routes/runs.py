@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import CurrentProject, PageDep, SettingsDep, StoreDep
+from api.deps import WAKES_LOOPS, CurrentProject, PageDep, SettingsDep, StoreDep
 from api.schemas import AnalysisOut, PageOut, RunCreate, RunFinish, RunOut
 from services.domain.records import TrialStatus
 from services.tracking.external_runs import finish_run, start_run
@@ -16,7 +16,7 @@ router = APIRouter(tags=["runs"])
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("/runs", response_model=RunOut, status_code=201)
+@router.post("/runs", response_model=RunOut, status_code=201, dependencies=[WAKES_LOOPS])
 def create_run(body: RunCreate, project: CurrentProject, store: StoreDep) -> RunOut:
     """Start a run logged from elsewhere. It is running at once; send its metrics (the
     usual names or any others) to POST /trials/{id}/metrics with the returned id. Its
@@ -61,7 +61,7 @@ def heartbeat(run_id: RunId, project: CurrentProject, store: StoreDep) -> RunOut
     return RunOut.of(store.runs.get(project.id, run_id))  # NotFound when not the project's
 
 
-@router.post("/runs/{run_id}/finish", response_model=AnalysisOut)
+@router.post("/runs/{run_id}/finish", response_model=AnalysisOut, dependencies=[WAKES_LOOPS])
 def finish(
     run_id: RunId,
     project: CurrentProject,

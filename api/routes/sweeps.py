@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import CurrentProject, PageDep, SettingsDep, StoreDep, WakeDep
+from api.deps import WAKES_LOOPS, CurrentProject, PageDep, SettingsDep, StoreDep
 from api.schemas import PageOut, SweepOut, TrialOut
 from api.sweep_body import OPENAPI as SWEEP_BODY
 from api.sweep_body import SweepBody
@@ -18,9 +18,15 @@ router = APIRouter(tags=["sweeps"])
 SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("/sweeps", response_model=SweepOut, status_code=201, openapi_extra=SWEEP_BODY)
+@router.post(
+    "/sweeps",
+    response_model=SweepOut,
+    status_code=201,
+    openapi_extra=SWEEP_BODY,
+    dependencies=[WAKES_LOOPS],
+)
 def create_sweep(
-    project: CurrentProject, spec: SweepBody, store: StoreDep, settings: SettingsDep, wake: WakeDep
+    project: CurrentProject, spec: SweepBody, store: StoreDep, settings: SettingsDep
 ) -> SweepOut:
     """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now.
 
@@ -29,19 +35,15 @@ def create_sweep(
     text/yaml), `?format=native|wandb` the schema, which defaults to native for JSON and
     wandb for YAML. A W&B file's errors name their place in the file
     (`parameters.learning_rate.min`); YAML syntax errors give the line and column."""
-    sweep = submit_sweep(store, settings, project.id, spec)
-    wake()
-    return SweepOut.of(sweep)
+    return SweepOut.of(submit_sweep(store, settings, project.id, spec))
 
 
-@router.post("/jobs", response_model=SweepOut, status_code=201)
+@router.post("/jobs", response_model=SweepOut, status_code=201, dependencies=[WAKES_LOOPS])
 def create_job(
-    spec: TrialSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep, wake: WakeDep
+    spec: TrialSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep
 ) -> SweepOut:
     """Submit one training job (stored as a sweep of one trial)."""
-    sweep = submit_job(store, settings, project.id, spec)
-    wake()
-    return SweepOut.of(sweep)
+    return SweepOut.of(submit_job(store, settings, project.id, spec))
 
 
 @router.get("/sweeps", response_model=PageOut[SweepOut])
@@ -60,7 +62,7 @@ def get_sweep(sweep_id: SweepId, project: CurrentProject, store: StoreDep) -> Sw
     return SweepOut.of(store.sweeps.get(project.id, sweep_id))
 
 
-@router.post("/sweeps/{sweep_id}/cancel", response_model=SweepOut)
+@router.post("/sweeps/{sweep_id}/cancel", response_model=SweepOut, dependencies=[WAKES_LOOPS])
 def cancel_sweep(sweep_id: SweepId, project: CurrentProject, store: StoreDep) -> SweepOut:
     """Queued trials are cancelled at once; running ones are asked to stop."""
     return SweepOut.of(store.sweeps.cancel(project.id, sweep_id))

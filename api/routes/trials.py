@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import CurrentProject, SettingsDep, StoreDep
+from api.deps import WAKES_LOOPS, CurrentProject, SettingsDep, StoreDep
 from api.schemas import AnalysisOut, TrialEventOut, TrialOut
 from services.analysis.trial_analysis import current_analysis
 
@@ -27,7 +27,7 @@ def trial_events(
     return [TrialEventOut.of(e) for e in store.trials.events(project.id, trial_id)]
 
 
-@router.post("/trials/{trial_id}/cancel", response_model=TrialOut)
+@router.post("/trials/{trial_id}/cancel", response_model=TrialOut, dependencies=[WAKES_LOOPS])
 def cancel_trial(trial_id: TrialId, project: CurrentProject, store: StoreDep) -> TrialOut:
     return TrialOut.of(store.trials.cancel(project.id, trial_id))
 

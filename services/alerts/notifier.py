@@ -6,6 +6,9 @@ slow hook holds up neither the API nor training, nor, beyond its timeout, the ot
 A failed post is retried with exponential backoff (webhook_backoff_seconds, doubling, at
 most webhook_backoff_max_seconds) until webhook_max_attempts; then it is given up on, with
 its last error kept. Time comes from an injectable clock, so tests drive tick() directly.
+
+Its loop (services.background) backs off while the outbox holds nothing pending and a
+scan finds nothing new; wake() (a finding or an ended sweep may be news) brings it back.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import datetime, timedelta
 
 from services.alerts.alert_events import Scanner
 from services.alerts.webhooks import Delivery, WebhookSender
+from services.background import BackgroundLoop
 from services.domain.outbox import Notification
 from services.settings import Settings
 from services.store import Store
@@ -58,8 +62,7 @@ class Notifier:
         )
         self._pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="lrlab-webhook")
         self._tick_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("notifier", self._loop_tick)
 
     def backoff(self, attempt: int) -> timedelta:
         """The wait after the `attempt`-th failed post (1-based)."""
@@ -109,24 +112,20 @@ class Notifier:
 
     # -- background loop ---------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the notifier is already running")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="lrlab-notifier", daemon=True)
-        self._thread.start()
+        """Tick every notifier_interval_seconds (or at once after wake()) in a daemon
+        thread; with nothing pending and nothing new, less and less often, up to
+        idle_interval_max_seconds."""
+        s = self._settings
+        self._loop.start(s.notifier_interval_seconds, s.idle_interval_max_seconds)
+
+    def wake(self) -> None:
+        self._loop.wake()
 
     def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._loop.stop(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._sender.close()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # the store may come back: keep going
-                log.exception("notifier tick failed")
-            self._stop.wait(self._settings.notifier_interval_seconds)
+    def _loop_tick(self) -> bool:
+        # Pending events (retries among them) keep the interval short, as they always did.
+        return self.tick() != NotifierTick() or self._store.notifications.has_pending()

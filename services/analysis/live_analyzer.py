@@ -8,6 +8,9 @@ non-provisional analysis. A stop (divergence by default, confirmed overfitting w
 sweep opts in) sets the trial's cancel flag with the finding as its reason; the worker
 stops on its next heartbeat and the scheduler records the trial as pruned. External runs
 are analysed the same way but never stopped: no worker runs them.
+
+With no trial running and none left to finalize, its loop (services.background) backs
+off; a started or ended trial, or a new run, wakes it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from services.analysis.stop_policy import decide_stop
 from services.analysis.trial_analysis import diagnose_trial, metric_names, record
 from services.analyzer import ANALYZER_VERSION, Diagnosis
+from services.background import BackgroundLoop
 from services.domain.finding_records import FindingChanges
 from services.domain.kinds import TrialKind
 from services.domain.records import Trial
@@ -56,26 +60,35 @@ class LiveAnalyzer:
         settings: Settings,
         *,
         on_stop: Callable[[], None] | None = None,
+        on_analysed: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`on_stop` is called after a stop was asked for (the scheduler's wake-up)."""
+        """`on_stop` is called after a stop was asked for (the scheduler's wake-up),
+        `on_analysed` after a pass that recorded analyses (their findings may be news for
+        the notifier)."""
         self._store = store
         self._queue = AnalysisQueue(store.db)
         self._settings = settings
         self._on_stop = on_stop or (lambda: None)
+        self._on_analysed = on_analysed or (lambda: None)
         self._clock = clock
         self._seen: dict[int, float] = {}  # running trial -> clock of its last analysis
         # Analyses that raised, not retried until the trial changes: running trials by the
         # step it failed at, ended ones for good (their series will not change).
         self._failed: dict[int, int] = {}
         self._broken: set[int] = set()
+        self._running = 0  # trials running at the last pass: news may come at any time
         self._tick_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("analyzer", self._loop_tick)
 
     # -- one pass ----------------------------------------------------------------------
     def tick(self) -> PassResult:
+        result = self._locked_tick()
+        if result.analyzed or result.finalized:
+            self._on_analysed()
+        return result
+
+    def _locked_tick(self) -> PassResult:
         with self._tick_lock:
             counts: Counter[str] = Counter()
             policies: dict[int, Policy] = {}
@@ -99,6 +112,7 @@ class LiveAnalyzer:
         now, min_steps = self._clock(), self._settings.analyze_min_new_steps
         due: list[Trial] = []
         running = self._queue.running()
+        self._running = len(running)
         for trial in running:
             if trial.kind == TrialKind.EXTERNAL:  # any name its analysis may read counts
                 step = self._queue.logged_step(trial.id, metric_names(trial).candidates)
@@ -171,29 +185,17 @@ class LiveAnalyzer:
 
     # -- background loop ---------------------------------------------------------------
     def start(self) -> None:
-        """Tick every analyze_interval seconds (or at once after wake()) in a daemon thread."""
-        if self._thread is not None:
-            raise RuntimeError("the live analyzer is already running")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="lrlab-analyzer", daemon=True)
-        self._thread.start()
+        """Tick every analyze_interval seconds (or at once after wake()) in a daemon thread;
+        with no trial running and nothing to do, less and less often, up to
+        idle_interval_max_seconds."""
+        s = self._settings
+        self._loop.start(s.analyze_interval, s.idle_interval_max_seconds)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if not self._thread.is_alive():
-                self._thread = None
+        self._loop.stop(timeout)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # the store may come back: keep going
-                log.exception("live analyzer: tick failed")
-            self._wake.wait(self._settings.analyze_interval)
-            self._wake.clear()
+    def _loop_tick(self) -> bool:
+        return self.tick() != PassResult() or self._running > 0

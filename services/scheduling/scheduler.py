@@ -4,11 +4,13 @@ The store, not the launcher, says what should be running. Each tick applies the 
 reports, escalates cancels that a worker did not honour, requeues running trials whose
 heartbeat stopped (their worker or their scheduler died), launches what fits, and closes
 finished sweeps. Any number of schedulers may share one database: claims are atomic and
-every change to a running trial is fenced on its attempt.
+every change to a running trial is fenced on its attempt. Settling `lr: auto` sweeps and
+giving up silent external runs are no part of it: services.scheduling.housekeeping does those.
 
-The background loop is event-driven: an ended attempt (the launcher's on_end) or wake()
-runs a short pass at once (record reports, launch into the freed room); the rest of a
-tick, the housekeeping, runs every `interval` seconds.
+The background loop (services.background) is event-driven: an ended attempt (the
+launcher's on_end) or wake() runs a short pass at once (record reports, launch into the
+freed room); the rest of a tick (cancels, leases, finished sweeps) runs every `interval`
+seconds while attempts are in flight or a pass changed something, less often while idle.
 """
 
 from __future__ import annotations
@@ -26,18 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.background import BackgroundLoop
 from services.domain.records import Trial, TrialStatus
 from services.domain.trial_life import CANCELLED_BY_REQUEST
 from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
 from services.store import Store
 from services.sweeps.lazy_trials import ask_next_trial
-from services.sweeps.lr_auto import settle_waiting_sweeps
-from services.tracking.external_runs import give_up_silent_runs, silence_reason
 
 log = logging.getLogger("lrlab.scheduler")
 
 HEARTBEAT_LOST = "worker heartbeat lost"
-RUNS_CHECK_SECONDS = 10.0  # how often silent external runs are looked for
 # Every trial asks for some CPU (Resources.cpus > 0) and Ray counts in units of 1e-4: a
 # launcher without this much free CPU has room for no trial, so no claim is tried.
 _ANY_CPU = 1e-4
@@ -55,9 +55,13 @@ class TickResult:
     requeued: int = 0
     force_cancelled: int = 0  # launcher.cancel calls after the grace period
     sweeps_finished: int = 0
-    sweeps_settled: int = 0  # lr: auto sweeps given their lrs by their range test
     ignored: int = 0  # reports about attempts no longer running (the fence refused them)
-    runs_given_up: int = 0  # external runs failed for silence (their script died)
+
+    @property
+    def changed_trials(self) -> bool:
+        """Whether a trial started or ended, or a sweep finished."""
+        ended = self.succeeded + self.failed + self.pruned + self.cancelled + self.requeued
+        return self.launched + ended + self.sweeps_finished > 0
 
 
 def trial_resources(spec: Mapping[str, Any]) -> tuple[float, float]:
@@ -85,9 +89,11 @@ class Scheduler:
         scheduler_id: str | None = None,
         lease_seconds: float = 30.0,
         cancel_grace_seconds: float = 5.0,
-        run_silence_seconds: float | None = None,
+        on_change: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`on_change` is called after a pass in which a trial started or ended or a sweep
+        finished (the wake-up of the loops that act on those)."""
         self.id = scheduler_id or default_scheduler_id()
         self._store = store
         self._states = store.trial_states
@@ -96,36 +102,39 @@ class Scheduler:
         self._checkpoint_root = Path(checkpoint_root)
         self._lease = lease_seconds
         self._grace = cancel_grace_seconds
-        self._run_silence = run_silence_seconds  # None: external runs are never given up
-        self._runs_checked_at: float | None = None
+        self._on_change = on_change or (lambda: None)
         self._clock = clock
         self._pending: list[RunReport] = []  # reports a failed tick could not record yet
         self._cancel_seen: dict[tuple[int, int], float] = {}  # (trial, attempt) -> clock
         self._force_cancelled: set[tuple[int, int]] = set()
         self._tick_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop(f"scheduler {self.id}", self._loop_tick)
+        self._interval = 0.0
+        self._last_full = -math.inf
 
     # -- one pass ----------------------------------------------------------------------
     def tick(self) -> TickResult:
         """One full pass: reports, cancels, leases, launches, finished sweeps."""
-        return self._pass(housekeeping=True)
+        return self._pass(full=True)
 
-    def _pass(self, *, housekeeping: bool) -> TickResult:
+    def _pass(self, *, full: bool) -> TickResult:
+        result = self._locked_pass(full=full)
+        if result.changed_trials:
+            self._on_change()
+        return result
+
+    def _locked_pass(self, *, full: bool) -> TickResult:
         with self._tick_lock:
             counts: Counter[str] = Counter()
             # Taken before poll(): an attempt missing from it has ended, so its report is in
             # this poll and the lease check cannot mistake it for a vanished worker.
             in_flight = self._launcher.running()
             self._apply_reports(counts)
-            if housekeeping:
+            if full:
                 self._escalate_cancels(in_flight, counts)
                 self._requeue_stale(in_flight, counts)
-                self._give_up_silent_runs(counts)
-                counts["sweeps_settled"] += len(settle_waiting_sweeps(self._store))
             self._launch_queued(counts)
-            if housekeeping:
+            if full:
                 counts["sweeps_finished"] += len(self._states.finish_sweeps())
             return TickResult(**counts)
 
@@ -219,19 +228,6 @@ class Scheduler:
                 )
                 _tally(counts, status)
 
-    def _give_up_silent_runs(self, counts: Counter[str]) -> None:
-        """External runs whose script went silent end failed. Checked every
-        RUNS_CHECK_SECONDS, not every tick: the silence allowed is minutes long."""
-        if self._run_silence is None:
-            return
-        now = self._clock()
-        if self._runs_checked_at is not None and now - self._runs_checked_at < RUNS_CHECK_SECONDS:
-            return
-        self._runs_checked_at = now
-        for run_id in give_up_silent_runs(self._store, self._run_silence):
-            log.warning("run %s: %s -> failed", run_id, silence_reason(self._run_silence))
-            counts["runs_given_up"] += 1
-
     def _launch_queued(self, counts: Counter[str]) -> None:
         while self._launcher.can_start(_ANY_CPU, 0.0):
             trial = self._states.claim_next(self.id, self._fits)
@@ -269,42 +265,35 @@ class Scheduler:
         return self._launcher.can_start(*trial_resources(trial.spec))
 
     # -- background loop ---------------------------------------------------------------
-    def start(self, interval: float = 0.25) -> None:
+    def start(self, interval: float = 0.25, idle_interval: float | None = None) -> None:
         """Tick in a daemon thread: at once when an attempt ends (the launcher says so) or
-        wake() is called, else every `interval` seconds (leases, cancel escalation)."""
-        if self._thread is not None:
+        wake() is called, else every `interval` seconds (leases, cancel escalation) while
+        attempts are in flight, backing off to `idle_interval` (default: no back-off)
+        while there is nothing to do."""
+        if self.running:  # checked first: the running loop reads the interval
             raise RuntimeError("the scheduler is already running")
-        self._stop.clear()
+        self._interval, self._last_full = interval, -math.inf
+        self._loop.start(interval, idle_interval)
         self._launcher.on_end(self.wake)
-        self._thread = threading.Thread(
-            target=self._loop, args=(interval,), name="lrlab-scheduler", daemon=True
-        )
-        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._loop.running
 
     def wake(self) -> None:
         """Tick now (new trials were queued, a cancel was requested, ...)."""
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self, timeout: float | None = None) -> None:
         self._launcher.on_end(None)
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if not self._thread.is_alive():  # else a tick is still stuck: no second loop
-                self._thread = None
+        self._loop.stop(timeout)
 
-    def _loop(self, interval: float) -> None:
-        last_full = -math.inf
-        while not self._stop.is_set():
-            started = time.monotonic()
-            full = started - last_full >= interval
-            try:
-                self._pass(housekeeping=full)
-            except Exception:  # the store or the cluster may come back: keep going
-                log.exception("scheduler %s: tick failed", self.id)
-            if full:
-                last_full = started
-            # Woken early by an ended attempt or wake(); else the next full tick is due.
-            self._wake.wait(max(0.0, last_full + interval - time.monotonic()))
-            self._wake.clear()
+    def _loop_tick(self) -> bool:
+        """A full pass when `interval` has passed since the last, else a short one (woken
+        by an ended attempt); whether there was anything to do."""
+        started = time.monotonic()
+        full = started - self._last_full >= self._interval
+        if full:
+            self._last_full = started  # a pass that raises counts too: no tight retries
+        result = self._pass(full=full)
+        return result != TickResult() or bool(self._launcher.running())

@@ -97,6 +97,11 @@ class NotificationRepository:
             ).all()
             return sorted((_notification(r) for r in rows), key=lambda n: n.id)
 
+    def has_pending(self) -> bool:
+        """Whether any event is neither delivered nor given up on (retries included)."""
+        with self._db.session() as s:
+            return bool(s.scalar(select(exists().where(_pending()))))
+
     def delivered(self, notification_id: int, now: datetime) -> None:
         self._attempted(notification_id, delivered_at=now, last_error=None)
 

@@ -4,7 +4,7 @@ A sweep with `lr: auto` waits for its range test; once that has ended, its space
 settled: the sweep's stored spec is replaced by one with the lr's parameter filled in,
 and a grid's trials are queued in the same transaction. The transaction holds the sweep's
 row lock and checks that the sweep still runs and still has no trial, so any number of
-schedulers settle a sweep once, and a restart never settles it again.
+servers settle a sweep once, and a restart never settles it again.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class PendingSweepRepository:
     ) -> bool:
         """Store the sweep's settled spec and queue `trials`; with `cancel`, end the sweep
         cancelled instead (nothing can run). False, and nothing changed, when the sweep no
-        longer runs, already has trials, or another scheduler is settling it now."""
+        longer runs, already has trials, or another server is settling it now."""
         with write_transaction(self._db) as s:
             row = s.scalars(
                 select(SweepRow)

@@ -2,14 +2,14 @@
 
 A sweep whose spec has an unsettled `lr_auto` is stored without trials and with the id of
 its range test (a sweep of method lr_find, started here unless the spec names one already
-run). The scheduler calls `settle_waiting_sweeps` on each housekeeping tick: for every
-such sweep whose range test has ended, the test's reading gives log-uniform bounds, which
-become the lr's parameter in the sweep's stored spec (`specs.range_test.resolve_auto_lr`),
-and a grid's trials are queued with it, in one transaction (`store.pending_sweeps`). From
-then on the stored spec is an ordinary sweep spec, so a restarted scheduler neither runs
-the test again nor settles twice; random and bayes sweeps ask in the settled space. A test
-that failed, or that suggested nothing, cancels the sweep with the reason kept in
-`lr_auto.resolution.summary`.
+run). The housekeeping (services.scheduling.housekeeping) calls `settle_waiting_sweeps` on each
+tick: for every such sweep whose range test has ended, the test's reading gives
+log-uniform bounds, which become the lr's parameter in the sweep's stored spec
+(`specs.range_test.resolve_auto_lr`), and a grid's trials are queued with it, in one
+transaction (`store.pending_sweeps`). From then on the stored spec is an ordinary sweep
+spec, so a restarted server neither runs the test again nor settles twice; random and
+bayes sweeps ask in the settled space. A test that failed, or that suggested nothing,
+cancels the sweep with the reason kept in `lr_auto.resolution.summary`.
 """
 
 from __future__ import annotations

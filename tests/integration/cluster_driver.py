@@ -1,6 +1,6 @@
 """The scheduler process of the Ray cluster tests (`python -m tests.integration.cluster_driver`).
 
-Wired exactly as `lrlab serve` wires it (api.composition.start_scheduler, from LRLAB_* settings:
+Wired exactly as `lrlab serve` wires it (api.loops.start_scheduler, from LRLAB_* settings:
 LRLAB_RAY_ADDRESS, LRLAB_DATABASE_URL, LRLAB_DATA_DIR, LRLAB_LEASE_SECONDS), without the
 HTTP server. Prints {"ready": true} once connected, then answers each stdin line
 `resources` with Ray's cluster resources as JSON; stops the scheduler at EOF.
@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 
-from api.composition import start_scheduler
+from api.loops import start_scheduler
 from services.settings import Settings
 from services.store import open_store
 

@@ -220,7 +220,7 @@ class LocalCluster:
 
 class Driver:
     """lrlab's scheduler in a process of its own, wired by `lrlab serve`'s composition root
-    (api.composition.start_scheduler) from LRLAB_* settings, LRLAB_RAY_ADDRESS among them.
+    (api.loops.start_scheduler) from LRLAB_* settings, LRLAB_RAY_ADDRESS among them.
 
     It answers one JSON line per request line on stdin: `resources` -> Ray's cluster
     resources as the driver sees them. kill() and start() again is a scheduler restart."""

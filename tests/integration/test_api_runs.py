@@ -1,5 +1,5 @@
-"""External runs (POST /runs): logged from elsewhere, analysed like any trial, and never
-touched by the scheduler."""
+"""External runs (POST /runs): logged from elsewhere, analysed like any trial, never
+touched by the scheduler, and given up by the housekeeping when their script goes silent."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from sqlalchemy import update
 from services.domain.errors import Conflict
 from services.domain.records import TrialStatus
 from services.domain.submissions import NewRun, NewSweep, NewTrial
+from services.scheduling.housekeeping import RUNS_CHECK_SECONDS, Housekeeping
 from services.scheduling.launcher import RunOutcome
-from services.scheduling.scheduler import RUNS_CHECK_SECONDS, Scheduler
+from services.scheduling.scheduler import Scheduler
 from services.store import Store
 from services.store.tables import TrialRow, utcnow
 from services.tracking.external_runs import silence_reason
@@ -267,24 +268,15 @@ def test_a_metric_batch_is_a_sign_of_life(client: TestClient, store: Store) -> N
     assert store.runs.silent(600) == ()
 
 
-def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(
-    store: Store, tmp_path: Path
-) -> None:
+def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(store: Store) -> None:
     project = store.projects.create("p")
     silent, beating, fresh = (_new_run(store, project.id) for _ in range(3))
     for run_id in (silent, beating):
         _silent_for(store, run_id, 700)
     assert store.runs.touch(project.id, beating)  # a heartbeat (or a metric batch) just came
     clock = FakeClock()
-    scheduler = Scheduler(
-        store,
-        FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED),
-        database_url=store.db.url,
-        checkpoint_root=tmp_path,
-        run_silence_seconds=600,
-        clock=clock,
-    )
-    assert scheduler.tick().runs_given_up == 1
+    housekeeping = Housekeeping(store, run_silence_seconds=600, clock=clock)
+    assert housekeeping.tick().runs_given_up == 1
     run = store.runs.get(project.id, silent).trial
     assert run.status is TrialStatus.FAILED and run.finished_at is not None
     assert run.stop_reason == silence_reason(600)
@@ -293,9 +285,9 @@ def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(
         assert store.runs.get(project.id, alive).trial.status is TrialStatus.RUNNING
     # Silent now too, but looked for again only after RUNS_CHECK_SECONDS.
     _silent_for(store, fresh, 700)
-    assert scheduler.tick().runs_given_up == 0
+    assert housekeeping.tick().runs_given_up == 0
     clock.advance(RUNS_CHECK_SECONDS)
-    assert scheduler.tick().runs_given_up == 1
+    assert housekeeping.tick().runs_given_up == 1
     assert not store.runs.touch(project.id, silent)  # a given-up run is not revived by a beat
     assert not store.runs.touch(project.id + 1, beating)  # nor another project's run touched
     assert store.runs.touch(project.id, beating)
@@ -305,16 +297,9 @@ def test_silent_runs_are_given_up_as_failed_and_live_ones_are_not(
         store.runs.finish(project.id, silent, TrialStatus.SUCCEEDED)
 
 
-def test_without_a_silence_limit_runs_are_never_given_up(store: Store, tmp_path: Path) -> None:
+def test_without_a_silence_limit_runs_are_never_given_up(store: Store) -> None:
     project = store.projects.create("p")
     run_id = _new_run(store, project.id)
     _silent_for(store, run_id, 10 * 24 * 3600)
-    scheduler = Scheduler(
-        store,
-        FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED),
-        database_url=store.db.url,
-        checkpoint_root=tmp_path,
-        clock=FakeClock(),
-    )
-    assert scheduler.tick().runs_given_up == 0
+    assert Housekeeping(store, clock=FakeClock()).tick().runs_given_up == 0
     assert store.runs.get(project.id, run_id).trial.status is TrialStatus.RUNNING

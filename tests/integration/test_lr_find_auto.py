@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.domain.records import SweepStatus, TrialStatus
+from services.scheduling.housekeeping import Housekeeping, HousekeepingResult
 from services.store import Store
 from services.sweeps.lazy_trials import ask_next_trial
 from services.sweeps.lr_auto import settle_waiting_sweeps
@@ -76,6 +77,19 @@ def test_a_grid_waits_for_its_range_test_then_gets_its_lrs_once(
     trials = client.get(f"/sweeps/{sweep['id']}/trials").json()["items"]
     assert sorted({t["params"]["optimizer.lr"] for t in trials}) == lrs
     assert {t["spec"]["optimizer"]["lr"] for t in trials} == set(lrs)
+
+
+def test_the_housekeeping_settles_and_wakes_the_scheduler_for_the_trials_it_queued(
+    client: TestClient, store: Store
+) -> None:
+    settled: list[str] = []
+    housekeeping = Housekeeping(store, on_settled=lambda: settled.append("wake"))
+    sweep = submit(client, space={"optimizer.lr": {"from": "range_test", "values": 3}})
+    assert housekeeping.tick() == HousekeepingResult() and settled == []  # test not ended
+    run_range_test(store, range_test_of(client, sweep)["trial_id"])
+    assert housekeeping.tick() == HousekeepingResult(sweeps_settled=1) and settled == ["wake"]
+    assert housekeeping.tick() == HousekeepingResult() and settled == ["wake"]
+    assert client.get(f"/sweeps/{sweep['id']}").json()["trial_counts"] == {"queued": 3}
 
 
 def test_a_random_sweep_asks_in_the_settled_bounds(client: TestClient, store: Store) -> None:

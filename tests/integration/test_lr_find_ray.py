@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from services.scheduling.housekeeping import Housekeeping
 from services.scheduling.scheduler import Scheduler
 from services.specs.range_test import RangeTestRequest
 from services.store import Store
@@ -123,7 +124,11 @@ def test_lr_auto_runs_the_range_test_then_the_grid_it_sets(
     assert created.status_code == 201, created.text
     sweep_id = created.json()["id"]
     test_id = created.json()["spec"]["lr_auto"]["range_test_sweep_id"]
-    drive(ray_scheduler, lambda: client.get(f"/sweeps/{sweep_id}").json()["status"] == "finished")
+    drive(
+        ray_scheduler,
+        lambda: client.get(f"/sweeps/{sweep_id}").json()["status"] == "finished",
+        housekeeping=Housekeeping(store),  # it settles the lr once the range test has ended
+    )
     sweep = client.get(f"/sweeps/{sweep_id}").json()
     assert sweep["trial_counts"] == {"succeeded": 3}
     resolution = sweep["spec"]["lr_auto"]["resolution"]

@@ -566,6 +566,35 @@ def test_sweeps_become_finished(store: Store, scheduler: Scheduler, launcher: Fa
 
 
 # -- the background loop ------------------------------------------------------------------
+def test_a_pass_that_starts_or_ends_a_trial_calls_on_change_and_an_idle_one_does_not(
+    store: Store, make_scheduler: Callable[..., Scheduler], launcher: FakeLauncher
+) -> None:
+    changes: list[str] = []
+    scheduler = make_scheduler(on_change=lambda: changes.append("changed"))
+    assert scheduler.tick() == TickResult() and changes == []  # nothing queued
+    sweep = _sweep(store, 1)
+    assert scheduler.tick().launched == 1 and len(changes) == 1
+    assert scheduler.tick() == TickResult() and len(changes) == 1  # running: no news
+    launcher.end(_trials(store, sweep)[0].id, RunOutcome.SUCCEEDED)
+    result = scheduler.tick()
+    assert (result.succeeded, result.sweeps_finished) == (1, 1) and len(changes) == 2
+
+
+def test_the_loop_counts_attempts_in_flight_as_work(
+    store: Store, make_scheduler: Callable[..., Scheduler], launcher: FakeLauncher
+) -> None:
+    """While attempts run the loop keeps its short interval (cancel escalation, leases);
+    with none and nothing done it backs off."""
+    scheduler = make_scheduler()
+    assert scheduler._loop_tick() is False  # idle
+    sweep = _sweep(store, 1)
+    assert scheduler._loop_tick() is True  # launched
+    assert scheduler._loop_tick() is True  # nothing done, but an attempt in flight
+    launcher.end(_trials(store, sweep)[0].id, RunOutcome.SUCCEEDED)
+    assert scheduler._loop_tick() is True  # recorded its end
+    assert scheduler._loop_tick() is False
+
+
 def test_background_loop_ticks_on_wake_and_survives_a_failing_tick(
     store: Store, make_scheduler: Callable[..., Scheduler]
 ) -> None:
@@ -582,7 +611,7 @@ def test_background_loop_ticks_on_wake_and_survives_a_failing_tick(
         assert len(fake.launches) == 1
     finally:
         scheduler.stop(timeout=10)
-    assert scheduler._thread is None
+    assert not scheduler.running
 
 
 def _count_reaches(items: Sized, n: int) -> Callable[[], bool]:

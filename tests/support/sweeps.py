@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.domain.records import Trial
+from services.scheduling.housekeeping import Housekeeping
 from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
@@ -18,13 +19,21 @@ from tests.support.waiting import wait_until
 DIGITS = {"task": "digits", "budget": {"max_steps": 40}, "eval_every": 10, "checkpoint_every": 20}
 
 
-def drive(sched: Scheduler, done: Callable[[], bool], timeout: float = 120.0) -> None:
-    """Tick the scheduler until `done()` holds (a condition, bounded in time)."""
+def drive(
+    sched: Scheduler,
+    done: Callable[[], bool],
+    timeout: float = 120.0,
+    housekeeping: Housekeeping | None = None,
+) -> None:
+    """Tick the scheduler (and the housekeeping, if given) until `done()` holds (a
+    condition, bounded in time)."""
 
     def ticked() -> bool:
         if done():
             return True
         sched.tick()
+        if housekeeping is not None:
+            housekeeping.tick()
         return False
 
     wait_until(ticked, "the condition the scheduler was driven towards", timeout)

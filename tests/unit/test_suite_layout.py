@@ -73,9 +73,11 @@ def test_there_is_one_wait_helper() -> None:
     defined, polling = [], []
     for path, tree in modules().items():
         where = str(path.relative_to(TESTS))
-        for node in ast.walk(tree):
+        # Module-level helpers (a fake's `wait` method stands in for a clock, not a helper).
+        for node in tree.body:
             if isinstance(node, ast.FunctionDef) and WAIT_NAMES.fullmatch(node.name):
                 defined.append(f"{where}: {node.name}")
+        for node in ast.walk(tree):
             if isinstance(node, ast.While) and sleeps(node):
                 polling.append(f"{where}:{node.lineno}")
     assert defined == ["support/waiting.py: wait_until"]
