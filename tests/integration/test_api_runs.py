@@ -303,3 +303,19 @@ def test_without_a_silence_limit_runs_are_never_given_up(store: Store) -> None:
     _silent_for(store, run_id, 10 * 24 * 3600)
     assert Housekeeping(store, clock=FakeClock()).tick().runs_given_up == 0
     assert store.runs.get(project.id, run_id).trial.status is TrialStatus.RUNNING
+
+
+def test_a_trial_answers_its_kind_last_step_and_heartbeat(client: TestClient, store: Store) -> None:
+    run = start(client)
+    assert client.get(f"/trials/{run['id']}").json()["kind"] == "external"
+    sweep = client.post("/sweeps", json={"base": {"task": "digits"}})
+    assert sweep.status_code == 201, sweep.text
+    (queued,) = client.get(f"/sweeps/{sweep.json()['id']}/trials").json()["items"]
+    assert (queued["kind"], queued["last_step"], queued["heartbeat_at"]) == ("trained", None, None)
+
+    claimed = store.trial_states.claim_next("me", lambda t: t.id == queued["id"])
+    assert claimed is not None
+    store.trial_states.heartbeat(claimed.id, claimed.attempt, 7)
+
+    trial = client.get(f"/trials/{claimed.id}").json()
+    assert trial["last_step"] == 7 and trial["heartbeat_at"] is not None

@@ -183,3 +183,13 @@ def test_the_reader_resolves_relative_and_nested_imports() -> None:
         (6, "services.errors"),
         (7, "services.store"),
     ]
+
+
+def test_no_two_modules_under_services_share_a_name() -> None:
+    """A module's name says which one it is: no `pruning.py` in two layers."""
+    by_name: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "services").rglob("*.py")):
+        if path.name != "__init__.py":
+            by_name.setdefault(path.name, []).append(path.relative_to(ROOT).as_posix())
+    assert len(by_name) > 100  # the walk found the services package
+    assert {name: paths for name, paths in by_name.items() if len(paths) > 1} == {}
