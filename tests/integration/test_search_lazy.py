@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services import lazy_search
 from services.domain.records import PastTrial, SweepStatus, Trial, TrialStatus
 from services.domain.search_state import AskedTrial, LazySweep
 from services.scheduling.launcher import RunOutcome
@@ -22,6 +21,7 @@ from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
 from services.specs import SweepSpec
 from services.store import Store, open_store
+from services.sweeps import lazy_trials
 from services.sweeps.submit import submit_sweep
 from tests.integration.fakes import FakeLauncher, Ledger
 from tests.support.rows import backdate_heartbeat
@@ -173,13 +173,13 @@ def test_bayes_history_has_the_metric_and_every_live_trial(
     launcher.end(first, RunOutcome.SUCCEEDED)
     # What the search is given when the scheduler asks it for the third trial.
     seen: list[list[PastTrial]] = []
-    ask = lazy_search._make
+    ask = lazy_trials._make
 
     def asking(sweep: LazySweep, history: Callable[[], list[PastTrial]]) -> AskedTrial | None:
         seen.append(history())
         return ask(sweep, history)
 
-    monkeypatch.setattr(lazy_search, "_make", asking)
+    monkeypatch.setattr(lazy_trials, "_make", asking)
     scheduler.tick()
     (past,) = seen
     history = {t.trial_id: t for t in past}
