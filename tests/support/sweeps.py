@@ -59,6 +59,6 @@ def all_done(store: Store, sweep_id: int) -> Callable[[], bool]:
     return lambda: all(t.status.is_terminal for t in trials(store, sweep_id))
 
 
-def series(store: Store, trial_id: int, name: str) -> tuple[list[int], list[float]]:
-    (s,) = store.metrics.read(trial_id, [name])
+def series(store: Store, trial: Trial, name: str) -> tuple[list[int], list[float]]:
+    (s,) = store.metrics.read(trial.project_id, trial.id, [name])
     return s.steps, s.values
