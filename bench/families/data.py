@@ -54,14 +54,20 @@ def _tensors(xs, ys, classes: int):
 
 
 def _sequences(rng: np.random.Generator, n: int, length: int, kind: str):
-    """Generated sequence tasks: `sum` (regression on a noisy running sum) and `majority`
-    (is the sign of the sum positive: long-range dependence for recurrent nets)."""
+    """Generated sequence tasks: `sum` (regression on a noisy running sum; `sum_noisy`
+    with seven times the noise, enough for a small split to be memorized), `majority`
+    (is the sign of the sum positive: long-range dependence for recurrent nets) and
+    `argmax` (which of the four inputs has the largest sum: a state of four numbers to
+    carry, more than a one- or two-unit model holds)."""
     x = rng.normal(size=(n, length, 4)).astype(np.float32)
+    if kind == "argmax":
+        return x, x.sum(axis=1).argmax(axis=1).astype(np.int64)
     weights = np.array([1.0, -0.5, 0.25, 0.0], dtype=np.float32)
     total = (x @ weights).sum(axis=1)
     if kind == "majority":
         return x, (total > 0).astype(np.int64)
-    return x, (total / np.sqrt(length) + 0.1 * rng.normal(size=n)).astype(np.float32)
+    noise = 0.7 if kind == "sum_noisy" else 0.1
+    return x, (total / np.sqrt(length) + noise * rng.normal(size=n)).astype(np.float32)
 
 
 def make_task(name: str, seed: int = 0, n_train: int | None = None) -> Task:
@@ -97,8 +103,12 @@ def make_task(name: str, seed: int = 0, n_train: int | None = None) -> Task:
         )
         xs, ys = _split(x.astype(np.float32), y, n_train or 2000, 500, rng)
         return Task(name, "classification", *_tensors(_standardize(xs), ys, 4), classes=4)
-    if name == "friedman":
-        x, y = datasets.make_friedman1(n_samples=3000, n_features=10, noise=0.5, random_state=seed)
+    if name in ("friedman", "friedman_noisy"):
+        # The noisy variant: noise near the target's own spread, for a small split to fit.
+        noise = 3.0 if name == "friedman_noisy" else 0.5
+        x, y = datasets.make_friedman1(
+            n_samples=3000, n_features=10, noise=noise, random_state=seed
+        )
         xs, ys = _split(
             x.astype(np.float32), ((y - 14.4) / 4.9).astype(np.float32), n_train or 2000, 500, rng
         )
@@ -110,9 +120,15 @@ def make_task(name: str, seed: int = 0, n_train: int | None = None) -> Task:
         y = (np.tanh(x @ w1) @ w2).astype(np.float32).ravel()
         xs, ys = _split(x, y, n_train or 2000, 500, rng)
         return Task(name, "regression", *_tensors(xs, ys, 0), classes=0)
-    if name in ("seq_sum", "seq_majority"):
-        x, y = _sequences(rng, 2400, 20 if name == "seq_sum" else 30, name[4:])
-        classes = 2 if name == "seq_majority" else 0
+    if name == "interact":
+        # Pairwise products: no linear trend at all, and more than a unit or two can carry.
+        x = rng.normal(size=(3000, 8)).astype(np.float32)
+        y = (x[:, 0::2] * x[:, 1::2]).sum(axis=1) / 2 + 0.3 * rng.normal(size=3000)
+        xs, ys = _split(x, y.astype(np.float32), n_train or 2000, 500, rng)
+        return Task(name, "regression", *_tensors(xs, ys, 0), classes=0)
+    if name in ("seq_sum", "seq_sum_noisy", "seq_majority", "seq_argmax"):
+        x, y = _sequences(rng, 2400, 30 if name == "seq_majority" else 20, name[4:])
+        classes = {"seq_majority": 2, "seq_argmax": 4}.get(name, 0)
         xs, ys = _split(x, y, n_train or 1600, 400, rng)
         return Task(
             name,

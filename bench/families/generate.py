@@ -5,7 +5,9 @@ objective checks, and write tests/corpus_families/<family>.npz.
     .venv/bin/python -m bench.families.generate --only rnn --redo
 
 Each setup's runs are cached in bench/families/.cache (ignored by git) as they finish, so
-an interrupted run resumes where it stopped.
+an interrupted run resumes where it stopped. A family's setups with no runs in the cache
+keep the curves its file already holds: they were labelled when written, and a label is
+not redone after scoring.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.families.files import CORPUS_DIR, Curve, write_family
+from bench.families.files import CORPUS_DIR, Curve, read_family, write_family
 from bench.families.label import Measured, label, measure
 from bench.families.setups import FAMILIES, SETUPS, Setup
 
@@ -116,6 +118,22 @@ def _store(setup: Setup, runs: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps({"spec": repr(setup), "runs": runs}))
 
 
+def _family_curves(
+    family: str, keys: list[str], results: dict[str, list[dict[str, Any]]]
+) -> list[Curve]:
+    """The family's curves in setup order: labelled from the runs in hand, and for a setup
+    with none, as its file on disk holds them."""
+    path = CORPUS_DIR / f"{family}.npz"
+    on_disk = read_family(path) if path.exists() else []
+    curves: list[Curve] = []
+    for key in keys:
+        if key in results:
+            curves += [Curve.from_record(r) for r in _labelled(results[key])]
+        else:
+            curves += [c for c in on_disk if c.setup == key]
+    return curves
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -148,9 +166,8 @@ def main() -> None:
                 results[s.key] = cached
     for family in FAMILIES:
         keys = [s.key for s in SETUPS if s.family == family]
-        if all(k in results for k in keys):
-            curves = [Curve.from_record(r) for k in keys for r in _labelled(results[k])]
-            write_family(family, curves)
+        if any(k in results for k in keys):
+            write_family(family, _family_curves(family, keys, results))
     total = Counter(r["label"] for runs in results.values() for r in _labelled(runs))
     print(f"labels: {dict(total)}; written to {CORPUS_DIR}")
 

@@ -1,8 +1,9 @@
 """Model families for the corpus, each built from a small dict of settings.
 
 The families differ in what goes wrong with them: deep tanh/sigmoid stacks with small
-init lose their gradient on the way back, recurrent nets with large recurrent weights
-blow theirs up, a bottleneck or a linear model cannot fit a nonlinear target.
+init (dense, convolutional or recurrent) lose their gradient on the way back, recurrent
+nets with large recurrent weights blow theirs up, a bottleneck or a linear model cannot
+fit a nonlinear target.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def _init(model: nn.Module, scale: float | None) -> None:
     if scale is None:
         return
     for m in model.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=scale / m.in_features**0.5)
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            fan_in = m.weight[0].numel()
+            nn.init.normal_(m.weight, std=scale / fan_in**0.5)
             nn.init.zeros_(m.bias)
 
 
@@ -80,55 +82,83 @@ class ResidualMLP(nn.Module):
 
 
 class Conv1D(nn.Module):
-    """Temporal convolutions over a sequence, then the mean over time."""
+    """Temporal convolutions over a sequence, then the mean over time; `depth` more
+    convolutions make a deep plain stack (no residuals, no norms)."""
 
-    def __init__(self, task: Task, channels: int):
+    def __init__(self, task: Task, channels: int, depth: int, act: str, init: float | None):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv1d(task.in_features, channels, 5, padding=2),
-            nn.ReLU(),
-            nn.Conv1d(channels, channels, 5, padding=2),
-            nn.ReLU(),
-        )
+        layers: list[nn.Module] = [nn.Conv1d(task.in_features, channels, 5, padding=2), _ACT[act]()]
+        for _ in range(1 + depth):
+            layers += [nn.Conv1d(channels, channels, 5, padding=2), _ACT[act]()]
+        self.net = nn.Sequential(*layers)
         self.head = nn.Linear(channels, task.out_features)
+        _init(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.net(x.transpose(1, 2)).mean(2))
 
 
 class CNN(nn.Module):
-    def __init__(self, task: Task, channels: int):
+    """Two convolutions around a pooling; `depth` more convolutions before the pooling
+    make a deep plain stack (no residuals, no norms)."""
+
+    def __init__(self, task: Task, channels: int, depth: int, act: str, init: float | None):
         super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1), _ACT[act]()]
+        for _ in range(depth):
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), _ACT[act]()]
         self.net = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1),
-            nn.ReLU(),
+            *layers,
             nn.MaxPool2d(2),
             nn.Conv2d(channels, 2 * channels, 3, padding=1),
-            nn.ReLU(),
+            _ACT[act](),
             nn.Flatten(),
             nn.Linear(2 * channels * 16, task.out_features),
         )
+        _init(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
+def _recurrent(cell: str, inputs: int, hidden: int, act: str) -> nn.Module:
+    if cell == "rnn":
+        return nn.RNN(inputs, hidden, batch_first=True, nonlinearity=act)
+    return {"gru": nn.GRU, "lstm": nn.LSTM}[cell](inputs, hidden, batch_first=True)
+
+
 class Recurrent(nn.Module):
-    def __init__(self, task: Task, cell: str, hidden: int, recurrent_init: float | None, act: str):
+    """A recurrent layer (`layers` stacked, each a module of its own so that the input-side
+    layer's gradient is seen apart) and a head on the last step. `init` scales every
+    recurrent weight to N(0, init^2 / fan_in) (small: the gradient fades down the stack)."""
+
+    def __init__(
+        self,
+        task: Task,
+        cell: str,
+        hidden: int,
+        recurrent_init: float | None,
+        act: str,
+        layers: int,
+        init: float | None,
+    ):
         super().__init__()
-        if cell == "rnn":
-            self.rnn: nn.Module = nn.RNN(
-                task.in_features, hidden, batch_first=True, nonlinearity=act
-            )
-        else:
-            self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](
-                task.in_features, hidden, batch_first=True
-            )
+        self.rnn = _recurrent(cell, task.in_features, hidden, act)
+        # Registered before the head, which stays the output side.
+        self.stack = nn.ModuleList(_recurrent(cell, hidden, hidden, act) for _ in range(layers - 1))
         self.head = nn.Linear(hidden, task.out_features)
+        named = [np for layer in (self.rnn, *self.stack) for np in layer.named_parameters()]
+        if init is not None:
+            for name, p in named:
+                with torch.no_grad():
+                    if "weight" in name:
+                        p.normal_(std=init / p.shape[1] ** 0.5)
+                    else:
+                        p.zero_()
         if recurrent_init is not None:
             # A recurrent matrix with spectral radius ~recurrent_init: above 1 the gradient
             # through time grows geometrically.
-            for name, p in self.rnn.named_parameters():
+            for name, p in named:
                 if "weight_hh" in name:
                     q, _ = torch.linalg.qr(torch.randn(p.shape[1], p.shape[1]))
                     blocks = p.shape[0] // p.shape[1]
@@ -137,6 +167,8 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
+        for layer in self.stack:
+            out, _ = layer(out)
         return self.head(out[:, -1])
 
 
@@ -153,6 +185,16 @@ class Transformer(nn.Module):
         return self.head(self.encoder(self.embed(x) + self.pos).mean(1))
 
 
+def _conv_settings(model: dict[str, Any], channels: int) -> tuple[int, int, str, float | None]:
+    """A convolutional family's channels, extra depth, activation and init."""
+    return (
+        model.get("channels", channels),
+        model.get("depth", 0),
+        model.get("act", "relu"),
+        model.get("init"),
+    )
+
+
 def build(task: Task, model: dict[str, Any]) -> nn.Module:
     arch = model["arch"]
     if arch == "mlp":
@@ -166,7 +208,7 @@ def build(task: Task, model: dict[str, Any]) -> nn.Module:
     if arch == "linear":
         return MLP(task, [], "relu", None, 0.0)
     if arch == "cnn":
-        return CNN(task, model.get("channels", 8))
+        return CNN(task, *_conv_settings(model, 8))
     if arch in ("rnn", "gru", "lstm"):
         return Recurrent(
             task,
@@ -174,6 +216,8 @@ def build(task: Task, model: dict[str, Any]) -> nn.Module:
             model.get("hidden", 32),
             model.get("recurrent_init"),
             model.get("act", "tanh"),
+            model.get("layers", 1),
+            model.get("init"),
         )
     if arch == "residual":
         return ResidualMLP(
@@ -184,7 +228,7 @@ def build(task: Task, model: dict[str, Any]) -> nn.Module:
             model.get("init"),
         )
     if arch == "conv1d":
-        return Conv1D(task, model.get("channels", 16))
+        return Conv1D(task, *_conv_settings(model, 16))
     if arch == "transformer":
         return Transformer(task, model.get("width", 32), model.get("layers", 2))
     raise ValueError(f"unknown arch {arch!r}")

@@ -76,6 +76,9 @@ RMS_MOM = {"name": "rmsprop", "momentum": 0.9}
 COS_W = {"name": "cosine", "warmup": 100}
 WIDE = {"arch": "mlp", "hidden": [256, 256]}
 HIDDEN = {"arch": "mlp", "hidden": [128]}  # the capacity a linear model lacks
+EDGE = (1.0, 1.5, 2.0, 3.0, 4.5, 6.0, 9.0)  # fine steps around full-batch GD's stable edge
+HIGH = (1.0, 3.0, 10.0, 30.0, 100.0)  # from a good lr to far past it
+DOUBLING = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)  # up to an edge, in steps a bounce shows in
 
 
 def _relu(depth: int, width: int) -> dict[str, Any]:
@@ -200,6 +203,98 @@ SETUPS: tuple[Setup, ...] = (
     _s("linear", "blobs-rms-high", "blobs", {"arch": "linear"}, RMS, lr=1e-3, steps=800, bigger=HIDDEN, ladder=(3.0, 10.0, 30.0, 100.0)),
     _s("deep_tanh", "teacher-mom-high", "teacher", {"arch": "mlp", "hidden": [64] * 4, "act": "tanh"}, MOM, lr=0.01, steps=800, batch=32, ladder=(1.0, 3.0, 10.0, 30.0)),
     _s("rnn", "seqsum-mom-high", "seq_sum", {"arch": "rnn", "hidden": 32}, MOM, lr=0.01, steps=600, clip=1.0, ladder=(1.0, 3.0, 10.0, 30.0)),
+    # A fifth batch, for the kinds still thin after the fourth score: real bounces at a high
+    # level (full-batch GD just past its stability edge, momentum, Nesterov, RMSProp with
+    # momentum, Adagrad and plain minibatch SGD past their lr), bottlenecks on tasks that
+    # need more than a unit or two (pairwise products, the largest of four sums), deep plain
+    # stacks with small init beyond MLPs (tanh and sigmoid CNNs, temporal convolutions,
+    # stacked GRUs and RNNs, ReLU MLPs), and small training splits on sequence and
+    # regression tasks.
+    _s("mlp", "blobs-gd-edge", "blobs", {"arch": "mlp", "hidden": [64]}, SGD, lr=0.5, steps=1000, batch="full", ladder=EDGE),
+    _s("mlp", "digits-gd-edge", "digits", {"arch": "mlp", "hidden": [128]}, SGD, lr=0.5, steps=1000, batch="full", ladder=EDGE),
+    _s("mlp", "cancer-nesterov-high-b16", "cancer", {"arch": "mlp", "hidden": [64]}, NEST, lr=0.01, steps=600, batch=16, ladder=HIGH),
+    _s("mlp", "interact-rms-mom-high", "interact", {"arch": "mlp", "hidden": [64, 64]}, RMS_MOM, lr=1e-3, steps=800, ladder=HIGH),
+    _s("mlp", "interact-width2", "interact", {"arch": "mlp", "hidden": [2]}, ADAM, lr=3e-3, steps=1200, bigger=WIDE, ladder=(0.3, 1.0, 3.0)),
+    _s("mlp", "digits-deep-relu-small-init", "digits", {"arch": "mlp", "hidden": [64] * 12, "init": 0.5}, SGD, lr=0.1, steps=1000, ladder=(0.1, 1.0, 3.0, 10.0), fixed=_relu(12, 64)),
+    _s("mlp", "blobs-deep-relu-small-init-mom", "blobs", {"arch": "mlp", "hidden": [64] * 10, "init": 0.6}, MOM, lr=0.01, steps=1000, ladder=(0.1, 1.0, 3.0, 10.0), fixed=_relu(10, 64)),
+    _s("mlp", "interact-small-overfit", "interact", {"arch": "mlp", "hidden": [256, 256]}, ADAM, lr=1e-3, steps=1500, n_train=100, ladder=(0.3, 1.0, 3.0)),
+    _s("deep_tanh", "friedman-gd-edge", "friedman", {"arch": "mlp", "hidden": [64, 64], "act": "tanh"}, SGD, lr=0.5, steps=1000, batch="full", ladder=EDGE),
+    _s("deep_tanh", "interact-width2", "interact", {"arch": "mlp", "hidden": [2] * 4, "act": "tanh"}, ADAM, lr=3e-3, steps=1200, bigger={"arch": "mlp", "hidden": [64] * 4, "act": "tanh"}, ladder=(0.3, 1.0, 3.0)),
+    _s("deep_tanh", "interact-small-init-sgd", "interact", {"arch": "mlp", "hidden": [48] * 10, "act": "tanh", "init": 0.3}, SGD, lr=0.05, steps=1000, ladder=(0.1, 1.0, 3.0, 10.0), fixed=_relu(10, 48)),
+    _s("deep_tanh", "friedman-small-overfit", "friedman", {"arch": "mlp", "hidden": [128] * 3, "act": "tanh"}, ADAM, lr=1e-3, steps=1500, n_train=80, ladder=(0.3, 1.0, 3.0)),
+    _s("deep_sigmoid", "blobs-sig-adam-high", "blobs", {"arch": "mlp", "hidden": [64, 64], "act": "sigmoid"}, ADAM, lr=1e-3, steps=800, ladder=HIGH),
+    _s("deep_sigmoid", "blobs-sig-width2", "blobs", {"arch": "mlp", "hidden": [2, 2], "act": "sigmoid"}, ADAM, lr=3e-3, steps=1200, bigger={"arch": "mlp", "hidden": [64, 64], "act": "sigmoid"}, ladder=(0.3, 1.0, 3.0)),
+    _s("deep_sigmoid", "interact-sig-nesterov", "interact", {"arch": "mlp", "hidden": [48] * 8, "act": "sigmoid", "init": 1.0}, NEST, lr=0.01, steps=1000, ladder=(0.1, 1.0, 3.0, 10.0), fixed=_relu(8, 48)),
+    _s("deep_sigmoid", "friedman-sig-small-overfit", "friedman", {"arch": "mlp", "hidden": [128, 128], "act": "sigmoid"}, ADAM, lr=3e-3, steps=1500, n_train=80, ladder=(0.3, 1.0, 3.0)),
+    _s("cnn", "digits-sgd-high-b8", "digits_image", {"arch": "cnn", "channels": 8}, SGD, lr=0.01, steps=600, batch=8, ladder=(3.0, 10.0, 30.0, 100.0)),
+    _s("cnn", "digits-adagrad-high", "digits_image", {"arch": "cnn", "channels": 8}, ADAG, lr=0.01, steps=600, ladder=HIGH),
+    _s("cnn", "digits-channels1", "digits_image", {"arch": "cnn", "channels": 1}, ADAM, lr=3e-3, steps=1000, bigger={"arch": "cnn", "channels": 16}, ladder=(0.3, 1.0, 3.0)),
+    _s("cnn", "digits-tanh-deep-small-init", "digits_image", {"arch": "cnn", "channels": 8, "depth": 6, "act": "tanh", "init": 0.3}, MOM, lr=0.01, steps=800, ladder=(0.1, 1.0, 3.0, 10.0), fixed={"arch": "cnn", "channels": 8, "depth": 6, "init": 2**0.5}),
+    _s("cnn", "digits-sigmoid-deep", "digits_image", {"arch": "cnn", "channels": 8, "depth": 5, "act": "sigmoid", "init": 1.0}, SGD, lr=0.1, steps=800, ladder=(0.1, 1.0, 3.0, 10.0), fixed={"arch": "cnn", "channels": 8, "depth": 5, "init": 2**0.5}),
+    _s("cnn", "digits-small-overfit-mom", "digits_image", {"arch": "cnn", "channels": 16}, MOM, lr=0.01, steps=1200, batch=16, n_train=120, ladder=(0.3, 1.0, 3.0)),
+    _s("residual", "friedman-nesterov-high", "friedman", {"arch": "residual", "width": 64, "blocks": 3}, NEST, lr=0.01, steps=600, ladder=HIGH),
+    _s("residual", "interact-width1", "interact", {"arch": "residual", "width": 1, "blocks": 2}, ADAM, lr=3e-3, steps=1200, bigger={"arch": "residual", "width": 64, "blocks": 2}, ladder=(0.3, 1.0, 3.0)),
+    _s("residual", "friedman-small-overfit-adam", "friedman", {"arch": "residual", "width": 128, "blocks": 2}, ADAM, lr=1e-3, steps=1500, n_train=100, ladder=(0.3, 1.0, 3.0)),
+    _s("conv1d", "argmax-rms-mom-high", "seq_argmax", {"arch": "conv1d", "channels": 16}, RMS_MOM, lr=1e-3, steps=600, ladder=HIGH),
+    _s("conv1d", "argmax-width1", "seq_argmax", {"arch": "conv1d", "channels": 1}, ADAM, lr=3e-3, steps=1000, bigger={"arch": "conv1d", "channels": 32}, ladder=(0.3, 1.0, 3.0)),
+    _s("conv1d", "seqsum-tanh-deep-small-init", "seq_sum", {"arch": "conv1d", "channels": 16, "depth": 6, "act": "tanh", "init": 0.3}, MOM, lr=0.01, steps=800, ladder=(0.1, 1.0, 3.0, 10.0), fixed={"arch": "conv1d", "channels": 16, "depth": 6, "init": 2**0.5}),
+    _s("conv1d", "seqsum-small-overfit", "seq_sum", {"arch": "conv1d", "channels": 64}, ADAM, lr=2e-3, steps=1200, n_train=64, batch=16, ladder=(0.3, 1.0, 3.0)),
+    _s("gated", "gru-argmax-adam-high", "seq_argmax", {"arch": "gru", "hidden": 32}, ADAM, lr=1e-3, steps=600, ladder=(3.0, 10.0, 30.0, 100.0)),
+    _s("gated", "gru-argmax-width1", "seq_argmax", {"arch": "gru", "hidden": 1}, ADAM, lr=3e-3, steps=800, bigger={"arch": "gru", "hidden": 32}, ladder=(0.3, 1.0, 3.0)),
+    _s("gated", "gru-stack-small-init", "seq_majority", {"arch": "gru", "hidden": 32, "layers": 4, "init": 0.3}, MOM, lr=0.01, steps=600, ladder=(0.1, 1.0, 3.0, 10.0), fixed={"arch": "gru", "hidden": 32, "layers": 4}),
+    _s("gated", "lstm-seqsum-small-overfit", "seq_sum", {"arch": "lstm", "hidden": 64}, ADAM, lr=3e-3, steps=1200, n_train=80, batch=16, ladder=(0.3, 1.0, 3.0)),
+    _s("rnn", "majority-rms-high", "seq_majority", {"arch": "rnn", "hidden": 32}, RMS, lr=1e-3, steps=600, ladder=HIGH),
+    _s("rnn", "argmax-width1", "seq_argmax", {"arch": "rnn", "hidden": 1}, RMS, lr=3e-3, steps=800, bigger={"arch": "rnn", "hidden": 32}, ladder=(0.3, 1.0, 3.0)),
+    _s("rnn", "seqsum-stack-small-init", "seq_sum", {"arch": "rnn", "hidden": 32, "layers": 5, "init": 0.3}, SGD, lr=0.05, steps=600, ladder=(0.1, 1.0, 3.0, 10.0), fixed={"arch": "rnn", "hidden": 32, "layers": 5}),
+    _s("rnn", "majority-small-overfit", "seq_majority", {"arch": "rnn", "hidden": 64}, ADAM, lr=1e-3, steps=1200, n_train=64, batch=16, ladder=(0.3, 1.0, 3.0)),
+    _s("transformer", "argmax-adamw-high", "seq_argmax", {"arch": "transformer", "width": 32, "layers": 2}, ADAMW, lr=1e-3, steps=500, ladder=(3.0, 10.0, 30.0, 100.0)),
+    _s("transformer", "argmax-width2", "seq_argmax", {"arch": "transformer", "width": 2, "layers": 1}, ADAM, lr=3e-3, steps=800, bigger={"arch": "transformer", "width": 32, "layers": 1}, ladder=(0.3, 1.0, 3.0)),
+    _s("transformer", "argmax-small-overfit", "seq_argmax", {"arch": "transformer", "width": 48, "layers": 2}, ADAM, lr=1e-3, steps=1000, n_train=96, batch=16, ladder=(0.3, 1.0, 3.0)),
+    _s("bottleneck", "interact-width1-mom", "interact", {"arch": "mlp", "hidden": [64, 1, 64]}, MOM, lr=0.01, steps=1200, bigger=WIDE, ladder=(0.3, 1.0, 3.0)),
+    _s("linear", "interact-linear-sgd", "interact", {"arch": "linear"}, SGD, lr=0.01, steps=1000, bigger=HIDDEN, ladder=(0.1, 1.0, 3.0, 10.0)),
+    _s("linear", "digits-logistic-sgd-high", "digits", {"arch": "linear"}, SGD, lr=0.1, steps=800, batch=16, bigger=HIDDEN, ladder=HIGH),
+    _s("linear", "digits-small-logistic", "digits", {"arch": "linear"}, ADAM, lr=1e-2, steps=1500, n_train=60, ladder=(0.3, 1.0, 3.0)),
+    # Its second half, after the first half's labels (oscillation was confirmed 3 times in
+    # 173 rungs, overfitting of a tabular regression never): plain and momentum SGD on
+    # minibatches at lrs a factor of two apart up to their edge, where the loss bounces at
+    # a level a lower lr gets well under; small splits of regression tasks whose noise is
+    # near the target's own spread; deeper stacks, smaller init, for the recurrent nets.
+    _s("mlp", "friedman-sgd-edge-b16", "friedman", {"arch": "mlp", "hidden": [64, 64]}, SGD, lr=0.02, steps=600, batch=16, ladder=DOUBLING),
+    _s("mlp", "teacher-sgd-edge-b8", "teacher", {"arch": "mlp", "hidden": [64]}, SGD, lr=0.02, steps=600, batch=8, ladder=DOUBLING),
+    _s("mlp", "interact-sgd-edge-b16", "interact", {"arch": "mlp", "hidden": [64, 64]}, SGD, lr=0.01, steps=600, batch=16, ladder=DOUBLING),
+    _s("mlp", "friedman-noisy-small-overfit", "friedman_noisy", {"arch": "mlp", "hidden": [256, 256]}, ADAM, lr=1e-3, steps=1000, n_train=100, ladder=(0.3, 1.0, 3.0)),
+    _s("deep_tanh", "friedman-sgd-edge-b16", "friedman", {"arch": "mlp", "hidden": [64] * 3, "act": "tanh"}, SGD, lr=0.02, steps=600, batch=16, ladder=DOUBLING),
+    _s("deep_tanh", "friedman-noisy-overfit-mom", "friedman_noisy", {"arch": "mlp", "hidden": [128] * 3, "act": "tanh"}, MOM, lr=0.01, steps=1000, batch=16, n_train=100, ladder=(0.3, 1.0, 3.0)),
+    _s("deep_sigmoid", "friedman-sgd-edge-b16", "friedman", {"arch": "mlp", "hidden": [64, 64], "act": "sigmoid"}, SGD, lr=0.05, steps=600, batch=16, ladder=DOUBLING),
+    _s("deep_sigmoid", "friedman-noisy-overfit", "friedman_noisy", {"arch": "mlp", "hidden": [128, 128], "act": "sigmoid"}, ADAM, lr=3e-3, steps=1000, n_train=100, ladder=(0.3, 1.0, 3.0)),
+    _s("cnn", "digits-nesterov-edge", "digits_image", {"arch": "cnn", "channels": 8}, NEST, lr=0.01, steps=600, ladder=DOUBLING),
+    _s("residual", "friedman-sgd-edge-b16", "friedman", {"arch": "residual", "width": 64, "blocks": 2}, SGD, lr=0.01, steps=600, batch=16, ladder=DOUBLING),
+    _s("residual", "friedman-noisy-overfit", "friedman_noisy", {"arch": "residual", "width": 128, "blocks": 2}, ADAM, lr=1e-3, steps=1000, n_train=150, ladder=(0.3, 1.0, 3.0)),
+    _s("conv1d", "seqsum-sgd-edge-b16", "seq_sum", {"arch": "conv1d", "channels": 16}, SGD, lr=0.01, steps=600, batch=16, ladder=DOUBLING),
+    _s("conv1d", "seqsum-noisy-overfit", "seq_sum_noisy", {"arch": "conv1d", "channels": 64}, ADAM, lr=2e-3, steps=1000, n_train=100, batch=16, ladder=(0.3, 1.0, 3.0)),
+    _s("gated", "gru-seqsum-sgd-edge-b16", "seq_sum", {"arch": "gru", "hidden": 32}, SGD, lr=0.05, steps=600, batch=16, ladder=DOUBLING),
+    _s("gated", "gru-seqsum-noisy-overfit", "seq_sum_noisy", {"arch": "gru", "hidden": 64}, ADAM, lr=3e-3, steps=1000, n_train=100, batch=16, ladder=(0.3, 1.0, 3.0)),
+    _s("gated", "gru-stack6-small-init", "seq_sum", {"arch": "gru", "hidden": 16, "layers": 6, "init": 0.15}, MOM, lr=0.01, steps=500, ladder=(0.1, 1.0, 3.0, 10.0), fixed={"arch": "gru", "hidden": 16, "layers": 6}),
+    _s("rnn", "seqsum-sgd-edge-clip", "seq_sum", {"arch": "rnn", "hidden": 32}, SGD, lr=0.02, steps=600, batch=16, clip=1.0, ladder=DOUBLING),
+    _s("rnn", "seqsum-noisy-overfit", "seq_sum_noisy", {"arch": "rnn", "hidden": 64}, RMS, lr=1e-3, steps=1000, n_train=100, batch=16, ladder=(0.3, 1.0, 3.0)),
+    _s("rnn", "seqsum-stack6-small-init", "seq_sum", {"arch": "rnn", "hidden": 32, "layers": 6, "init": 0.15}, SGD, lr=0.05, steps=600, ladder=(0.1, 1.0, 3.0, 10.0), fixed={"arch": "rnn", "hidden": 32, "layers": 6}),
+    _s("transformer", "seqsum-mom-edge", "seq_sum", {"arch": "transformer", "width": 32, "layers": 2}, MOM, lr=0.003, steps=500, ladder=DOUBLING),
+    _s("transformer", "seqsum-noisy-overfit", "seq_sum_noisy", {"arch": "transformer", "width": 32, "layers": 2}, ADAMW, lr=1e-3, steps=800, n_train=100, batch=16, ladder=(0.3, 1.0, 3.0)),
+    _s("linear", "friedman-sgd-edge-b8", "friedman", {"arch": "linear"}, SGD, lr=0.03, steps=600, batch=8, bigger=HIDDEN, ladder=DOUBLING),
+    # And a last part for oscillation alone (12 confirmed in the 277 rungs above, most where
+    # a classification loss or a clipped one stalls rather than blows up): momentum,
+    # Nesterov and adaptive optimizers on classification at lrs a factor of two apart.
+    _s("mlp", "blobs-nesterov-edge-b16", "blobs", {"arch": "mlp", "hidden": [64, 64]}, NEST, lr=0.02, steps=500, batch=16, ladder=DOUBLING),
+    _s("mlp", "digits-adam-edge", "digits", {"arch": "mlp", "hidden": [128]}, ADAM, lr=3e-3, steps=500, ladder=DOUBLING),
+    _s("deep_tanh", "blobs-rms-mom-edge", "blobs", {"arch": "mlp", "hidden": [64] * 3, "act": "tanh"}, RMS_MOM, lr=1e-3, steps=500, ladder=DOUBLING),
+    _s("deep_sigmoid", "digits-sig-mom-edge", "digits", {"arch": "mlp", "hidden": [64, 64], "act": "sigmoid"}, MOM, lr=0.1, steps=500, ladder=DOUBLING),
+    _s("cnn", "digits-adam-edge-b16", "digits_image", {"arch": "cnn", "channels": 8}, ADAM, lr=3e-3, steps=500, batch=16, ladder=DOUBLING),
+    _s("residual", "blobs-nesterov-edge", "blobs", {"arch": "residual", "width": 64, "blocks": 2}, NEST, lr=0.02, steps=500, ladder=DOUBLING),
+    _s("conv1d", "majority-rms-mom-edge", "seq_majority", {"arch": "conv1d", "channels": 16}, RMS_MOM, lr=1e-3, steps=500, ladder=DOUBLING),
+    _s("gated", "lstm-argmax-rms-edge", "seq_argmax", {"arch": "lstm", "hidden": 32}, RMS, lr=3e-3, steps=500, ladder=DOUBLING),
+    _s("rnn", "argmax-adam-edge-clip", "seq_argmax", {"arch": "rnn", "hidden": 32}, ADAM, lr=3e-3, steps=500, clip=1.0, ladder=DOUBLING),
+    _s("transformer", "argmax-nesterov-edge", "seq_argmax", {"arch": "transformer", "width": 32, "layers": 2}, NEST, lr=0.01, steps=400, ladder=DOUBLING),
+    _s("linear", "blobs-nesterov-edge-b16", "blobs", {"arch": "linear"}, NEST, lr=0.05, steps=500, batch=16, bigger=HIDDEN, ladder=DOUBLING),
 )
 # fmt: on
 

@@ -76,7 +76,9 @@ class KindModel:
                 {
                     "class": int(self.tree_class[t]),
                     "feature": self.feature[t].tolist(),
-                    "threshold": [round(float(v), 6) for v in self.threshold[t]],
+                    # Exact: a split sits midway between two training values, and a
+                    # rounded one can pass a value the fitted tree sent the other way.
+                    "threshold": self.threshold[t].tolist(),
                     "left": self.left[t].tolist(),
                     "right": self.right[t].tolist(),
                     "value": [round(float(v), 6) for v in self.value[t]],

@@ -3,8 +3,9 @@
 The classifier ranks the kinds; a kind whose defining condition the run does not meet is
 not reported, however likely the trees find it: a run whose val_loss never rose is not
 overfitting, one whose loss never left its start has not "fitted part of the data and
-stopped" (underfitting), gradient kinds need a gradient series. These are the
-definitions, not tuned thresholds: each is the weakest form of its kind's condition.
+stopped" (underfitting), one whose loss ended far above its start was not held still by
+a vanishing gradient, gradient kinds need a gradient series. These are the definitions,
+not tuned thresholds: each is the weakest form of its kind's condition.
 """
 
 from __future__ import annotations
@@ -40,12 +41,18 @@ def _has_grad(f: Features) -> bool:
     return f["has_grad"] == 1.0
 
 
+def _vanishing(f: Features) -> bool:
+    # The loss does not move from its start: one that ended far above it (divergence's
+    # bound) moved, whatever its gradient's level.
+    return _has_grad(f) and f["end_vs_start"] < DIVERGED_END
+
+
 _CONDITIONS: dict[str, Callable[[Features], bool]] = {
     "divergence": _divergence,
     "overfitting": _overfitting,
     "underfitting": _underfitting,
     "exploding_gradients": _has_grad,
-    "vanishing_gradients": _has_grad,
+    "vanishing_gradients": _vanishing,
 }
 
 

@@ -15,6 +15,8 @@ its lr is the schedule's choice, and its own averaged result is reported separat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from services.analyzer.context import RunContext
@@ -187,7 +189,9 @@ def overfitting(curves: Curves, ctx: RunContext) -> Finding | None:
     return Finding(
         kind="overfitting",
         severity=severity,
-        confidence=confidence_from(rise / need, running=ctx.running),
+        # A noiseless level with no drop before it (a dead network's constant val_loss)
+        # needs nothing: its rise is as far past that as a rise can be.
+        confidence=confidence_from(rise / need if need > 0 else math.inf, running=ctx.running),
         step=step_min,
         summary=summary,
         evidence=evidence,

@@ -12,6 +12,7 @@ from bench.families.model import export
 from services.analyzer import RunContext, diagnose
 from services.analyzer.classifier import MODEL_PATH, KindModel, default_model
 from services.analyzer.curves import Curves
+from services.analyzer.definitions import admissible
 from services.analyzer.features import FEATURES, MISSING, curve_features
 
 STEPS = np.arange(600)
@@ -102,6 +103,15 @@ def test_nothing_to_judge_is_insufficient_data_never_healthy(series: dict, logge
 def test_a_non_finite_loss_is_divergence_even_after_three_steps() -> None:
     d = diagnose({"train_loss": ([0, 1, 2], [2.3, 40.0, math.inf])}, RunContext(lr=3.0))
     assert d.kinds == ("divergence",)
+
+
+def test_a_loss_that_ended_far_above_its_start_is_never_vanishing() -> None:
+    # However small its gradient was on the way (a linear model at its exact fit before a
+    # warmup blew it up): vanishing is a loss that does not move from its start.
+    still = {"has_grad": 1.0, "end_vs_start": 0.0}
+    assert admissible("vanishing_gradients", still)
+    assert not admissible("vanishing_gradients", {**still, "end_vs_start": math.log(27.0)})
+    assert not admissible("vanishing_gradients", {**still, "has_grad": 0.0})
 
 
 def test_every_diagnosis_has_one_finding() -> None:

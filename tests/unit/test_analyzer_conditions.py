@@ -554,6 +554,21 @@ def test_overfitting_not_read_into_a_noisy_level_after_the_minimum(seed: int) ->
     assert "overfitting" not in rules_see(series, ctx).kinds
 
 
+def test_overfitting_from_a_noiseless_val_level_is_judged() -> None:
+    # A network every unit of which an early blow-up killed: val_loss jumps from its first
+    # evaluation to a constant, so the noise and the drop its rise is measured against are
+    # both zero (this divided by zero). Such a rise is as far past its need as any.
+    rng = np.random.default_rng(0)
+    train = np.full(1000, 2.3012)
+    train[:30] = 2.3 + np.abs(rng.normal(0.0, 3.0, 30))
+    val_steps = np.arange(0, 1001, 25)
+    val = np.full(val_steps.size, 2.3079)
+    val[:2] = [2.0116, 2.2014]
+    series = {"train_loss": (np.arange(1000), train), "val_loss": (val_steps, val)}
+    f = rules_see(series).get("overfitting")
+    assert f is not None and f.confidence == 0.95
+
+
 def test_slow_convergence_raises_the_lr_by_a_factor_from_the_data() -> None:
     f = _check(slow()).get("slow_convergence")
     assert f is not None
