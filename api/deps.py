@@ -46,7 +46,12 @@ class Auth:
     token: ApiToken
 
 
+# What a viewer's (read-only) token may do: read. Every other method changes something.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def authenticate(
+    request: Request,
     store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Auth:
@@ -55,7 +60,14 @@ def authenticate(
     found = store.projects.authenticate(credentials.credentials)
     if found is None:
         raise Unauthorized("unknown or revoked token")
-    return Auth(project=found[0], token=found[1])
+    project, token = found
+    # Checked here, where every route authenticates, so no route can forget it.
+    if token.read_only and request.method not in READ_METHODS:
+        raise Forbidden(
+            f"this is a viewer token: it can read but not {request.method} "
+            f"{request.url.path}; use a member or admin token"
+        )
+    return Auth(project=project, token=token)
 
 
 AuthDep = Annotated[Auth, Depends(authenticate)]

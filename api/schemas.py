@@ -56,6 +56,7 @@ class TokenOut(Out):
     name: str
     prefix: str
     is_admin: bool
+    role: str = Field(description="admin, member or viewer (read-only)")
     created_at: datetime
 
 
@@ -67,6 +68,10 @@ class IssuedTokenOut(BaseModel):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: MetricName = "token"
+    role: Literal["member", "viewer"] = Field(
+        default="member",
+        description="member: submits, cancels and logs; viewer: reads only (a dashboard)",
+    )
 
 
 class ProjectCreate(BaseModel):

@@ -38,8 +38,10 @@ def list_tokens(project: CurrentProject, store: StoreDep) -> list[TokenOut]:
 
 @router.post("/tokens", response_model=IssuedTokenOut, status_code=201)
 def create_token(body: TokenCreate, auth: AuthDep, store: StoreDep) -> IssuedTokenOut:
-    """A new member token for the caller's project. The secret is in this answer only."""
-    return _issued(store.projects.issue_token(auth.project.id, body.name))
+    """A new member or viewer (read-only) token for the caller's project. The secret is in
+    this answer only."""
+    read_only = body.role == "viewer"
+    return _issued(store.projects.issue_token(auth.project.id, body.name, read_only=read_only))
 
 
 @router.delete("/tokens/{token_id}", status_code=204)

@@ -94,9 +94,11 @@ class Client(SweepsApi, TrialsApi, LrApi):
     def tokens(self) -> list[Token]:
         return [Token.model_validate(t) for t in self._http.call("GET", "/tokens")]
 
-    def create_token(self, name: str = "token") -> IssuedToken:
-        """A new token of this project; its secret is shown in this answer only."""
-        return IssuedToken.model_validate(self._http.call("POST", "/tokens", json={"name": name}))
+    def create_token(self, name: str = "token", role: str = "member") -> IssuedToken:
+        """A new token of this project, "member" (submits, cancels, logs) or "viewer"
+        (reads only); its secret is shown in this answer only."""
+        body = {"name": name, "role": role}
+        return IssuedToken.model_validate(self._http.call("POST", "/tokens", json=body))
 
     def revoke_token(self, token_id: int) -> None:
         self._http.call("DELETE", f"/tokens/{token_id}")

@@ -53,6 +53,7 @@ class Token(Model):
     name: str
     prefix: str
     is_admin: bool
+    role: str = "member"  # admin, member, or viewer (read-only)
     created_at: datetime
 
 

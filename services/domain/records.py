@@ -56,6 +56,12 @@ class ApiToken:
     prefix: str  # first characters of the secret, to tell tokens apart in listings
     is_admin: bool
     created_at: datetime
+    read_only: bool = False  # a viewer's: reads only
+
+    @property
+    def role(self) -> str:
+        """admin (also manages tokens), member (submits, cancels, logs) or viewer (reads)."""
+        return "admin" if self.is_admin else "viewer" if self.read_only else "member"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ def _token(row: TokenRow) -> ApiToken:
         name=row.name,
         prefix=row.prefix,
         is_admin=row.is_admin,
+        read_only=row.read_only,
         created_at=row.created_at,
     )
 
@@ -57,7 +58,11 @@ class ProjectRepository:
         with self._db.session() as s:
             return [_project(r) for r in s.scalars(select(ProjectRow).order_by(ProjectRow.id))]
 
-    def issue_token(self, project_id: int, name: str, *, is_admin: bool = False) -> IssuedToken:
+    def issue_token(
+        self, project_id: int, name: str, *, is_admin: bool = False, read_only: bool = False
+    ) -> IssuedToken:
+        if is_admin and read_only:
+            raise ValueError("an admin token cannot be read-only")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._db.session() as s:
             if s.get(ProjectRow, project_id) is None:
@@ -68,6 +73,7 @@ class ProjectRepository:
                 token_hash=hash_secret(secret),
                 prefix=secret[: len(TOKEN_PREFIX) + 4],
                 is_admin=is_admin,
+                read_only=read_only,
             )
             s.add(row)
             s.flush()

@@ -59,8 +59,8 @@ def assert_unauthorized(response: Any) -> None:
     assert response.json()["detail"][0]["message"]
 
 
-def issue_member(client: TestClient, name: str = "member") -> dict[str, Any]:
-    response = client.post("/tokens", json={"name": name})
+def issue_member(client: TestClient, name: str = "member", role: str = "member") -> dict[str, Any]:
+    response = client.post("/tokens", json={"name": name, "role": role})
     assert response.status_code == 201, response.text
     issued: dict[str, Any] = response.json()
     return issued
@@ -189,7 +189,18 @@ def test_every_route_with_a_body_and_an_id_has_a_valid_body() -> None:
     assert len(ID_ROUTES) >= 20  # the walk cannot silently shrink to nothing
 
 
-@pytest.mark.parametrize("role", ["admin", "member"])
+def secret_of(client: TestClient, role: str) -> str:
+    """A token of `client`'s project in `role`: its own admin token, or a new one."""
+    if role == "admin":
+        return client.headers["Authorization"].removeprefix("Bearer ")
+    return str(issue_member(client, f"a {role}", role)["secret"])
+
+
+ROLES = ["admin", "member", "viewer"]
+WRITE_ROUTES = [(m, p) for m, p in PROTECTED if m not in ("GET", "HEAD")]
+
+
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("method", "path"), ID_ROUTES, ids=[f"{m} {p}" for m, p in ID_ROUTES])
 def test_another_projects_ids_are_not_found_and_change_nothing(
     app: FastAPI,
@@ -200,17 +211,45 @@ def test_another_projects_ids_are_not_found_and_change_nothing(
     path: str,
     role: str,
 ) -> None:
+    secret = secret_of(other_client, role)
     before = snapshot(client, alpha_world)
-    secret = other_client.headers["Authorization"].removeprefix("Bearer ")
-    if role == "member":
-        secret = issue_member(other_client)["secret"]
     url = path.format(**ids_for(path, alpha_world))
     with bearer(app, secret) as beta:
         response = beta.request(method, url, json=BODIES.get((method, path)))
-    assert response.status_code == 404, response.text
-    assert "not found" in messages(response)
+    if role == "viewer" and method != "GET":  # refused for its role before any lookup
+        assert response.status_code == 403, response.text
+    else:
+        assert response.status_code == 404, response.text
+        assert "not found" in messages(response)
     assert MARKER not in response.text
     assert snapshot(client, alpha_world) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), WRITE_ROUTES, ids=[f"{m} {p}" for m, p in WRITE_ROUTES]
+)
+def test_a_viewer_changes_nothing_even_in_its_own_project(
+    app: FastAPI, client: TestClient, alpha_world: dict[str, int], method: str, path: str
+) -> None:
+    secret = secret_of(client, "viewer")
+    before = snapshot(client, alpha_world)
+    url = path.format(**ids_for(path, alpha_world))
+    with bearer(app, secret) as viewer:
+        response = viewer.request(method, url, json=BODIES.get((method, path), {}))
+    assert response.status_code == 403, response.text
+    assert "viewer token" in messages(response)
+    assert snapshot(client, alpha_world) == before
+
+
+def test_a_viewer_reads_its_project(
+    app: FastAPI, client: TestClient, alpha_world: dict[str, int]
+) -> None:
+    issued = issue_member(client, "dashboard", "viewer")
+    assert issued["token"]["role"] == "viewer"
+    with bearer(app, issued["secret"]) as viewer:
+        assert snapshot(viewer, alpha_world) == snapshot(client, alpha_world)
+    roles = {t["name"]: t["role"] for t in client.get("/tokens").json()}
+    assert roles["dashboard"] == "viewer" and roles["test"] == "admin"
 
 
 LIST_ROUTES = [p for m, p in PROTECTED if m == "GET" and "{" not in p]

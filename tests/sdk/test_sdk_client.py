@@ -50,6 +50,18 @@ def test_tokens_and_projects(client: lrlab.Client, lrlab_server: LrlabServer) ->
     assert "sdk-other" in {p.name for p in client.projects()}
 
 
+def test_a_viewer_token_reads_and_is_refused_writes(
+    client: lrlab.Client, lrlab_server: LrlabServer
+) -> None:
+    issued = client.create_token("dashboard", role="viewer")
+    assert issued.token.role == "viewer" and not issued.token.is_admin
+    with lrlab.Client(lrlab_server.url, issued.secret) as viewer:
+        assert viewer.project().name == "default"
+        with pytest.raises(lrlab.Forbidden, match="viewer token"):
+            viewer.create_token("escalate")
+    assert "escalate" not in {t.name for t in client.tokens()}
+
+
 def test_registries(client: lrlab.Client) -> None:
     tasks = {t.name: t for t in client.tasks()}
     assert "digits" in tasks and tasks["digits"].description
