@@ -72,9 +72,17 @@ def install(app: FastAPI) -> None:
         return JSONResponse(status_code=422, content={"detail": _detail(list(exc.errors()))})
 
     @app.exception_handler(ValidationError)
-    async def _model_invalid(_: Request, exc: ValidationError) -> JSONResponse:
-        errors = exc.errors(include_url=False, include_input=False)
-        return JSONResponse(status_code=422, content={"detail": _detail(list(errors))})
+    async def _model_invalid(request: Request, exc: ValidationError) -> JSONResponse:
+        # A client's input is checked where it arrives and fails as RequestValidationError
+        # (422, above); a pydantic error that gets here came from data the server made or
+        # stored, so it is the server's: logged, and a 500 that does not blame the request.
+        log.error("%s %s: server-side validation failed: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            status_code=500,
+            content=error_body(
+                f"the server could not build a valid {exc.title}; this is logged", kind="server"
+            ),
+        )
 
     @app.exception_handler(LrlabError)
     async def _domain(_: Request, exc: LrlabError) -> JSONResponse:

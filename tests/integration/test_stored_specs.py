@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.schemas import TokenOut
 from services.domain.stored_specs import StoredSpecError, decode_sweep_spec
 from services.domain.submissions import NewSweep, NewTrial
 from services.specs import SweepSpec
@@ -79,3 +81,23 @@ def test_a_key_the_sweep_set_itself_still_fails_on_an_optimizer_without_it() -> 
 
     with pytest.raises(ValueError, match="unknown key 'momentum' for optimizer 'adam'"):
         apply_params(stored.base, {"optimizer.name": "adam"})
+
+
+def test_a_model_the_server_builds_that_fails_is_a_500_not_the_clients_422(
+    app: FastAPI, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A pydantic error outside request parsing comes from data the server made: here a
+    # response model built from an incomplete dict, as a route's bug would build it.
+    def broken() -> TokenOut:
+        return TokenOut.model_validate({"id": 1})
+
+    app.add_api_route("/broken-model", broken, methods=["GET"])
+    with caplog.at_level(logging.ERROR, logger="lrlab.api"):
+        response = client.get("/broken-model")
+
+    assert response.status_code == 500, response.text
+    assert response.json()["detail"][0]["type"] == "server"
+    assert any("server-side validation failed" in r.getMessage() for r in caplog.records)
+    # while a client's bad body still names its field with a 422
+    bad = client.post("/sweeps", json={"base": {"task": "digits", "batch_size": "huge"}})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "base.batch_size"
