@@ -32,13 +32,11 @@ from services.specs.sweep import Policy
 from services.store import Store
 
 __all__ = [
-    "LR_FIND_METHOD",
     "RangeTestResult",
     "read_range_test",
     "submit_range_test",
 ]
 
-LR_FIND_METHOD = SweepMethod.LR_FIND.value
 # The curve is the test's signal: the live analyzer must not stop it for diverging.
 _POLICY = Policy(stop_on_divergence=False, stop_on_overfitting=False)
 
@@ -55,7 +53,7 @@ def submit_range_test(store: Store, project_id: int, request: RangeTestRequest) 
         project_id,
         NewSweep(
             name=request.name,
-            method=LR_FIND_METHOD,
+            method=SweepMethod.LR_FIND,
             spec=spec.model_dump(mode="json"),
             metric_name="train_loss",
             metric_goal="minimize",
@@ -105,7 +103,7 @@ class RangeTestResult:
 def range_test_trial(store: Store, project_id: int, sweep_id: int) -> tuple[Sweep, Trial]:
     """The range test sweep and its trial; NotFound unless it is the project's lr_find."""
     sweep = store.sweeps.get(project_id, sweep_id)
-    if sweep.method != LR_FIND_METHOD:
+    if sweep.method != SweepMethod.LR_FIND:
         raise NotFound(f"sweep {sweep_id} is not an lr range test (its method is {sweep.method})")
     trials = store.trials.list(project_id, sweep_id, limit=1, offset=0).items
     if not trials:  # created together with its sweep; only a broken store lacks it
