@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PRIORITY", "Measured", "label", "measure"]
+__all__ = ["PRIORITY", "Measured", "grad_growth", "label", "measure"]
 
 # When several checks confirm a condition, the primary label is the first in this order:
 # a condition earlier in it explains the later ones (a blow-up also stalls progress).
@@ -44,7 +44,7 @@ class Measured:
     third_start: float  # median around the start of the last third
     bounce: float  # median |diff(log loss)| over the last third
     grad_early: float
-    grad_max_ratio: float  # max grad_norm / early median
+    grad_max_ratio: float  # max grad_norm after the first steps / early median
     grad_late_ratio: float  # late median / early median
     layer_ratio: float  # median(input-side norm / output-side norm)
     test_rise: float  # test loss: end / min
@@ -54,6 +54,16 @@ class Measured:
     @property
     def drop(self) -> float:
         return self.start - self.end if self.finite else -math.inf
+
+
+def grad_growth(grad: np.ndarray, early: float) -> float:
+    """The largest gradient norm after the first steps, over the early median. The first
+    steps' gradient is often the largest of a run that then converges: exploding is growth
+    over the early level (docs/analyzer.md), so it is judged after them."""
+    skip = max(5, grad.size // 50)
+    if grad.size <= skip or not early > 0:
+        return math.nan
+    return float(grad[skip:].max()) / early
 
 
 def measure(series: dict, hidden: dict) -> Measured:
@@ -71,7 +81,7 @@ def measure(series: dict, hidden: dict) -> Measured:
     grad = np.asarray(series.get("grad_norm", ([], []))[1], dtype=np.float64)
     grad = grad[np.isfinite(grad)]
     g_early = _med(grad[: max(3, grad.size // 10)]) if grad.size else math.nan
-    g_max = float(grad.max()) / g_early if grad.size and g_early > 0 else math.nan
+    g_max = grad_growth(grad, g_early)
     g_late = (
         _med(grad[-max(3, grad.size // 10) :]) / g_early if grad.size and g_early > 0 else math.nan
     )

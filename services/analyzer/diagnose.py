@@ -2,12 +2,14 @@
 
 Three layers decide it. Definitions first (docs/analyzer.md): a run with no training
 loss, or too few points of it, is `insufficient_data`, never healthy; a training loss that
-became non-finite is a divergence. Then the kind classifier (classifier.py: trees fitted
-on curves of many model families, judged on families they never saw) decides which
-condition the run primarily shows. The rules measure: when the chosen kind's rule fired,
-its finding (onset, evidence, a change fitted to the curve) is the one reported; when it
-did not, fallback.py gives a finding of that kind from the stored values. One finding, so
-the advice never pulls two ways (raise and lower the lr in one analysis).
+became non-finite is a divergence; one alternating up and down on nearly every step, far
+above where it could settle, oscillates (period_two.py). Then the kind classifier
+(classifier.py: trees fitted on curves of many model families, judged on families they
+never saw) decides which condition the run primarily shows. The rules measure: when the
+chosen kind's rule fired, its finding (onset, evidence, a change fitted to the curve) is
+the one reported; when it did not, fallback.py gives a finding of that kind from the
+stored values. One finding, so the advice never pulls two ways (raise and lower the lr in
+one analysis).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from services.analyzer.definitions import admissible
 from services.analyzer.fallback import fallback_finding, loss_facts, val_facts
 from services.analyzer.features import FEATURES, curve_features
 from services.analyzer.findings import Diagnosis, Finding, Value
+from services.analyzer.period_two import period_two
 from services.analyzer.recommend import fmt
 from services.analyzer.rule_view import rule_findings, settle
 
@@ -119,6 +122,10 @@ def _primary_kind(
         for kind in ("vanishing_gradients", "exploding_gradients"):
             if kind in found:
                 return kind, found[kind].confidence
+    if period_two(curves.tracks["train_loss"]) is not None:
+        # Up, down, up, down on nearly every step, far above where it could settle: no
+        # batch noise does that (definitions, docs/analyzer.md); it is the lr.
+        return "oscillation", 0.9
     votes = {kind: f.confidence for kind, f in settle(found).items()}
     vector = curve_features(curves.tracks, ctx, votes)
     features = dict(zip(FEATURES, vector.tolist(), strict=True))

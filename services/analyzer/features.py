@@ -124,6 +124,10 @@ def _loss_features(t: Track, out: dict[str, float]) -> float:
         half = third.size // 2
         a, b = float(median(third[:half])), float(median(third[half:]))
         out["late_settling"] = _clip((a - b) / (float(q90 - q10) + 1e-12), -30, 30)
+        # The late swing against how far the loss came down: batch noise at a floor is
+        # small beside the fall that reached it; a bounce in place is as big as the fall.
+        fall = abs(start - float(q50)) + 1e-9 * abs(start) + 1e-30
+        out["late_swing_vs_fall"] = _clip(math.log10(float(q90 - q10) / fall + 1e-12), -12, 12)
     ups = np.diff(seg) > 0.1 * np.abs(seg[:-1]) if seg.size > 1 else np.array([False])
     out["rises_share"] = float(np.mean(ups))
     return start
@@ -139,7 +143,11 @@ def _grad_features(t: Track, out: dict[str, float]) -> float:
     early, late, mid = float(median(g[:k])), float(median(g[-k:])), float(median(g))
     out["grad_late_vs_early"] = late - early
     out["grad_max_vs_median"] = float(np.max(g)) - mid
-    out["grad_max_vs_early"] = float(np.max(g)) - early
+    # Growth, not the start: the first steps' gradient is often the largest of a run
+    # that then converges, so the peak is taken after the early window, and the rise is
+    # the height over the lowest level reached before it.
+    out["grad_max_vs_early"] = float(np.max(g[k:])) - early
+    out["grad_rise"] = float(np.max(g - np.minimum.accumulate(g)))
     out["grad_min_vs_early"] = float(np.min(_segments(g))) - early
     out["grad_level"] = mid
     out["grad_late_level"] = late
@@ -224,8 +232,8 @@ FEATURES: tuple[str, ...] = (
     "nonfinite", "steps_log10", "end_vs_start", "min_vs_start", "end_vs_min", "max_vs_start",
     "peak_vs_start", "peak_at", "min_at", "late_fall_share", "early_fall_share", "drop_share",
     "end_level_log10", "start_level_log10", "bounce_late", "bounce_late_ac", "bounce_early",
-    "bounce_ratio", "late_spread", "late_settling", "rises_share",
-    "has_grad", "grad_late_vs_early", "grad_max_vs_median", "grad_max_vs_early",
+    "bounce_ratio", "late_spread", "late_settling", "late_swing_vs_fall", "rises_share",
+    "has_grad", "grad_late_vs_early", "grad_max_vs_median", "grad_max_vs_early", "grad_rise",
     "grad_min_vs_early", "grad_level", "grad_late_level", "grad_spike_rate",
     "grad_spike_rate_2", "grad_bounce", "grad_trend",
     "has_lr", "lr_log10", "lr_end_vs_peak", "lr_start_vs_peak", "lr_peak_at", "lr_turns",

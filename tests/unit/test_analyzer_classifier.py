@@ -108,10 +108,37 @@ def test_a_non_finite_loss_is_divergence_even_after_three_steps() -> None:
 def test_a_loss_that_ended_far_above_its_start_is_never_vanishing() -> None:
     # However small its gradient was on the way (a linear model at its exact fit before a
     # warmup blew it up): vanishing is a loss that does not move from its start.
-    still = {"has_grad": 1.0, "end_vs_start": 0.0}
+    still = {"has_grad": 1.0, "end_vs_start": 0.0, "min_vs_start": 0.0, "end_vs_min": 0.0}
     assert admissible("vanishing_gradients", still)
     assert not admissible("vanishing_gradients", {**still, "end_vs_start": math.log(27.0)})
     assert not admissible("vanishing_gradients", {**still, "has_grad": 0.0})
+
+
+@pytest.mark.parametrize(
+    ("low", "end", "climbed_back"),
+    [
+        (0.3, 0.8, True),  # fell to 0.3 of its start, ended at 0.8: gave back most of it
+        (0.3, 0.4, False),  # ended a third above its best: noise at a floor, not a climb
+        (0.8, 0.9, False),  # fell a fifth only: too little to have lost anything
+        (0.01, 0.05, False),  # 5x its best, but only 4% of the fall given back
+        (0.3, 1.5, False),  # ended far above its start: that is a divergence
+    ],
+)
+def test_a_loss_that_climbed_back_is_not_healthy_slow_underfitting_or_vanishing(
+    low: float, end: float, climbed_back: bool
+) -> None:
+    f = {
+        "has_grad": 1.0,
+        "drop_share": 1.0 - end,
+        "min_vs_start": math.log(low),
+        "end_vs_start": math.log(end),
+        "end_vs_min": math.log(end / low),
+    }
+    for kind in ("healthy", "slow_convergence"):
+        assert admissible(kind, f) is not climbed_back
+    assert admissible("underfitting", f) is (not climbed_back and end < 0.97)
+    assert admissible("vanishing_gradients", f) is (not climbed_back and end < 1.3)
+    assert admissible("oscillation", f)
 
 
 def test_every_diagnosis_has_one_finding() -> None:

@@ -129,3 +129,63 @@ def test_a_run_stopped_by_the_worker_for_a_blow_up_is_divergence_however_short()
     ctx = RunContext(lr=1.0, stop_reason="diverged: smoothed train_loss 17 is 12.1 x its best")
     assert _one(series, ctx).kinds == ("divergence",)
     assert diagnose(series, RunContext(lr=1.0)).kinds == ("insufficient_data",)
+
+
+def _bounce_series(loss: np.ndarray, lr: float, grad: np.ndarray) -> dict:
+    return {
+        "train_loss": (STEPS, loss),
+        "lr": (STEPS, np.full(N, lr)),
+        "grad_norm": (STEPS, grad),
+    }
+
+
+def test_full_batch_gd_bouncing_period_two_at_a_high_level_is_oscillation() -> None:
+    # Full-batch GD past its stability limit: after a first fall the loss alternates
+    # between two levels every step, far above what it reached, with no batch noise.
+    rng = _rng(7)
+    level = 1.2 + 1.1 * np.exp(-STEPS / 60)
+    sign = np.where(STEPS % 2 == 0, 1.0, -1.0)
+    loss = level * np.exp(0.2 * sign * np.minimum(STEPS / 150, 1.0) + rng.normal(0, 0.005, N))
+    grad = 3.0 * np.exp(0.3 * sign + rng.normal(0, 0.01, N))
+    ctx = RunContext(lr=0.5, optimizer="sgd", momentum=0.0, batch_size=1797)
+    f = _one(_bounce_series(loss, 0.5, grad), ctx).findings[0]
+    assert f.kind == "oscillation"
+    new_lr = f.changes.get("optimizer.lr")
+    assert isinstance(new_lr, float) and new_lr < 0.5
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
+def test_a_minibatch_loss_climbing_back_to_a_high_level_is_oscillation(optimizer: str) -> None:
+    # Momentum SGD or RMSProp with too large an lr (the shape of a digits MLP at momentum
+    # 0.9 and lr 0.3): the loss falls to a third of its start, then the steps throw the
+    # weights out of the valley they found and it bounces back up to near its start.
+    rng = _rng(8)
+    fall = 0.7 + 1.6 * np.exp(-STEPS / 250)
+    climb = 1.1 * np.clip((STEPS - 1000) / (N - 1000), 0, None)
+    loss = (fall + climb) * np.exp(rng.normal(0, 0.15, N))
+    grad = 2.0 * (1 + climb) * np.exp(rng.normal(0, 0.3, N))
+    lr, momentum = (0.3, 0.9) if optimizer == "sgd" else (0.03, None)
+    ctx = RunContext(lr=lr, optimizer=optimizer, momentum=momentum, batch_size=32)
+    f = _one(_bounce_series(loss, lr, grad), ctx).findings[0]
+    assert f.kind == "oscillation"
+    new_lr = f.changes.get("optimizer.lr")
+    assert isinstance(new_lr, float) and new_lr < lr
+
+
+def test_a_converging_run_whose_first_gradient_was_its_largest_is_not_exploding() -> None:
+    # Full-batch GD on a regression: the first steps' gradient is a hundred times the
+    # norm the run settles to as it converges. That is a fall, not growth.
+    rng = _rng(9)
+    loss = (0.002 + 1.1 * np.exp(-STEPS / 8) + 0.01 * np.exp(-STEPS / 600)) * np.exp(
+        rng.normal(0, 0.002, N)
+    )
+    grad = (0.004 + 2.0 * np.exp(-STEPS / 3) + 0.02 * np.exp(-STEPS / 500)) * np.exp(
+        rng.normal(0, 0.01, N)
+    )
+    series = {
+        "train_loss": (STEPS, loss),
+        "lr": (STEPS, np.full(N, 0.1)),
+        "grad_norm": (STEPS, grad),
+    }
+    ctx = RunContext(lr=0.1, optimizer="sgd", momentum=0.0, batch_size=200)
+    assert _one(series, ctx).kinds == ("healthy",)
