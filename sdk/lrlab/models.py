@@ -102,6 +102,7 @@ class Sweep(Model):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
+    end_reason: str | None = None  # why it ended early: its metric target reached
     spec: dict[str, Any] = Field(default_factory=dict)
 
     @property
