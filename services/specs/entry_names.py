@@ -43,7 +43,6 @@ SCHEDULE_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     **{
         name: ("cosine_restarts", {})
         for name in (
-            "cosinerestarts",
             "cosinewithrestarts",
             "cosineannealingwarmrestarts",
             "cosinewarmrestarts",

@@ -7,7 +7,8 @@ size) and from its optimizer's lr. "The schedule's steps" are the budget's steps
 warmup, the steps the schedule proper runs.
 
 field                        derived
-warmup_fraction f            warmup_steps = round(f x budget steps), at least 1
+warmup_fraction f            warmup_steps = round(f x budget steps), at least 1 (f = 0:
+                             no warmup)
 step.step_size               a third of the schedule's steps, rounded up: the lr drops
                              twice, to gamma^2 of the lr (1% with the default gamma 0.1)
 multistep.milestones         1/2 and 3/4 of the schedule's steps (gamma twice, as step)
@@ -45,7 +46,7 @@ EXPONENTIAL_FALL = 100.0  # how many times lower the lr ends under a derived exp
 
 def warmup_steps_of(schedule: ScheduleParams, total_steps: int) -> int:
     """The warmup's length in steps: warmup_steps, or warmup_fraction of `total_steps`."""
-    if schedule.warmup_fraction is None:
+    if not schedule.warmup_fraction:
         return schedule.warmup_steps
     return max(1, round(schedule.warmup_fraction * total_steps))
 

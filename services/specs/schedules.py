@@ -56,14 +56,15 @@ class ScheduleParams(RegistryParams):
     )
     warmup_fraction: float | None = Field(
         default=None,
-        gt=0,
+        ge=0,
         lt=1,
-        description="Warmup for this fraction of the budget's steps; exclusive with warmup_steps.",
+        description="Warmup for this fraction of the budget's steps (0: none); exclusive "
+        "with warmup_steps.",
     )
 
     @model_validator(mode="after")
     def _one_warmup(self) -> ScheduleParams:
-        if self.warmup_fraction is not None and self.warmup_steps > 0:
+        if self.warmup_fraction and self.warmup_steps > 0:
             fail(
                 ("warmup_fraction",),
                 f"set warmup_steps ({self.warmup_steps}) or warmup_fraction "

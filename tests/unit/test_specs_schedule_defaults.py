@@ -55,3 +55,4 @@ def test_warmup_fraction_rounds_and_never_vanishes() -> None:
     assert warmup_steps_of(schedule("constant", warmup_fraction=0.06), 1000) == 60
     assert warmup_steps_of(schedule("constant", warmup_fraction=0.01), 20) == 1
     assert warmup_steps_of(schedule("constant", warmup_steps=7), 1000) == 7
+    assert warmup_steps_of(schedule("constant", warmup_fraction=0), 1000) == 0
