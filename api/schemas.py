@@ -104,6 +104,11 @@ class SweepOut(Out):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    end_reason: str | None = Field(
+        default=None,
+        description="Why the sweep ended by itself before running out of trials (its "
+        "metric target reached); null otherwise.",
+    )
     spec: dict[str, Any]
 
     @classmethod
@@ -121,8 +126,17 @@ class SweepOut(Out):
             created_at=s.created_at,
             updated_at=s.updated_at,
             finished_at=s.finished_at,
+            end_reason=s.end_reason,
             spec=s.spec,
         )
+
+
+class SweepCreatedOut(SweepOut):
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the submitted spec asks for that lrlab accepts but does not do, "
+        "each a sentence naming the key.",
+    )
 
 
 class TrialOut(Out):

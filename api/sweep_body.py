@@ -27,7 +27,7 @@ from services.specs import SpecError, SweepSpec
 from services.specs.documents import load_yaml
 from services.specs.wandb import parse_wandb
 
-__all__ = ["MAX_SPEC_BYTES", "OPENAPI", "SweepBody"]
+__all__ = ["MAX_SPEC_BYTES", "OPENAPI", "SweepBody", "sweep_warnings"]
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -77,14 +77,16 @@ def _json(raw: bytes) -> Any:
         raise InvalidInput(f"invalid JSON: {exc}") from None
 
 
-def _spec(raw: bytes, syntax: Syntax, schema: SpecFormat, grid_limit: int) -> SweepSpec:
+def _spec(
+    raw: bytes, syntax: Syntax, schema: SpecFormat, grid_limit: int, warnings: list[str]
+) -> SweepSpec:
     try:
         data = _json(raw) if syntax == "json" else load_yaml(raw)
     except SpecError as exc:
         raise InvalidInput(exc.message, field=exc.field) from None
     try:
         if schema == "wandb":
-            return parse_wandb(data, grid_limit=grid_limit)
+            return parse_wandb(data, grid_limit=grid_limit, warnings=warnings)
         # from_attributes as FastAPI validates a typed body: the same messages as before.
         return SweepSpec.model_validate(data, from_attributes=True)
     except ValidationError as exc:
@@ -107,8 +109,17 @@ async def sweep_body(
     syntax = _syntax(request.headers.get("content-type"))
     raw = await _read(request)
     schema: SpecFormat = spec_format or ("native" if syntax == "json" else "wandb")
+    # What the body asks for that lrlab accepts but does not do: the route answers with it.
+    warnings: list[str] = []
+    request.state.sweep_warnings = warnings
     # Parsing a large YAML document takes a while: off the event loop.
-    return await run_in_threadpool(_spec, raw, syntax, schema, settings.max_trials_per_sweep)
+    limit = settings.max_trials_per_sweep
+    return await run_in_threadpool(_spec, raw, syntax, schema, limit, warnings)
+
+
+def sweep_warnings(request: Request) -> list[str]:
+    """The warnings parsing the body of this request found (none for other requests)."""
+    return list(getattr(request.state, "sweep_warnings", []))
 
 
 SweepBody = Annotated[SweepSpec, Depends(sweep_body)]

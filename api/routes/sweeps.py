@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from api.deps import WAKES_LOOPS, CurrentProject, PageDep, SettingsDep, StoreDep
-from api.schemas import PageOut, SweepOut, TrialOut
+from api.schemas import PageOut, SweepCreatedOut, SweepOut, TrialOut
 from api.sweep_body import OPENAPI as SWEEP_BODY
-from api.sweep_body import SweepBody
+from api.sweep_body import SweepBody, sweep_warnings
 from services.domain.records import SweepStatus, TrialStatus
 from services.specs import TrialSpec
 from services.sweeps.submit import submit_job, submit_sweep
@@ -20,22 +20,28 @@ SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.post(
     "/sweeps",
-    response_model=SweepOut,
+    response_model=SweepCreatedOut,
     status_code=201,
     openapi_extra=SWEEP_BODY,
     dependencies=[WAKES_LOOPS],
 )
 def create_sweep(
-    project: CurrentProject, spec: SweepBody, store: StoreDep, settings: SettingsDep
-) -> SweepOut:
+    request: Request,
+    project: CurrentProject,
+    spec: SweepBody,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> SweepCreatedOut:
     """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now.
 
     The body is a native sweep spec or a W&B sweep configuration, in JSON or YAML: the
     Content-Type says the syntax (application/json; application/yaml, application/x-yaml,
     text/yaml), `?format=native|wandb` the schema, which defaults to native for JSON and
     wandb for YAML. A W&B file's errors name their place in the file
-    (`parameters.learning_rate.min`); YAML syntax errors give the line and column."""
-    return SweepOut.of(submit_sweep(store, settings, project.id, spec))
+    (`parameters.learning_rate.min`); YAML syntax errors give the line and column.
+    `warnings` lists what the spec asks for that lrlab accepts but does not do."""
+    sweep = SweepOut.of(submit_sweep(store, settings, project.id, spec))
+    return SweepCreatedOut(**sweep.model_dump(), warnings=sweep_warnings(request))
 
 
 @router.post("/jobs", response_model=SweepOut, status_code=201, dependencies=[WAKES_LOOPS])

@@ -102,7 +102,11 @@ class Sweep(Model):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
+    end_reason: str | None = None  # why it ended early: its metric target reached
     spec: dict[str, Any] = Field(default_factory=dict)
+    # What the submitted spec asked for that lrlab accepted without doing (the answer to
+    # a submission only; a sweep read back has none).
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def is_terminal(self) -> bool:

@@ -89,6 +89,7 @@ def sweep_end_event(store: Store, sweep: Sweep) -> dict[str, Any]:
             **_sweep_ref(sweep),
             "status": sweep.status.value,
             "finished_at": sweep.finished_at.isoformat() if sweep.finished_at else None,
+            "end_reason": sweep.end_reason,
             "metric": {"name": sweep.metric_name, "goal": sweep.metric_goal},
         },
         "summary": {

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.specs import TrialSpec, effective_weight_decay
+from services.specs.schedule_defaults import with_defaults
 
 __all__ = ["CYCLICAL_SCHEDULES", "RunContext"]
 
@@ -92,7 +93,11 @@ class RunContext:
         decoupled = opt.name == "adamw" or opt.weight_decay > 0
         momentum = getattr(opt, "momentum", None)
         dampening = getattr(opt, "dampening", 0.0)
-        max_lr = getattr(sched, "max_lr", None)
+        # Derived lengths and peaks (a schedule named alone) as the worker derives them; a
+        # warmup_fraction has a length only once the budget's steps are known.
+        derived = with_defaults(sched, total_steps or 1, opt.lr)
+        warmup_steps = derived.warmup_steps if total_steps else sched.warmup_steps
+        max_lr = getattr(derived, "max_lr", None)
         hidden = getattr(ts.task, "hidden", None)
         activation = getattr(ts.task, "activation", None)
         init_scale = getattr(ts.task, "init_scale", None)
@@ -100,7 +105,7 @@ class RunContext:
             lr=opt.lr,
             optimizer=opt.name,
             schedule=sched.name,
-            warmup_steps=sched.warmup_steps,
+            warmup_steps=warmup_steps,
             swa_start_step=swa_start,
             total_steps=total_steps,
             batch_size=ts.batch_size if isinstance(ts.batch_size, int) else None,

@@ -37,7 +37,8 @@ TERMINAL_TRIAL_STATES = frozenset(
 
 class SweepStatus(enum.StrEnum):
     RUNNING = "running"  # has trials that are queued or running
-    FINISHED = "finished"  # every trial reached a terminal state
+    # every trial reached a terminal state, or its metric target was reached (end_reason)
+    FINISHED = "finished"
     CANCELLED = "cancelled"
 
 
@@ -88,6 +89,8 @@ class Sweep:
     updated_at: datetime
     finished_at: datetime | None
     trial_counts: dict[str, int] = field(default_factory=dict)
+    # Why it ended by itself before running out of trials (its metric target reached).
+    end_reason: str | None = None
 
     @cached_property
     def sweep_spec(self) -> SweepSpec:

@@ -1,7 +1,8 @@
 """The scheduler: claims queued trials, hands them to a launcher, and records how they end.
 
 The store, not the launcher, says what should be running. Each tick applies the launcher's
-reports, escalates cancels that a worker did not honour, requeues running trials whose
+reports (a trial that ends at its sweep's metric target ends the sweep: `sweep_target`),
+escalates cancels that a worker did not honour, requeues running trials whose
 heartbeat stopped (their worker or their scheduler died), launches what fits, and closes
 finished sweeps. Any number of schedulers may share one database: claims are atomic and
 every change to a running trial is fenced on its attempt. Settling `lr: auto` sweeps and
@@ -34,6 +35,7 @@ from services.domain.trial_life import CANCELLED_BY_REQUEST
 from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
 from services.store import Store
 from services.sweeps.lazy_trials import ask_next_trial
+from services.sweeps.sweep_target import end_sweeps_at_target
 
 log = logging.getLogger("lrlab.scheduler")
 
@@ -140,6 +142,7 @@ class Scheduler:
 
     def _apply_reports(self, counts: Counter[str]) -> None:
         reports, self._pending = [*self._pending, *self._launcher.poll()], []
+        ended: list[int] = []  # trials that ended with their metric evaluated
         for i, report in enumerate(reports):
             try:
                 status = self._apply(report)
@@ -157,6 +160,10 @@ class Scheduler:
                 counts["ignored"] += 1
             else:
                 _tally(counts, status)
+                if status in (TrialStatus.SUCCEEDED, TrialStatus.PRUNED):
+                    ended.append(report.trial_id)
+        # Before this pass launches anything: a sweep at its target makes no new trials.
+        counts["sweeps_finished"] += len(end_sweeps_at_target(self._store, ended))
 
     def _apply(self, report: RunReport) -> TrialStatus | None:
         """Record one report; the status it led to, or None when the fence refused it."""

@@ -13,7 +13,8 @@ the transforms between its internal value and the parameter's value:
 - q_*: the unquantized internal value, rounded by the transform; the inverse returns a
   representative internal value that rounds back to the same parameter value.
 - values and constants: the index of a choice (choices may be objects, which Optuna's
-  CategoricalDistribution cannot hold).
+  CategoricalDistribution cannot hold). Weighted values (`probabilities`) are method
+  random's alone: the sweep spec refuses them for bayes, whose samplers take no prior.
 """
 
 from __future__ import annotations
@@ -97,10 +98,19 @@ _SAMPLERS: dict[str, Callable[[DistributionParam, np.random.Generator], float]] 
 }
 
 
+def _choice(param: ValuesParam, rng: np.random.Generator) -> int:
+    if param.probabilities is None:
+        return int(rng.integers(len(param.values)))
+    # The spec lets the weights sum to 1 within a tolerance; numpy wants them exact.
+    weights = np.asarray(param.probabilities, dtype=float)
+    return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
 def sample(param: Param, rng: np.random.Generator) -> JsonValue:
-    """One value of `param`: a uniform choice among values, the constant, or a draw."""
+    """One value of `param`: a choice among values (uniform, or by its probabilities), the
+    constant, or a draw."""
     if isinstance(param, ValuesParam):
-        return copy.deepcopy(param.values[int(rng.integers(len(param.values)))])
+        return copy.deepcopy(param.values[_choice(param, rng)])
     if isinstance(param, ConstantParam):
         return copy.deepcopy(param.value)
     value = _SAMPLERS[unquantized(param.distribution)](param, rng)

@@ -12,8 +12,9 @@ asks the pruner once:
 - median: Optuna's MedianPruner (the median is over finished trials, as in Optuna).
 - hyperband: W&B's early_terminate rule, which the spec's fields describe (min_iter or
   max_iter and s, eta): fixed bands (`search.hyperband`); at the highest band a trial has
-  passed, it stops when its best value so far is worse than the value that ranks
-  int(n / eta)-th (0-based) among the n trials that reached that band. As in W&B's code,
+  passed, it stops when its best value so far (with `strict`, as W&B's strict: its value at
+  that band) is worse than the value that ranks int(n / eta)-th (0-based) among the n
+  trials that reached that band. As in W&B's code,
   band b is a trial's value at index b of its history, its (b + 1)-th evaluation, so a
   W&B file stops the same trials here as under W&B. Optuna's
   HyperbandPruner is a different algorithm (brackets of successive halving, trials assigned
@@ -178,9 +179,10 @@ class MedianRulePruner(TrialPruner):
 class _WandbHyperband(BasePruner):
     """W&B's hyperband rule as an Optuna pruner (see the module docstring)."""
 
-    def __init__(self, rungs: Sequence[int], eta: float, goal: Goal) -> None:
-        self.rungs, self.eta, self.goal = list(rungs), eta, goal
-        self.last: tuple[int, float, int] | None = None  # (rung, cut-off, trials) of a stop
+    def __init__(self, rungs: Sequence[int], eta: float, goal: Goal, strict: bool) -> None:
+        self.rungs, self.eta, self.goal, self.strict = list(rungs), eta, goal, strict
+        # (rung, cut-off, trials, the trial's value judged) of a stop
+        self.last: tuple[int, float, int, float] | None = None
 
     def _sign(self) -> float:
         return 1.0 if self.goal == "minimize" else -1.0
@@ -201,9 +203,12 @@ class _WandbHyperband(BasePruner):
             and rung + 1 in t.intermediate_values
         )
         cutoff = at_rung[int(len(at_rung) / self.eta)] if at_rung else math.inf
-        best = min(_minimised(v, sign) for v in trial.intermediate_values.values())
-        if best > cutoff:
-            self.last = (rung, sign * cutoff, len(at_rung))
+        if self.strict:  # the trial as it stands at the band, like every other one there
+            judged = _minimised(trial.intermediate_values[rung + 1], sign)
+        else:  # the trial at its best so far
+            judged = min(_minimised(v, sign) for v in trial.intermediate_values.values())
+        if judged > cutoff:
+            self.last = (rung, sign * cutoff, len(at_rung), sign * judged)
             return True
         return False
 
@@ -220,15 +225,17 @@ class HyperbandPruner(TrialPruner):
         self._rungs = hyperband_rungs(spec)
 
     def prune(self, d: Decision) -> str | None:
-        pruner = _WandbHyperband(self._rungs, self._spec.reduction_factor, d.goal)
+        spec = self._spec
+        pruner = _WandbHyperband(self._rungs, spec.reduction_factor, d.goal, spec.strict)
         pruned, _ = _decide(d, pruner)
         if not pruned or pruner.last is None:
             return None
-        rung_at, cutoff, n = pruner.last
+        rung_at, cutoff, n, judged = pruner.last
         rung = self._rungs.index(rung_at)
+        what = f"{d.metric} at that band" if spec.strict else f"best {d.metric} so far"
         return (
-            f"{self._head(d, rung)}: best {d.metric} so far {d.best(d.values):.4g} is worse "
-            f"than {cutoff:.4g}, the cut-off for the best 1/{self._spec.reduction_factor:g} "
+            f"{self._head(d, rung)}: {what} {judged:.4g} is worse "
+            f"than {cutoff:.4g}, the cut-off for the best 1/{spec.reduction_factor:g} "
             f"of {n} trials at band {rung_at} (their evaluation {rung_at + 1})"
         )
 

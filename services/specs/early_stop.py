@@ -8,7 +8,9 @@ policy whatever the pruner says.
 - `hyperband` (W&B's early_terminate): trials are compared at fixed rungs and those outside
   the best 1/reduction_factor stop. The rungs are either max_resource divided by
   reduction_factor 1..brackets times (W&B's max_iter and s) or min_resource multiplied by
-  it 0, 1, 2... times (W&B's min_iter); `services.search.hyperband` computes them.
+  it 0, 1, 2... times (W&B's min_iter); `services.search.hyperband` computes them. What a
+  trial brings to a rung is its best value so far, or with `strict` (W&B's strict) its
+  value at that rung, which stops more trials: one that was good once and got worse.
 - `asha`: asynchronous successive halving (Optuna's SuccessiveHalvingPruner): rungs at
   min_resource * reduction_factor ** (min_early_stopping_rate + k).
 - `median`: stop a trial whose best value so far is worse than the median of the other
@@ -49,6 +51,10 @@ class HyperbandStop(StrictModel):
     )
     reduction_factor: float = Field(
         default=3.0, gt=1, le=1000, description="Keep the best 1/reduction_factor (W&B eta)."
+    )
+    strict: bool = Field(
+        default=False,
+        description="Judge a trial by its value at the rung, not its best so far (W&B strict).",
     )
 
     @model_validator(mode="after")

@@ -40,8 +40,38 @@ def _base_dump(base: TrialSpec) -> dict[str, Any]:
     return data
 
 
+def _item_default(field: str, node: dict[str, Any], key: str) -> Any:
+    """The default of `key` in the registry entry `node` of `field` (an unset betas)."""
+    model = _REGISTRIES[field].get(str(node.get("name"))) if field in _REGISTRIES else None
+    if model is None or key not in model.model_fields:
+        return None
+    return model.model_fields[key].default
+
+
+def _set_item(data: dict[str, Any], parents: list[str], key: str, index: int, value: Any) -> None:
+    """Set item `index` of the tuple `key` under `parents`, keeping its other items (the
+    node's, else the entry's default): `optimizer.betas.0` changes beta1 alone."""
+    node = data
+    for part in parents:
+        child = node.get(part)
+        child = {"name": child} if isinstance(child, str) else child
+        if not isinstance(child, dict):
+            return  # validation names what is wrong with the path
+        node[part] = node = child
+    items = node.get(key)
+    if items is None and len(parents) == 1:
+        items = _item_default(parents[0], node, key)
+    if isinstance(items, list | tuple) and index < len(items):
+        node[key] = [*items[:index], copy.deepcopy(value), *items[index + 1 :]]
+    else:  # no such tuple here (sgd has no betas): the trial's validation says so
+        node[key] = copy.deepcopy(value)
+
+
 def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
+    if len(parents) > 1 and leaf.isdigit():  # an item of a tuple: optimizer.betas.0
+        _set_item(data, parents[:-1], parents[-1], int(leaf), value)
+        return
     node = data
     for part in parents:
         child = node.get(part)

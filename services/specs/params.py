@@ -1,7 +1,9 @@
 """One swept parameter of a sweep's search space, in its stored form.
 
 Forms (W&B-sweep-like):
-- a bare list `[0.1, 0.01]` or `{"values": [...]}`: choose among these values;
+- a bare list `[0.1, 0.01]` or `{"values": [...]}`: choose among these values, uniformly
+  or, with `{"values": [...], "probabilities": [...]}`, with those weights (method random
+  only: a grid enumerates every value and bayes has no prior to put them in);
 - `{"value": x}`: a constant;
 - `{"distribution": ..., <its arguments>}`: sampled (methods random and bayes).
 
@@ -35,13 +37,22 @@ import math
 import unicodedata
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from services.specs.common import StrictModel, fail, rule_error
 
 __all__ = [
     "DISTRIBUTIONS",
     "LOG_SCALE",
+    "PROBABILITY_TOLERANCE",
     "ConstantParam",
     "DistributionName",
     "DistributionParam",
@@ -84,6 +95,8 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 # Bounds that must be > 0 because the distribution lives on the log scale.
 LOG_SCALE = ("log_uniform", "q_log_uniform", "inv_log_uniform")
 _ALL_ARGS = ("low", "high", "q", "mu", "sigma", "a", "b")
+# How far from 1 the probabilities of a values parameter may sum (rounding in a file).
+PROBABILITY_TOLERANCE = 1e-6
 # exp(709.78) is the largest double; ten sigmas above mu keep every draw finite in practice.
 _MAX_LOG_VALUE = 700.0
 
@@ -112,17 +125,54 @@ def _check_json(value: JsonValue, where: str = "value") -> None:
 
 
 class ValuesParam(StrictModel):
-    """Choose among these values: all of them in a grid, one per trial otherwise."""
+    """Choose among these values: all of them in a grid, one per trial otherwise, uniformly
+    or with the weights in `probabilities` (one per value, summing to 1)."""
 
     spec_label: ClassVar[str] = "values parameter"
 
     values: list[JsonValue] = Field(min_length=1, max_length=10_000)
+    probabilities: list[float] | None = Field(
+        default=None,
+        description="The chance of each value in method random, in the order of values; "
+        "null: all alike.",
+    )
 
     @field_validator("values")
     @classmethod
     def _storable(cls, values: list[JsonValue]) -> list[JsonValue]:
         _check_json(values)
         return values
+
+    @model_validator(mode="after")
+    def _weights_fit(self) -> ValuesParam:
+        weights = self.probabilities
+        if weights is None:
+            return self
+        if len(weights) != len(self.values):
+            fail(
+                ("probabilities",),
+                f"probabilities has {len(weights)} entries for {len(self.values)} values; "
+                "give one per value, in the same order",
+            )
+        for index, weight in enumerate(weights):
+            if weight < 0:
+                fail(("probabilities", index), f"a probability must be >= 0 (got {weight})")
+        total = math.fsum(weights)
+        if abs(total - 1) > PROBABILITY_TOLERANCE:
+            fail(
+                ("probabilities",),
+                f"probabilities must sum to 1 (within {PROBABILITY_TOLERANCE:g}); "
+                f"these sum to {total:.6g}",
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_weights(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unweighted values are stored and shown as they always were: {"values": [...]}.
+        data: dict[str, Any] = handler(self)
+        if data.get("probabilities") is None:
+            data.pop("probabilities", None)
+        return data
 
 
 class ConstantParam(StrictModel):

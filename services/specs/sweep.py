@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from services.specs.bayes import BayesOptions
 from services.specs.common import StrictModel, Text, fail
 from services.specs.early_stop import EarlyStop
-from services.specs.params import DistributionParam, ParamSpec
+from services.specs.params import DistributionParam, ParamSpec, ValuesParam
 from services.specs.range_test import LrAuto, check_lr_auto, lift_auto_lr
 from services.specs.registry import RegistryParams
 from services.specs.trial import TrialSpec
@@ -26,12 +26,17 @@ SweepMethod = Literal["grid", "random", "bayes", "single"]
 
 
 class Metric(StrictModel):
-    """The series a sweep ranks trials by (its last evaluated value)."""
+    """The series a sweep ranks trials by (its last evaluated value). With `target`, the
+    sweep ends as soon as a trial ends with that value reached (<= target when minimizing,
+    >= when maximizing): queued trials are cancelled and no new ones are made."""
 
     spec_label: ClassVar[str] = "metric"
 
     name: Text = "val_loss"
     goal: Literal["minimize", "maximize"] = "minimize"
+    target: float | None = Field(
+        default=None, description="End the sweep once a trial's final value reaches this."
+    )
 
 
 class Policy(StrictModel):
@@ -73,18 +78,35 @@ def _nested_models(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
+def _tuple_length(models: list[type[BaseModel]], part: str) -> int | None:
+    """How many items the field `part` holds when it is a fixed tuple (optimizer.betas)."""
+    for model in models:
+        field = model.model_fields.get(part)
+        if field is not None and get_origin(field.annotation) is tuple:
+            return len(get_args(field.annotation))
+    return None
+
+
 def check_path(path: str, base: TrialSpec, swept: set[str]) -> None:
     """Raise ValueError unless `path` names a field of the trial spec.
 
     Below a registry field (optimizer, schedule, task) the base's own entry decides which
     keys exist, unless the sweep also changes that entry (sweeps it whole or its name):
-    then a key of any entry is accepted and each combination is checked when built.
+    then a key of any entry is accepted and each combination is checked when built. An
+    item of a fixed tuple is named by its index: `optimizer.betas.0` is Adam's beta1.
     """
     parts = path.split(".")
     models: list[type[BaseModel]] = [TrialSpec]
     current: Any = base
+    items: int | None = None  # the length of the field just named, when it is a tuple
     for depth, part in enumerate(parts):
         prefix = ".".join(parts[:depth])
+        if items is not None and part.isdigit() and depth == len(parts) - 1:
+            if int(part) >= items:
+                raise ValueError(
+                    f"unknown path {path!r}: {prefix} has {items} items, 0 to {items - 1}"
+                )
+            return
         if not models:
             raise ValueError(f"unknown path {path!r}: {prefix} is a value, not a nested spec")
         entry_swept = any(p in swept for p in _ancestors(prefix)) or f"{prefix}.name" in swept
@@ -99,6 +121,7 @@ def check_path(path: str, base: TrialSpec, swept: set[str]) -> None:
             else:
                 where = f"valid keys of {prefix}"
             raise ValueError(f"unknown path {path!r}; {where}: {', '.join(fields)}")
+        items = _tuple_length(models, part)
         models = [
             nested
             for model in models
@@ -165,6 +188,8 @@ class SweepSpec(StrictModel):
                     "random or bayes",
                     path,
                 )
+            if isinstance(param, ValuesParam) and param.probabilities is not None:
+                _weights_fit_method(path, self.method)
         if self.method == "single" and self.space:
             fail(
                 ("method",),
@@ -187,3 +212,14 @@ class SweepSpec(StrictModel):
                 "early_stop compares trials with each other; method 'single' runs one trial",
             )
         return self
+
+
+def _weights_fit_method(path: str, method: str) -> None:
+    # Weights are never dropped in silence: only method random draws by them.
+    if method != "random":
+        does = "enumerates every value" if method == "grid" else "has no prior to put them in"
+        fail(
+            ("space", path, "probabilities"),
+            f"probabilities weight method random's draws; method {method!r} {does}: "
+            "drop them or use method random",
+        )

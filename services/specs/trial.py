@@ -280,9 +280,10 @@ class TrialSpec(StrictModel):
                 schedule.end_lr,
             )
         if isinstance(schedule, CyclicSchedule) and schedule.base_lr is None:
-            # The schedule checked an explicit base_lr itself; a defaulted one is ours.
+            # The schedule checked an explicit base_lr itself; a defaulted one is ours (a
+            # derived max_lr, 4 x the lr, is above it by construction).
             lr = self.optimizer.lr
-            if schedule.max_lr <= lr:
+            if schedule.max_lr is not None and schedule.max_lr <= lr:
                 fail(
                     ("schedule", "max_lr"),
                     f"max_lr ({schedule.max_lr}) must be greater than base_lr ({lr}, "

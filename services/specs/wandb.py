@@ -1,25 +1,37 @@
 """W&B sweep files: a Weights & Biases sweep configuration read as a native SweepSpec.
 
 Top-level keys:
-- `method` (grid, random or bayes), `metric` {name, goal}, `parameters`, `run_cap` (->
-  max_trials), `name`, `description`, `early_terminate` (-> early_stop, below).
-- `program`, `command`, `entity`, `project`, `job`, `image_uri`, `controller`,
-  `apiVersion`, `kind` are accepted and ignored: lrlab trains the trial spec itself (there
-  is no script to launch), and the lrlab project is the one of the request's token.
-- lrlab's own: `base`, the native trial spec every trial starts from (default
-  `{task: digits}`), plus `max_concurrent` and `seed` (the sampler's seed) as in a native
-  spec. Any other key is an error, as are the W&B features lrlab lacks (metric.target,
-  metric.impute, metrics, scheduler, categorical probabilities, method custom).
+- `method` (grid, random or bayes), `metric` {name, goal, target}, `parameters`, `run_cap`
+  (-> max_trials), `name`, `description`, `early_terminate` (-> early_stop, below).
+- `metric.target`: the sweep ends once a trial ends with its metric at the target.
+  `metric.impute` and `impute_while_running` are accepted with a warning: lrlab leaves
+  failed trials out of Bayesian search rather than imputing a value for them.
+- `program`, `command`, `job`, `image_uri` name code to run, and lrlab's server never runs
+  uploaded code: it trains registered tasks. A file with them is accepted when `base` or a
+  `task` parameter names the task to train (with a warning that the code is not run),
+  and refused otherwise, so that no such file trains a built-in task in silence.
+- `entity`, `project` and `controller` are accepted with a warning: the sweep belongs to
+  the lrlab project of the request's token and lrlab's scheduler runs it. `apiVersion`
+  and `kind` describe the file and are accepted as they are.
+- lrlab's own: `base`, the native trial spec every trial starts from (default `{task:
+  digits}`, with a warning when nothing names a task), plus `max_concurrent` and `seed`
+  (the sampler's seed) as in a native spec. Any other key is an error, as are the W&B
+  features lrlab lacks (`metrics`, `scheduler`, method custom).
 
-Parameters: see `wandb_params` (forms, distributions, inference) and `wandb_names` (which
-trial-spec field a name sets). Sweeping `epochs` or `max_steps` sets the base's budget to
-that kind, since a trial has exactly one.
+Parameters: see `wandb_space` (the section flattened), `wandb_params` (forms,
+distributions, inference, weighted categoricals) and `wandb_names` (which trial-spec field
+a name sets). Sweeping `epochs` or `max_steps` sets the base's budget to that kind, since
+a trial has exactly one.
 
-early_terminate {type: hyperband, min_iter | max_iter and s, eta (3), strict} becomes
-early_stop {pruner: hyperband, min_resource, max_resource, brackets, reduction_factor};
-`strict` is accepted and ignored. An iteration is one evaluation of the sweep's metric.
+early_terminate {type: hyperband, min_iter | max_iter and s, eta (3), strict (true)}
+becomes early_stop {pruner: hyperband, min_resource, max_resource, brackets,
+reduction_factor, strict}. An iteration is one evaluation of the sweep's metric; W&B's
+strict, on unless the file says false, judges a trial by its value at the band rather
+than its best so far.
 
-Every error is located in the file: `parameters.learning_rate.min`, `run_cap`, ...
+Warnings (what a file asks for that lrlab accepts but does not do, each a sentence naming
+the key) are appended to the list the caller passes. Every error is located in the file:
+`parameters.learning_rate.min`, `run_cap`, ...
 """
 
 from __future__ import annotations
@@ -32,16 +44,27 @@ from services.specs.common import SpecError
 from services.specs.grid import expand_grid
 from services.specs.params import ConstantParam, ValuesParam
 from services.specs.sweep import SweepSpec
+from services.specs.tasks import TASKS
 from services.specs.trial import TrialSpec
-from services.specs.wandb_names import native_path, understood
-from services.specs.wandb_params import Loc, Problems, WandbParam, wandb_param
+from services.specs.wandb_names import understood
+from services.specs.wandb_params import Loc, Problems, WandbParam
+from services.specs.wandb_space import Space
 
 __all__ = ["DEFAULT_BASE", "parse_wandb"]
 
 DEFAULT_BASE: dict[str, Any] = {"task": {"name": "digits"}}
 _METHODS = ("grid", "random", "bayes")
-_IGNORED = ("program", "command", "entity", "project", "job", "image_uri", "controller")
-_IGNORED_TOO = ("apiVersion", "kind")
+# Keys naming code to run: a script, its command line, a Launch job or image.
+_CODE = ("program", "command", "job", "image_uri")
+# Keys accepted with a warning: lrlab has nothing that does what they ask.
+_NOT_HONOURED = {
+    "entity": "W&B entities have no meaning in lrlab; the sweep belongs to the lrlab "
+    "project of the request's token",
+    "project": "the sweep belongs to the lrlab project of the request's token, not to a "
+    "project named in the file",
+    "controller": "lrlab's own scheduler runs every sweep; no W&B controller is used",
+}
+_METADATA = ("apiVersion", "kind")  # they describe the file, which lrlab reads as it is
 _UNSUPPORTED = {
     "scheduler": "custom search engines (scheduler) are not supported; lrlab searches with "
     "method grid, random or bayes",
@@ -51,23 +74,42 @@ _UNSUPPORTED = {
 _KEYS = {"run_cap": "max_trials", "early_terminate": "early_stop"}
 _NATIVE = {"name", "description", "max_concurrent", "seed", "metric"}
 _VALID = sorted(
-    {"method", "parameters", "base", *_KEYS, *_NATIVE, *_IGNORED, *_IGNORED_TOO, *_UNSUPPORTED}
+    {
+        "method",
+        "parameters",
+        "base",
+        *_KEYS,
+        *_NATIVE,
+        *_CODE,
+        *_NOT_HONOURED,
+        *_METADATA,
+        *_UNSUPPORTED,
+    }
 )
 _HYPERBAND = {
     "min_iter": "min_resource",
     "max_iter": "max_resource",
     "s": "brackets",
     "eta": "reduction_factor",
+    "strict": "strict",
 }
-_METRIC_UNSUPPORTED = ("target", "impute", "impute_while_running")
+_IMPUTE = {
+    "impute": "lrlab leaves failed, crashed and cancelled trials out of Bayesian search "
+    "rather than imputing a value for them",
+    "impute_while_running": "lrlab's Bayesian search counts a running trial as running (its "
+    "sampler keeps away from it) rather than imputing a value for it",
+}
 
 
-def parse_wandb(config: Any, grid_limit: int | None = None) -> SweepSpec:
+def parse_wandb(
+    config: Any, grid_limit: int | None = None, warnings: list[str] | None = None
+) -> SweepSpec:
     """The native spec of the W&B sweep configuration `config` (parsed YAML or JSON).
 
     Raises ValidationError with every problem located in the file. With `grid_limit`, a
     grid's trials are built and checked too (its size, each combination's validity), so
-    that those errors also point into the file rather than at the native spec.
+    that those errors also point into the file rather than at the native spec. The file's
+    warnings are appended to `warnings`.
     """
     problems = Problems()
     if not isinstance(config, dict):
@@ -83,12 +125,15 @@ def parse_wandb(config: Any, grid_limit: int | None = None) -> SweepSpec:
             problems.add((key,), f"unknown key {key!r} for a W&B sweep file; valid: {valid}")
         elif key in _KEYS or key in _NATIVE:
             native[_KEYS.get(key, key)] = value
+        elif key in _NOT_HONOURED:
+            problems.warn((key,), _NOT_HONOURED[key])
     if "metric" in native:
         native["metric"] = _metric(native["metric"], problems)
     if "early_stop" in native:
         native["early_stop"] = _early_terminate(native["early_stop"], problems)
-    space = _Space(native["method"], problems)
+    space = Space(native["method"], problems)
     space.read(config)
+    _check_task(config, space, problems)
     base = _base(config.get("base", DEFAULT_BASE), space, problems)
     if base is not None:  # unknown names are told by the base's own entries
         for path, param_loc in space.where.items():
@@ -107,6 +152,8 @@ def parse_wandb(config: Any, grid_limit: int | None = None) -> SweepSpec:
         problems.raise_if_any()
         raise
     _check_size(spec, grid_limit, problems)
+    if warnings is not None:
+        warnings.extend(problems.warnings)
     return spec
 
 
@@ -126,12 +173,52 @@ def _method(config: dict[str, Any], problems: Problems) -> str:
 def _metric(metric: Any, problems: Problems) -> Any:
     if not isinstance(metric, dict):
         return metric  # the native model says what a metric is
-    for key in _METRIC_UNSUPPORTED:
+    for key in _IMPUTE:
         if key in metric:
-            problems.add(("metric", key), f"metric.{key} is not supported by lrlab", metric[key])
+            problems.warn(("metric", key), f"{metric[key]!r:.40} is not used: {_IMPUTE[key]}")
     if "name" not in metric:
         problems.add(("metric", "name"), "metric needs the name of the metric to rank runs by")
-    return {k: v for k, v in metric.items() if k not in _METRIC_UNSUPPORTED}
+    return {k: v for k, v in metric.items() if k not in _IMPUTE}
+
+
+def _task_source(config: dict[str, Any], space: Space) -> str | None:
+    """What names the task the trials train, in words; None when nothing does."""
+    for path in ("task", "task.name"):
+        if path in space.params:
+            return f"named by the parameter {space.names[path]}"
+    base = config.get("base")
+    if isinstance(base, dict) and "task" in base:
+        task = base["task"]
+        name = task.get("name") if isinstance(task, dict) else task
+        return f"{name!r} of base"
+    return None
+
+
+def _check_task(config: dict[str, Any], space: Space, problems: Problems) -> None:
+    """No file trains a built-in task in silence: code to run needs a registered task
+    named in its place; a file that names none trains the default with a warning."""
+    source = _task_source(config, space)
+    code = [key for key in _CODE if key in config]
+    if source is not None:
+        for key in code:
+            ran = f"{config[key]!r:.80}"
+            problems.warn((key,), f"lrlab does not run {ran}: each trial trains the task {source}")
+    elif code:
+        tasks = ", ".join(TASKS)
+        problems.add(
+            (code[0],),
+            f"lrlab's server never runs uploaded code ({code[0]} {config[code[0]]!r:.80}); it "
+            f"trains registered tasks: name one with base: {{task: digits}} or a task "
+            f"parameter (registered: {tasks}). An agent that runs your own training code "
+            "is planned.",
+        )
+    else:
+        default = DEFAULT_BASE["task"]["name"]
+        problems.warn(
+            ("base",),
+            f"nothing names a task, so every trial trains lrlab's built-in task {default}; "
+            f"name one with base: {{task: ...}} or a task parameter",
+        )
 
 
 def _early_terminate(config: Any, problems: Problems) -> Any:
@@ -142,7 +229,7 @@ def _early_terminate(config: Any, problems: Problems) -> Any:
     if config.get("type") != "hyperband":
         got = config.get("type")
         problems.add((*at, "type"), f"early_terminate needs type hyperband (got {got!r})", got)
-    valid = ["type", "strict", *_HYPERBAND]
+    valid = ["type", *_HYPERBAND]
     for key in config:
         if key not in valid:
             message = f"unknown key {key!r} for early_terminate; valid: {', '.join(sorted(valid))}"
@@ -151,66 +238,16 @@ def _early_terminate(config: Any, problems: Problems) -> Any:
         problems.add((*at, "s"), "max_iter needs s, the number of brackets below it")
     if "min_iter" not in config and "max_iter" not in config:
         problems.add(at, "hyperband needs min_iter, or max_iter with s")
+    strict = config.get("strict", True)
+    if not isinstance(strict, bool):
+        problems.add((*at, "strict"), f"strict is true or false (got {strict!r:.40})", strict)
     out = {_HYPERBAND[k]: v for k, v in config.items() if k in _HYPERBAND}
+    out.setdefault("strict", True)  # W&B's default: judge a trial at the band itself
     # W&B's schema types s as a number; 2.0 brackets are 2.
     brackets = out.get("brackets")
     if isinstance(brackets, float) and brackets.is_integer():
         out["brackets"] = int(brackets)
     return {"pruner": "hyperband", **out}
-
-
-class _Space:
-    """The parameters section, flattened: native path -> param, its place and name."""
-
-    def __init__(self, method: str, problems: Problems) -> None:
-        self.method = method
-        self.problems = problems
-        self.params: dict[str, WandbParam] = {}
-        self.where: dict[str, Loc] = {}
-        self.names: dict[str, str] = {}
-
-    def read(self, config: dict[str, Any]) -> None:
-        parameters = config.get("parameters")
-        if not isinstance(parameters, dict) or not parameters:
-            got = "nothing" if parameters is None else f"{parameters!r:.80}"
-            message = f"parameters is required: a mapping from names to parameters (got {got})"
-            self.problems.add(("parameters",), message)
-            return
-        self._group(parameters, ("parameters",), "")
-
-    def _group(self, parameters: dict[str, Any], loc: Loc, prefix: str) -> None:
-        for key, node in parameters.items():
-            name, at = f"{prefix}.{key}" if prefix else str(key), (*loc, key)
-            if isinstance(node, dict) and "parameters" in node:
-                self._nested(node, at, name)
-                continue
-            param = wandb_param(node, at, self.method, self.problems)
-            if param is not None:
-                self._add(name, at, param)
-
-    def _nested(self, node: dict[str, Any], at: Loc, name: str) -> None:
-        for key in node:
-            if key != "parameters":
-                message = f"unknown key {key!r} for a group of parameters; valid: parameters"
-                self.problems.add((*at, key), message)
-        inner = node["parameters"]
-        if isinstance(inner, dict) and inner:
-            self._group(inner, (*at, "parameters"), name)
-        else:
-            message = f"a group's parameters is a non-empty mapping (got {inner!r:.80})"
-            self.problems.add((*at, "parameters"), message)
-
-    def _add(self, name: str, at: Loc, param: WandbParam) -> None:
-        if isinstance(param, ValuesParam):
-            values = list(param.values)
-        else:
-            values = [param.value] if isinstance(param, ConstantParam) else []
-        path = native_path(name, values)
-        if path in self.params:
-            message = f"{name} and {self.names[path]} both set {path}; keep one"
-            self.problems.add(at, message)
-            return
-        self.params[path], self.where[path], self.names[path] = param, at, name
 
 
 def _budget_value(param: WandbParam) -> Any:
@@ -223,7 +260,7 @@ def _budget_value(param: WandbParam) -> Any:
     return int(param.high) if param.high is not None and param.high >= 1 else 1
 
 
-def _base(data: Any, space: _Space, problems: Problems) -> TrialSpec | None:
+def _base(data: Any, space: Space, problems: Problems) -> TrialSpec | None:
     if not isinstance(data, dict):
         problems.add(
             ("base",), f"base is a native trial spec such as {{task: digits}} (got {data!r:.80})"

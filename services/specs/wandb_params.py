@@ -1,8 +1,10 @@
 """One W&B sweep parameter -> a native search-space entry (see `services.specs.wandb`).
 
-W&B's rules, as documented: a parameter with `values` is categorical, with `value` a
-constant, with only `min` and `max` int_uniform when both are integers and uniform
-otherwise; `distribution` names any of the others. Defaults: q 1, mu 0, sigma 1, a 1, b 1.
+W&B's rules, as documented: a parameter with `values` is categorical (weighted by
+`probabilities` when given: honoured by method random; grid and bayes ignore them, with a
+warning), with `value` a constant, with only `min` and `max` int_uniform when both are
+integers and uniform otherwise; `distribution` names any of the others. Defaults: q 1,
+mu 0, sigma 1, a 1, b 1.
 `log_uniform`, `q_log_uniform` and `inv_log_uniform` take natural-log exponents
 (log_uniform min -9.2, max -2.3 is about 1e-4..1e-1); their `_values` forms take values.
 Method grid enumerates values and constants, int_uniform (min..max) and q_uniform (min,
@@ -19,7 +21,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
 
-from services.specs.common import rule_error
+from services.specs.common import field_path, rule_error
 from services.specs.params import (
     ConstantParam,
     DistributionParam,
@@ -34,7 +36,8 @@ WandbParam = ValuesParam | ConstantParam | DistributionParam
 # W&B distribution -> (its keys besides `distribution`, the native distribution).
 WANDB_DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "constant": (("value",), ""),
-    "categorical": (("values",), ""),
+    "categorical": (("values", "probabilities"), ""),
+    "categorical_w_probabilities": (("values", "probabilities"), ""),
     "int_uniform": (("min", "max"), "int_uniform"),
     "uniform": (("min", "max"), "uniform"),
     "q_uniform": (("min", "max", "q"), "q_uniform"),
@@ -57,13 +60,19 @@ _EXPONENTS = ("log_uniform", "q_log_uniform", "inv_log_uniform")
 _MAX_EXPONENT = 700
 _GRID_MAX = 10_000  # a values parameter's limit
 _NATIVE_KEYS = {"low": "min", "high": "max"}
+_CATEGORICAL = ("categorical", "categorical_w_probabilities")
 
 
 @dataclass
 class Problems:
-    """The errors found in a W&B file, each at its path in the file."""
+    """The errors found in a W&B file, each at its path in the file, and its warnings: what
+    the file asks for that lrlab accepts but does not do, each a sentence naming the key."""
 
     items: list[InitErrorDetails] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, loc: Loc, message: str) -> None:
+        self.warnings.append(f"{field_path(loc)}: {message}")
 
     def add(self, loc: Loc, message: str, value: Any = None) -> None:
         self.items.append(
@@ -152,11 +161,19 @@ def _native(
                 )
         if low >= high:
             _problem(problems, (*loc, "min"), f"min ({low}) must be less than max ({high})", low)
+        exponents = (low, high)
         # inv_log_uniform: log(1/X) in [min, max], so X in [exp(-max), exp(-min)].
         if native == "inv_log_uniform":
             low, high = math.exp(-high), math.exp(-low)
         else:
             low, high = math.exp(low), math.exp(high)
+        if exponents[0] >= 0 and exponents[1] <= 1:  # values such as 0.0001 and 0.1, likely
+            problems.warn(
+                loc,
+                f"{kind} takes natural-log exponents: min {exponents[0]:g} and max "
+                f"{exponents[1]:g} give values from {low:.4g} to {high:.4g}; for bounds "
+                f"that are values use {kind}_values",
+            )
     extra = {k: v for k, v in args.items() if k not in ("min", "max")}
     return {**out, "low": low, "high": high, **extra}
 
@@ -187,6 +204,25 @@ def _grid_values(param: DistributionParam, kind: str, problems: Problems, loc: L
     return [start + index * q for index in range(int(count))]
 
 
+def _categorical(
+    node: dict[str, Any], kind: str, loc: Loc, method: str, problems: Problems
+) -> ValuesParam:
+    if kind == "categorical_w_probabilities" and "probabilities" not in node:
+        _problem(problems, (*loc, "probabilities"), f"{kind} needs probabilities")
+    given = {key: node[key] for key in ("values", "probabilities") if key in node}
+    param = ValuesParam.model_validate({"values": None, **given})
+    if param.probabilities is None or method == "random":
+        return param
+    # W&B weighs categorical choices in random search alone; the file stays valid.
+    ignores = (
+        "enumerates every value"
+        if method == "grid"
+        else "does not weight its choices (its sampler takes no prior)"
+    )
+    problems.warn((*loc, "probabilities"), f"method {method} {ignores}; they are ignored")
+    return ValuesParam(values=param.values)
+
+
 def wandb_param(node: Any, loc: Loc, method: str, problems: Problems) -> WandbParam | None:
     """The native form of the W&B parameter `node` (at `loc` in the file), or None with its
     problems recorded."""
@@ -205,8 +241,6 @@ def _convert(node: Any, loc: Loc, method: str, problems: Problems) -> WandbParam
             f"min: ..., max: ...}}, or {{parameters: {{...}}}} for a group (got {node!r:.80})",
             node,
         )
-    if "probabilities" in node:
-        _problem(problems, (*loc, "probabilities"), "categorical probabilities are not supported")
     kind = _kind(problems, node, loc)
     keys = WANDB_DISTRIBUTIONS[kind][0]
     unknown = [key for key in node if key not in (*keys, "distribution")]
@@ -218,8 +252,8 @@ def _convert(node: Any, loc: Loc, method: str, problems: Problems) -> WandbParam
     if unknown:
         raise _Invalid
     try:
-        if kind == "categorical":
-            return ValuesParam.model_validate({"values": node.get("values")})
+        if kind in _CATEGORICAL:
+            return _categorical(node, kind, loc, method, problems)
         if kind == "constant":
             return ConstantParam.model_validate({"value": node.get("value")})
         args = {key: _number(problems, node, key, loc) for key in keys}

@@ -103,6 +103,8 @@ class SweepRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Why the sweep ended by itself before running out of trials (a metric target reached).
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TrialRow(Base):

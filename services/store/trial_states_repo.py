@@ -157,6 +157,29 @@ class TrialStateRepository:
                 row.finished_at = row.updated_at = now
             return [row.id for row in rows]
 
+    def end_sweep(self, sweep_id: int, reason: str) -> bool:
+        """Finish a running sweep now, saying why (its metric target was reached): its
+        queued trials are cancelled with that reason, and no trial is claimed from it or
+        asked for it any more (both want a running sweep); running trials go on to their
+        end. False when the sweep is not running (it ended, or was cancelled, meanwhile)."""
+        with self._write() as s:
+            row = s.scalars(
+                select(SweepRow)
+                .where(SweepRow.id == sweep_id, SweepRow.status == SweepStatus.RUNNING.value)
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                return False
+            row.status = SweepStatus.FINISHED.value
+            row.finished_at = row.updated_at = utcnow()
+            row.end_reason = reason
+            queued = select(TrialRow).where(
+                TrialRow.sweep_id == sweep_id, TrialRow.status == _QUEUED
+            )
+            for trial in s.scalars(queued.with_for_update()):
+                _terminate(s, trial, TrialStatus.CANCELLED, stop_reason=reason)
+            return True
+
     # -- a policy's side (the live analyzer) -------------------------------------------
     def request_stop(
         self, trial_id: int, attempt: int, reason: str, status: TrialStatus = TrialStatus.PRUNED

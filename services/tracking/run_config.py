@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from services.analyzer import RunContext
+from services.specs.entry_names import schedule_entry
 
 _LR = ("lr", "learning_rate", "learning-rate", "base_lr")
 _OPTIMIZER = ("optimizer", "optim", "optimizer_name")
@@ -42,34 +43,6 @@ _EPOCHS = ("epochs", "num_train_epochs", "max_epochs", "num_epochs")
 _STEPS_PER_EPOCH = ("steps_per_epoch",)
 
 T = TypeVar("T")
-
-# torch.optim.lr_scheduler class names, Hugging Face's lr_scheduler_type values and common
-# spellings -> lrlab's schedule names, so that a cyclical schedule's by-design loss rises
-# are recognised as such.
-_SCHEDULE_NAMES = {
-    "cycliclr": "cyclic",
-    "cyclic": "cyclic",
-    "onecyclelr": "one_cycle",
-    "onecycle": "one_cycle",
-    "one_cycle": "one_cycle",
-    "cosineannealingwarmrestarts": "cosine_restarts",
-    "cosine_restarts": "cosine_restarts",
-    "cosine_with_restarts": "cosine_restarts",
-    "sgdr": "cosine_restarts",
-    "cosineannealinglr": "cosine",
-    "cosine": "cosine",
-    "steplr": "step",
-    "step": "step",
-    "exponentiallr": "exponential",
-    "exponential": "exponential",
-    "constant": "constant",
-    "constantlr": "constant",
-    "constant_with_warmup": "constant",
-    "linear": "linear",
-    "linearlr": "linear",
-    "reducelronplateau": "plateau",
-    "reduce_lr_on_plateau": "plateau",
-}
 
 
 def _section(config: Mapping[str, Any], keys: tuple[str, ...]) -> Mapping[str, Any]:
@@ -124,8 +97,14 @@ def _optimizer_name(value: Any) -> str | None:
 
 
 def _schedule_name(value: Any) -> str | None:
+    # torch's class names, Hugging Face's lr_scheduler_type values and common spellings
+    # read as lrlab's (specs.entry_names), so that a cyclical schedule's by-design loss
+    # rises are recognised as such; a name it does not know is kept as given.
     name = _name(value)
-    return _SCHEDULE_NAMES.get(name.replace("-", "_"), name) if name is not None else None
+    if name is None:
+        return None
+    entry = schedule_entry(name)
+    return str(entry["name"]) if entry is not None else name
 
 
 class _Config:

@@ -180,7 +180,7 @@ INVALID_FILES = [
         "unknown-name",
         "method: grid\nparameters:\n  learning_rte: {values: [0.1]}\n",
         "parameters.learning_rte",
-        "lrlab understands batch_size, betas, clip_grad_norm",
+        "(did you mean learning_rate?): lrlab understands lr, optimizer, momentum,",
     ),
     bad(
         "invalid-combination",

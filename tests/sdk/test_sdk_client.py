@@ -123,6 +123,9 @@ def test_submit_a_wandb_sweep_file(client: lrlab.Client, tmp_path: Path, suffix:
     lrs = sorted(t.spec["optimizer"]["lr"] for t in client.trials(sweep.id))
     assert lrs == [0.001, 0.01, 0.1]
     assert client.create_sweep(doc).trials_total == 3  # a dict: told apart by its keys
+    # No task named: the answer says every trial trains the default one.
+    assert [w.split(":")[0] for w in sweep.warnings] == ["base"]
+    assert client.get_sweep(sweep.id).warnings == []  # the submission's, not the sweep's
 
 
 def test_a_wandb_error_points_into_the_file(client: lrlab.Client, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ not bad luck."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -158,6 +159,45 @@ def test_values_and_constants() -> None:
 def draws_any(p: ValuesParam, n: int = 600) -> list[Any]:
     rng = np.random.default_rng(1)
     return [sample(p, rng) for _ in range(n)]
+
+
+def test_weighted_values_are_drawn_by_their_probabilities() -> None:
+    weights = [0.6, 0.3, 0.1 - 5e-7, 5e-7]  # sums to 1; a weight that is all but zero
+    p = ValuesParam(values=["adam", "sgd", {"name": "adamw"}, "rmsprop"], probabilities=weights)
+    counts = Counter(repr(v) for v in draws_any(p, n=2000))
+    observed = [counts[repr(v)] for v in p.values]
+    # Each share within 3.5 binomial standard deviations of its probability ...
+    for count, weight in zip(observed, weights, strict=True):
+        assert abs(count - 2000 * weight) <= 3.5 * math.sqrt(2000 * weight * (1 - weight)) + 1
+    # ... and the counts as a whole fit the weights (chi-square over the three real ones).
+    expected = [2000 * w for w in weights[:3]]
+    scale = sum(observed[:3]) / sum(expected)
+    assert stats.chisquare(observed[:3], [e * scale for e in expected]).pvalue > 0.01
+    # Uniform draws are unchanged by the feature: the same sequence as before it.
+    plain = ValuesParam(values=["adam", "sgd", "adamw"])
+    rng = np.random.default_rng(1)
+    assert draws_any(plain, n=50) == [plain.values[int(rng.integers(3))] for _ in range(50)]
+
+
+def test_a_zero_weight_is_never_drawn() -> None:
+    p = ValuesParam(values=[1, 2, 3], probabilities=[0.5, 0.0, 0.5])
+    assert set(draws_any(p, n=1000)) == {1, 3}
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "rule"),
+    [
+        ([0.5], "probabilities has 1 entries for 2 values"),
+        ([0.5, 0.6], "probabilities must sum to 1 (within 1e-06); these sum to 1.1"),
+        ([1.2, -0.2], "a probability must be >= 0 (got -0.2)"),
+        ([0.5, float("nan")], "finite number"),
+    ],
+)
+def test_weights_must_fit_the_values(probabilities: list[float], rule: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(rule)):
+        ValuesParam(values=["a", "b"], probabilities=probabilities)
+    ValuesParam(values=["a", "b"], probabilities=[0.5, 0.5 + 5e-7])  # within the tolerance
+    assert ValuesParam(values=["a"]).model_dump() == {"values": ["a"]}  # stored as before
 
 
 # -- Optuna --------------------------------------------------------------------------------

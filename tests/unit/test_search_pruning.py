@@ -145,6 +145,33 @@ def test_hyperband_min_resource_form_and_maximize() -> None:
     assert decide(spec, (0.5, 0.75), others, goal="maximize") is None
 
 
+def test_hyperband_strict_judges_a_trial_at_the_band_not_at_its_best() -> None:
+    # Band 1 (evaluation 2): 0.5, 0.6, 0.7 and the trial's own; the cut-off ranks
+    # int(4 / 2) = 2nd from the best. The trial was best of all once (0.4), then fell back.
+    others = [past(0, S, 1.0, 0.5), past(1, S, 1.0, 0.6), past(2, S, 1.0, 0.7)]
+    values = (0.4, 0.9)
+    lenient = HyperbandStop(min_resource=1, reduction_factor=2)
+    assert decide(lenient, values, others) is None  # its best, 0.4, is in the top half
+    strict = HyperbandStop(min_resource=1, reduction_factor=2, strict=True)
+    assert decide(strict, values, others, step=20) == (
+        "pruned by hyperband at step 20 (rung 0, evaluation 2): val_loss at that band 0.9 is "
+        "worse than 0.7, the cut-off for the best 1/2 of 4 trials at band 1 (their "
+        "evaluation 2)"
+    )
+    # A trial good at the band goes on either way; and strict stops every trial the
+    # lenient rule stops (a value at the band is never better than the best so far).
+    assert decide(strict, (0.9, 0.55), others) is None
+    assert decide(lenient, (1.0, 0.8), others) is not None
+    assert decide(strict, (1.0, 0.8), others) is not None
+
+
+def test_hyperband_strict_maximize() -> None:
+    others = [past(0, S, 0.1, 0.9), past(1, S, 0.1, 0.8), past(2, S, 0.1, 0.7)]
+    strict = HyperbandStop(min_resource=1, reduction_factor=2, strict=True)
+    assert decide(strict, (0.95, 0.6), others, goal="maximize") is not None
+    assert decide(strict, (0.1, 0.85), others, goal="maximize") is None
+
+
 @pytest.mark.parametrize("spec", [ASHA, MEDIAN, HyperbandStop(min_resource=1)])
 def test_no_decision_without_evaluations_of_others_breaks(spec: Any) -> None:
     assert decide(spec, (0.3,), []) is None

@@ -139,9 +139,10 @@ def test_optimizer_field_rules(optimizer: dict[str, object], field: str, rule: s
 def test_unknown_schedule_lists_valid_names() -> None:
     assert_rejected(
         TrialSpec,
-        trial(schedule="linear"),
-        "schedule.name: unknown schedule 'linear'",
-        "constant, cosine, cosine_restarts, cyclic, exponential, multistep, one_cycle, plateau",
+        trial(schedule="inverse_sqrt"),
+        "schedule.name: unknown schedule 'inverse_sqrt'",
+        "constant, cosine, cosine_restarts, cyclic, exponential, linear, multistep, one_cycle, "
+        "plateau",
     )
 
 
@@ -168,7 +169,14 @@ def test_multistep_needs_milestones() -> None:
     ("schedule", "field", "rule"),
     [
         ({"name": "step", "step_size": 0}, "schedule.step_size", "greater than or equal to 1"),
-        ({"name": "step"}, "schedule.step_size", "Field required"),
+        ({"name": "range_test"}, "schedule.end_lr", "Field required"),
+        ({"name": "linear", "end_factor": 1.5}, "schedule.end_factor", "less than or equal to 1"),
+        (
+            {"name": "cosine", "warmup_steps": 5, "warmup_fraction": 0.1},
+            "schedule.warmup_fraction",
+            "set warmup_steps (5) or warmup_fraction (0.1), not both",
+        ),
+        ({"name": "cosine", "warmup_fraction": 1}, "schedule.warmup_fraction", "less than 1"),
         ({"name": "exponential", "gamma": 1.5}, "schedule.gamma", "less than or equal to 1"),
         ({"name": "one_cycle", "max_lr": 0}, "schedule.max_lr", "greater than 0"),
         ({"name": "one_cycle", "max_lr": 1, "pct_start": 1}, "schedule.pct_start", "less than 1"),
@@ -224,8 +232,11 @@ def test_describe_registry() -> None:
     cyclic = described["cyclic"]
     assert cyclic["description"].startswith("Cycle the lr")
     assert "name" not in cyclic["params"]["properties"]
-    assert cyclic["params"]["required"] == ["max_lr"]
-    assert cyclic["params"]["properties"]["step_size_up"]["default"] == 2000
+    # every length and peak lr can be left to derive (services.specs.schedule_defaults)
+    assert "required" not in cyclic["params"]
+    assert cyclic["params"]["properties"]["step_size_up"]["default"] is None
+    range_test = described["range_test"]
+    assert range_test["params"]["required"] == ["end_lr"]
     adam = next(e for e in describe_registry(OPTIMIZERS) if e["name"] == "adam")
     assert "required" not in adam["params"]
     assert adam["params"]["additionalProperties"] is False

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.specs import (
     AdamParams,
@@ -284,3 +286,26 @@ def test_sampled_methods_have_no_grid() -> None:
 )
 def test_sweep_field_rules(fields: dict[str, Any], field: str, rule: str) -> None:
     assert_rejected(SweepSpec, {**sweep(), **fields}, field, rule)
+
+
+def test_an_item_of_a_tuple_is_swept_by_its_index() -> None:
+    spec = SweepSpec.model_validate(
+        {"base": {"task": "digits", "optimizer": "adam"}, "space": {"optimizer.betas.1": [0.99]}}
+    )
+    ((_, trial),) = expand_grid(spec, 10)
+    assert trial.optimizer.betas == (0.9, 0.99)  # type: ignore[union-attr]
+    for space, rule in (
+        ({"optimizer.betas.2": [0.9]}, "optimizer.betas has 2 items, 0 to 1"),
+        ({"optimizer.lr.0": [0.9]}, "optimizer.lr is a value, not a nested spec"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(rule)):
+            SweepSpec.model_validate(
+                {"base": {"task": "digits", "optimizer": "adam"}, "space": space}
+            )
+    sgd = {"base": {"task": "digits"}, "space": {"optimizer.betas.0": [0.9]}}
+    with pytest.raises(ValidationError, match="valid keys of optimizer"):
+        SweepSpec.model_validate(sgd)
+    # With the optimizer swept, an sgd trial with betas is an invalid combination.
+    both = {**sgd, "space": {"optimizer.name": ["adam", "sgd"], "optimizer.betas.0": [0.8]}}
+    with pytest.raises(SpecError, match="unknown key 'betas' for optimizer 'sgd'"):
+        expand_grid(SweepSpec.model_validate(both), 10)

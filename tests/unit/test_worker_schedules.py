@@ -84,6 +84,10 @@ CASES: dict[str, tuple[dict[str, Any], Reference]] = {
             opt, max_lr=0.5, total_steps=n, pct_start=0.25, final_div_factor=100.0
         ),
     ),
+    "linear": (
+        {"end_factor": 0.1},
+        lambda opt, n: sched.LinearLR(opt, start_factor=1.0, end_factor=0.1, total_iters=n),
+    ),
     "plateau": (
         {"factor": 0.5, "patience": 1, "min_lr": 0.01},
         lambda opt, n: sched.ReduceLROnPlateau(opt, factor=0.5, patience=1, min_lr=0.01),
@@ -180,6 +184,45 @@ def test_schedule_matches_torch(name: str, warmup: int) -> None:
     # Not a flat line by accident: every schedule but constant moves the lr here.
     if name != "constant" or warmup:
         assert len({lrs[0] for lrs in built}) > 2
+
+
+# A schedule named alone: its derived fields (services.specs.schedule_defaults) as torch
+# would be given them by hand, for STEPS = 40 steps of lr LR.
+DERIVED: dict[str, Reference] = {
+    "step": lambda opt, n: sched.StepLR(opt, step_size=math.ceil(n / 3), gamma=0.1),
+    "multistep": lambda opt, n: sched.MultiStepLR(opt, milestones=[n // 2, 3 * n // 4]),
+    "exponential": lambda opt, n: sched.ExponentialLR(opt, gamma=0.01 ** (1 / n)),
+    "cosine_restarts": lambda opt, n: sched.CosineAnnealingWarmRestarts(opt, T_0=n // 4),
+    "cyclic": lambda opt, n: sched.CyclicLR(opt, base_lr=LR, max_lr=4 * LR, step_size_up=n // 4),
+    "one_cycle": lambda opt, n: sched.OneCycleLR(opt, max_lr=LR, total_steps=n),
+    "linear": lambda opt, n: sched.LinearLR(opt, 1.0, 0.0, total_iters=n),
+}
+
+
+@pytest.mark.parametrize("warmup", [0, 8])
+@pytest.mark.parametrize("name", sorted(DERIVED))
+def test_a_schedule_named_alone_derives_its_fields(name: str, warmup: int) -> None:
+    built = run_built(make_spec({"name": name, "warmup_steps": warmup}), TinyTask())
+    reference_task = TinyTask()
+    opt = torch.optim.SGD(reference_task.model.parameters(), lr=LR, momentum=0.9)
+    assert_same(built, run_reference(opt, reference_task.model, DERIVED[name], warmup, 0.1))
+
+
+def test_derived_exponential_and_step_fall_100x_over_the_run() -> None:
+    for name in ("exponential", "step"):
+        lrs = run_built(make_spec({"name": name}), TinyTask(), steps=STEPS + 1)
+        assert lrs[-1][0] == pytest.approx(LR / 100), name  # after the last step
+
+
+def test_warmup_fraction_is_a_share_of_the_budget() -> None:
+    # 40 steps x 0.25: the same series as warmup_steps 10, also in an epochs budget.
+    fraction = run_built(make_spec({"name": "cosine", "warmup_fraction": 0.25}), TinyTask())
+    steps = run_built(make_spec({"name": "cosine", "warmup_steps": 10}), TinyTask())
+    assert_same(fraction, steps)
+    epochs = {"budget": {"epochs": 1}, "batch_size": 25}  # 1000 / 25 = 40 steps
+    spec = make_spec({"name": "cosine", "warmup_fraction": 0.25}, **epochs)
+    by_epochs = run_built(spec, TinyTask())
+    assert_same(by_epochs, steps)
 
 
 @pytest.mark.parametrize("name", ["cyclic", "one_cycle", "cosine", "plateau"])

@@ -9,6 +9,10 @@ cosine eta_min) are multiplied by the lr_scaling factor like every lr of the tri
 per param group by the layer-decay scale where torch takes one value per group; cosine and
 cosine_restarts take a single eta_min, so it is one floor for all groups.
 
+Derived fields (a step_size, gamma, max_lr ... left null) are filled for the trial's own
+steps and lr first (services.specs.schedule_defaults), as is a warmup_fraction's length, so
+every builder sees a complete schedule.
+
 Warmup: with warmup_steps > 0 a LinearLR ramps each group from warmup_start_factor x its
 lr to its lr, then `SequentialLR` hands over to the schedule proper, which then runs
 `total - warmup_steps` steps (what T_max=null and one_cycle's length mean). The ramp ends at
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch.optim.lr_scheduler import (
@@ -52,7 +56,8 @@ from services.specs import (
     StepSchedule,
     TrialSpec,
 )
-from services.specs.schedules import RangeTestSchedule
+from services.specs.schedule_defaults import with_defaults
+from services.specs.schedules import LinearSchedule, RangeTestSchedule
 from workers.optim.budget import effective_batch_size, lr_factor, total_steps
 from workers.optim.optimizers import group_scales, uses_momentum
 from workers.tasks import Task
@@ -69,6 +74,7 @@ __all__ = [
 ]
 
 Optimizer = torch.optim.Optimizer
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -94,16 +100,27 @@ def _constant(opt: Optimizer, p: ConstantSchedule, ctx: ScheduleContext) -> LRSc
     return ConstantLR(opt, factor=1.0, total_iters=0)
 
 
+def _derived(value: _T | None) -> _T:
+    # build_schedule fills every derived field before a builder runs.
+    if value is None:
+        raise ValueError("a derived schedule field was not filled in")
+    return value
+
+
 def _step(opt: Optimizer, p: StepSchedule, ctx: ScheduleContext) -> LRScheduler:
-    return StepLR(opt, step_size=p.step_size, gamma=p.gamma)
+    return StepLR(opt, step_size=_derived(p.step_size), gamma=p.gamma)
 
 
 def _multistep(opt: Optimizer, p: MultiStepSchedule, ctx: ScheduleContext) -> LRScheduler:
-    return MultiStepLR(opt, milestones=p.milestones, gamma=p.gamma)
+    return MultiStepLR(opt, milestones=_derived(p.milestones), gamma=p.gamma)
 
 
 def _exponential(opt: Optimizer, p: ExponentialSchedule, ctx: ScheduleContext) -> LRScheduler:
-    return ExponentialLR(opt, gamma=p.gamma)
+    return ExponentialLR(opt, gamma=_derived(p.gamma))
+
+
+def _linear(opt: Optimizer, p: LinearSchedule, ctx: ScheduleContext) -> LRScheduler:
+    return LinearLR(opt, start_factor=1.0, end_factor=p.end_factor, total_iters=ctx.steps)
 
 
 def _cosine(opt: Optimizer, p: CosineSchedule, ctx: ScheduleContext) -> LRScheduler:
@@ -115,7 +132,7 @@ def _cosine_restarts(
     opt: Optimizer, p: CosineRestartsSchedule, ctx: ScheduleContext
 ) -> LRScheduler:
     return CosineAnnealingWarmRestarts(
-        opt, T_0=p.T_0, T_mult=p.T_mult, eta_min=p.eta_min * ctx.factor
+        opt, T_0=_derived(p.T_0), T_mult=p.T_mult, eta_min=p.eta_min * ctx.factor
     )
 
 
@@ -123,8 +140,8 @@ def _cyclic(opt: Optimizer, p: CyclicSchedule, ctx: ScheduleContext) -> LRSchedu
     return CyclicLR(
         opt,
         base_lr=ctx.base_lrs if p.base_lr is None else ctx.absolute(p.base_lr),
-        max_lr=ctx.absolute(p.max_lr),
-        step_size_up=p.step_size_up,
+        max_lr=ctx.absolute(_derived(p.max_lr)),
+        step_size_up=_derived(p.step_size_up),
         step_size_down=p.step_size_down,
         mode=p.mode,
         gamma=p.gamma,
@@ -142,7 +159,7 @@ def _one_cycle(opt: Optimizer, p: OneCycleSchedule, ctx: ScheduleContext) -> LRS
         )
     return OneCycleLR(
         opt,
-        max_lr=ctx.absolute(p.max_lr),
+        max_lr=ctx.absolute(_derived(p.max_lr)),
         total_steps=ctx.steps,
         pct_start=p.pct_start,
         anneal_strategy=p.anneal_strategy,
@@ -180,6 +197,7 @@ SCHEDULE_BUILDERS: dict[str, ScheduleBuilder] = {
     "cosine_restarts": _cosine_restarts,
     "cyclic": _cyclic,
     "one_cycle": _one_cycle,
+    "linear": _linear,
     "plateau": _plateau,
     "range_test": _range_test,
 }
@@ -255,9 +273,9 @@ def build_schedule(
 ) -> LrSchedule:
     """The trial's schedule over `optimizer`, built by `build_optimizer(spec, task)` and
     not stepped yet (its lrs already carry the lr_scaling factor and layer-decay scales)."""
-    params = spec.schedule
-    warmup = params.warmup_steps
     total = total_steps(spec, task)
+    params = with_defaults(spec.schedule, total, spec.optimizer.lr)
+    warmup = params.warmup_steps
     base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
     context = ScheduleContext(
         # A warmup as long as the budget leaves the schedule nothing; 1 keeps torch happy.
