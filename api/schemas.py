@@ -105,6 +105,12 @@ class SweepOut(Out):
     updated_at: datetime
     finished_at: datetime | None
     spec: dict[str, Any]
+    status_reason: str | None = Field(
+        default=None,
+        description="Why the sweep is in its status, when that is not plain: why a failed "
+        "sweep stopped itself (its failure_policy), or what a running sweep's queued trials "
+        "wait for that no node has.",
+    )
 
     @classmethod
     def of(cls, s: Sweep) -> SweepOut:
@@ -122,6 +128,7 @@ class SweepOut(Out):
             updated_at=s.updated_at,
             finished_at=s.finished_at,
             spec=s.spec,
+            status_reason=s.status_reason,
         )
 
 
@@ -146,6 +153,11 @@ class TrialOut(Out):
     kind: str = "trained"  # "trained" (run by a worker) or "external" (logged with POST /runs)
     last_step: int | None = None  # the last step a heartbeat or the final report named
     heartbeat_at: datetime | None = None  # the last sign of life of its worker or script
+    status_reason: str | None = Field(
+        default=None,
+        description="Why a queued trial waits when its wait will not end by itself: no node "
+        "of the cluster has what it asks for.",
+    )
 
     @classmethod
     def of(cls, t: Trial) -> TrialOut:

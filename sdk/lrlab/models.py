@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 T = TypeVar("T")
 
 TERMINAL_TRIAL = frozenset({"succeeded", "failed", "pruned", "cancelled"})
-TERMINAL_SWEEP = frozenset({"finished", "cancelled"})
+TERMINAL_SWEEP = frozenset({"finished", "cancelled", "failed"})
 
 
 def to_float(value: Any) -> float:
@@ -103,6 +103,8 @@ class Sweep(Model):
     updated_at: datetime
     finished_at: datetime | None = None
     spec: dict[str, Any] = Field(default_factory=dict)
+    # Why a failed sweep stopped itself, or what a running one's queued trials wait for.
+    status_reason: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -138,6 +140,8 @@ class Trial(Model):
     kind: str = "trained"  # "trained" (run by a worker) or "external" (a logged run)
     last_step: int | None = None
     heartbeat_at: datetime | None = None
+    # Why a queued trial waits when no node has what it asks for.
+    status_reason: str | None = None
 
     @property
     def is_terminal(self) -> bool:

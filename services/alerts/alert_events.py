@@ -88,6 +88,7 @@ def sweep_end_event(store: Store, sweep: Sweep) -> dict[str, Any]:
         "sweep": {
             **_sweep_ref(sweep),
             "status": sweep.status.value,
+            "status_reason": sweep.status_reason,  # why a failed sweep stopped itself
             "finished_at": sweep.finished_at.isoformat() if sweep.finished_at else None,
             "metric": {"name": sweep.metric_name, "goal": sweep.metric_goal},
         },

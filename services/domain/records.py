@@ -39,6 +39,14 @@ class SweepStatus(enum.StrEnum):
     RUNNING = "running"  # has trials that are queued or running
     FINISHED = "finished"  # every trial reached a terminal state
     CANCELLED = "cancelled"
+    FAILED = "failed"  # stopped by its failure_policy: its trials kept failing
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not SweepStatus.RUNNING
+
+
+TERMINAL_SWEEP_STATES = frozenset(s for s in SweepStatus if s.is_terminal)
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,9 @@ class Sweep:
     updated_at: datetime
     finished_at: datetime | None
     trial_counts: dict[str, int] = field(default_factory=dict)
+    # Why it is in its status, when that is not plain: why it failed, or, while it runs,
+    # what its queued trials wait for that no node has.
+    status_reason: str | None = None
 
     @cached_property
     def sweep_spec(self) -> SweepSpec:
@@ -125,6 +136,8 @@ class Trial:
     stop_status: TrialStatus | None = None  # a policy stop's terminal status, once asked for
     analyzed_step: int | None = None  # the last step the live analyzer looked at
     heartbeat_at: datetime | None = None  # the last sign of life of its worker or script
+    # A queued trial's wait that will not end by itself: no node has what it asks for.
+    status_reason: str | None = None
 
     @cached_property
     def trial_spec(self) -> TrialSpec:

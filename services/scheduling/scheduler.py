@@ -33,6 +33,7 @@ from services.domain.records import Trial, TrialStatus
 from services.domain.trial_life import CANCELLED_BY_REQUEST
 from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
 from services.store import Store
+from services.sweeps.failure_stop import stop_failing_sweeps
 from services.sweeps.lazy_trials import ask_next_trial
 
 log = logging.getLogger("lrlab.scheduler")
@@ -55,13 +56,14 @@ class TickResult:
     requeued: int = 0
     force_cancelled: int = 0  # launcher.cancel calls after the grace period
     sweeps_finished: int = 0
+    sweeps_stopped: int = 0  # ended `failed` by their failure_policy
     ignored: int = 0  # reports about attempts no longer running (the fence refused them)
 
     @property
     def changed_trials(self) -> bool:
         """Whether a trial started or ended, or a sweep finished."""
         ended = self.succeeded + self.failed + self.pruned + self.cancelled + self.requeued
-        return self.launched + ended + self.sweeps_finished > 0
+        return self.launched + ended + self.sweeps_finished + self.sweeps_stopped > 0
 
 
 def trial_resources(spec: Mapping[str, Any]) -> tuple[float, float]:
@@ -70,8 +72,18 @@ def trial_resources(spec: Mapping[str, Any]) -> tuple[float, float]:
     return float(resources.get("cpus", 1.0)), float(resources.get("gpus", 0.0))
 
 
-def _tally(counts: Counter[str], status: TrialStatus) -> None:
-    counts["requeued" if status is TrialStatus.QUEUED else status.value] += 1
+class _Tally:
+    """What one pass did: counts for its TickResult, and the trials that failed in it
+    (their sweeps' failure policies are checked before anything else is launched)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.failed: list[int] = []
+
+    def add(self, trial_id: int, status: TrialStatus) -> None:
+        self.counts["requeued" if status is TrialStatus.QUEUED else status.value] += 1
+        if status is TrialStatus.FAILED:
+            self.failed.append(trial_id)
 
 
 def default_scheduler_id() -> str:
@@ -125,20 +137,28 @@ class Scheduler:
 
     def _locked_pass(self, *, full: bool) -> TickResult:
         with self._tick_lock:
-            counts: Counter[str] = Counter()
+            tally = _Tally()
             # Taken before poll(): an attempt missing from it has ended, so its report is in
             # this poll and the lease check cannot mistake it for a vanished worker.
             in_flight = self._launcher.running()
-            self._apply_reports(counts)
+            self._apply_reports(tally)
             if full:
-                self._escalate_cancels(in_flight, counts)
-                self._requeue_stale(in_flight, counts)
-            self._launch_queued(counts)
+                self._escalate_cancels(in_flight, tally.counts)
+                self._requeue_stale(in_flight, tally)
+            self._stop_failing(tally)  # before a stopped sweep's queued trials could launch
+            self._launch_queued(tally)
+            self._stop_failing(tally)
             if full:
-                counts["sweeps_finished"] += len(self._states.finish_sweeps())
-            return TickResult(**counts)
+                tally.counts["sweeps_finished"] += len(self._states.finish_sweeps())
+            return TickResult(**tally.counts)
 
-    def _apply_reports(self, counts: Counter[str]) -> None:
+    def _stop_failing(self, tally: _Tally) -> None:
+        """Sweeps whose trials keep failing end `failed` (their failure_policy)."""
+        if tally.failed:
+            tally.counts["sweeps_stopped"] += len(stop_failing_sweeps(self._store, tally.failed))
+            tally.failed = []
+
+    def _apply_reports(self, tally: _Tally) -> None:
         reports, self._pending = [*self._pending, *self._launcher.poll()], []
         for i, report in enumerate(reports):
             try:
@@ -154,9 +174,9 @@ class Scheduler:
                     report.trial_id,
                     report.attempt,
                 )
-                counts["ignored"] += 1
+                tally.counts["ignored"] += 1
             else:
-                _tally(counts, status)
+                tally.add(report.trial_id, status)
 
     def _apply(self, report: RunReport) -> TrialStatus | None:
         """Record one report; the status it led to, or None when the fence refused it."""
@@ -211,7 +231,7 @@ class Scheduler:
         self._cancel_seen.pop((trial_id, attempt), None)
         self._force_cancelled.discard((trial_id, attempt))
 
-    def _requeue_stale(self, in_flight: set[int], counts: Counter[str]) -> None:
+    def _requeue_stale(self, in_flight: set[int], tally: _Tally) -> None:
         """Running trials nobody heartbeats for: their worker, or the scheduler that launched
         them, died. Requeued from their checkpoint (or failed when out of restarts)."""
         for trial in self._states.stale_running(self._lease):
@@ -226,15 +246,19 @@ class Scheduler:
                     HEARTBEAT_LOST,
                     status.value,
                 )
-                _tally(counts, status)
+                tally.add(trial.id, status)
 
-    def _launch_queued(self, counts: Counter[str]) -> None:
+    def _launch_queued(self, tally: _Tally) -> None:
         while self._launcher.can_start(_ANY_CPU, 0.0):
             trial = self._states.claim_next(self.id, self._fits)
             if trial is None:
                 # Nothing queued fits the room: a lazy sweep (random, bayes) with room of
                 # its own asks for its next trial now, knowing every trial ended so far.
                 asked = ask_next_trial(self._store)
+                if asked is not None and asked.status is TrialStatus.FAILED:
+                    # Born failed (its params made no valid trial): not counted as a trial
+                    # that ran, but its sweep's failure policy hears of it.
+                    tally.failed.append(asked.id)
                 if asked is None or asked.status is not TrialStatus.QUEUED:
                     break  # none asked, or it failed at birth: no tight loop of failures
                 continue
@@ -257,9 +281,9 @@ class Scheduler:
                 reason = f"launch failed: {exc}"
                 status = self._states.requeue_or_fail(trial.id, trial.attempt, reason)
                 if status is not None:
-                    _tally(counts, status)
+                    tally.add(trial.id, status)
                 break  # the launcher is unwell: try again next tick, not in a tight loop
-            counts["launched"] += 1
+            tally.counts["launched"] += 1
 
     def _fits(self, trial: Trial) -> bool:
         return self._launcher.can_start(*trial_resources(trial.spec))

@@ -31,6 +31,7 @@ def _sweep(row: SweepRow, counts: dict[str, int]) -> Sweep:
         updated_at=row.updated_at,
         finished_at=row.finished_at,
         trial_counts=counts,
+        status_reason=row.status_reason,
     )
 
 

@@ -38,6 +38,7 @@ def trial_from_row(row: TrialRow) -> Trial:
         stop_status=TrialStatus(row.stop_status) if row.stop_status else None,
         analyzed_step=row.analyzed_step,
         heartbeat_at=row.heartbeat_at,
+        status_reason=row.status_reason,
     )
 
 
