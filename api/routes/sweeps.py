@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import WAKES_LOOPS, CurrentProject, PageDep, SettingsDep, StoreDep
+from api.deps import WAKES_LOOPS, CapacityDep, CurrentProject, PageDep, SettingsDep, StoreDep
 from api.schemas import PageOut, SweepOut, TrialOut
 from api.sweep_body import OPENAPI as SWEEP_BODY
 from api.sweep_body import SweepBody
@@ -26,7 +26,11 @@ SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     dependencies=[WAKES_LOOPS],
 )
 def create_sweep(
-    project: CurrentProject, spec: SweepBody, store: StoreDep, settings: SettingsDep
+    project: CurrentProject,
+    spec: SweepBody,
+    store: StoreDep,
+    settings: SettingsDep,
+    capacity: CapacityDep,
 ) -> SweepOut:
     """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now.
 
@@ -34,16 +38,22 @@ def create_sweep(
     Content-Type says the syntax (application/json; application/yaml, application/x-yaml,
     text/yaml), `?format=native|wandb` the schema, which defaults to native for JSON and
     wandb for YAML. A W&B file's errors name their place in the file
-    (`parameters.learning_rate.min`); YAML syntax errors give the line and column."""
-    return SweepOut.of(submit_sweep(store, settings, project.id, spec))
+    (`parameters.learning_rate.min`); YAML syntax errors give the line and column.
+    On a fixed cluster, a sweep that can make a trial asking for more CPUs or GPUs than
+    the largest node has is a 422 naming the field."""
+    return SweepOut.of(submit_sweep(store, settings, project.id, spec, capacity))
 
 
 @router.post("/jobs", response_model=SweepOut, status_code=201, dependencies=[WAKES_LOOPS])
 def create_job(
-    spec: TrialSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep
+    spec: TrialSpec,
+    project: CurrentProject,
+    store: StoreDep,
+    settings: SettingsDep,
+    capacity: CapacityDep,
 ) -> SweepOut:
     """Submit one training job (stored as a sweep of one trial)."""
-    return SweepOut.of(submit_job(store, settings, project.id, spec))
+    return SweepOut.of(submit_job(store, settings, project.id, spec, capacity=capacity))
 
 
 @router.get("/sweeps", response_model=PageOut[SweepOut])

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from services.background import BackgroundLoop
+from services.domain.capacity import ClusterCapacity
 from services.domain.records import Trial, TrialStatus
 from services.domain.trial_life import CANCELLED_BY_REQUEST
 from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
@@ -103,9 +104,12 @@ class Scheduler:
         cancel_grace_seconds: float = 5.0,
         on_change: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cluster_may_grow: bool = False,
     ) -> None:
         """`on_change` is called after a pass in which a trial started or ended or a sweep
-        finished (the wake-up of the loops that act on those)."""
+        finished (the wake-up of the loops that act on those). `cluster_may_grow`: nodes
+        may join by themselves (an autoscaling cluster), so a trial no node has room for
+        waits for one rather than being refused at submission."""
         self.id = scheduler_id or default_scheduler_id()
         self._store = store
         self._states = store.trial_states
@@ -123,6 +127,8 @@ class Scheduler:
         self._loop = BackgroundLoop(f"scheduler {self.id}", self._loop_tick)
         self._interval = 0.0
         self._last_full = -math.inf
+        self._may_grow = cluster_may_grow
+        self._capacity: ClusterCapacity | None = None
 
     # -- one pass ----------------------------------------------------------------------
     def tick(self) -> TickResult:
@@ -143,6 +149,7 @@ class Scheduler:
             in_flight = self._launcher.running()
             self._apply_reports(tally)
             if full:
+                self._refresh_capacity()
                 self._escalate_cancels(in_flight, tally.counts)
                 self._requeue_stale(in_flight, tally)
             self._stop_failing(tally)  # before a stopped sweep's queued trials could launch
@@ -250,7 +257,7 @@ class Scheduler:
 
     def _launch_queued(self, tally: _Tally) -> None:
         while self._launcher.can_start(_ANY_CPU, 0.0):
-            trial = self._states.claim_next(self.id, self._fits)
+            trial = self._states.claim_next(self.id, self._fits, waits=self._waits)
             if trial is None:
                 # Nothing queued fits the room: a lazy sweep (random, bayes) with room of
                 # its own asks for its next trial now, knowing every trial ended so far.
@@ -286,7 +293,48 @@ class Scheduler:
             tally.counts["launched"] += 1
 
     def _fits(self, trial: Trial) -> bool:
-        return self._launcher.can_start(*trial_resources(trial.spec))
+        # A trial no node holds is never launched: Ray would hold it pending forever.
+        return self._shortfall(trial) is None and self._launcher.can_start(
+            *trial_resources(trial.spec)
+        )
+
+    # -- what the cluster offers -------------------------------------------------------
+    @property
+    def capacity(self) -> ClusterCapacity | None:
+        """The cluster's nodes as last seen (None until known): the API reads it to refuse
+        work no node of a fixed cluster can run."""
+        return self._capacity
+
+    def _refresh_capacity(self) -> None:
+        nodes = self._launcher.nodes()
+        capacity = None if nodes is None else ClusterCapacity(tuple(nodes), self._may_grow)
+        if capacity == self._capacity:
+            return
+        self._capacity = capacity
+        # Trials that waited for a node may fit now (or wait for another reason): each is
+        # judged again at its next claim.
+        cleared = self._states.clear_waiting()
+        log.info(
+            "cluster nodes: %s%s; %d waiting trial(s) to judge again",
+            "unknown" if capacity is None else [str(n) for n in capacity.nodes],
+            " (may grow)" if self._may_grow else "",
+            cleared,
+        )
+
+    def _shortfall(self, trial: Trial) -> str | None:
+        capacity = self._capacity
+        return None if capacity is None else capacity.shortfall(*trial_resources(trial.spec))
+
+    def _waits(self, trial: Trial) -> str | None:
+        """Why the trial cannot start on any node of the cluster as it is, or None (said
+        in the log once: the store leaves the trial out of claims from then on)."""
+        why = self._shortfall(trial)
+        if why is None:
+            return None
+        until = "the cluster grows" if self._may_grow else "a node that has them joins"
+        reason = f"waiting: {why}; it starts once {until}"
+        log.warning("trial %s of sweep %s is %s", trial.id, trial.sweep_id, reason)
+        return reason
 
     # -- background loop ---------------------------------------------------------------
     def start(self, interval: float = 0.25, idle_interval: float | None = None) -> None:
