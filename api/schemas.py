@@ -493,15 +493,29 @@ class RecommendationOut(BaseModel):
     enough_history: bool
     lr: float | None = Field(description="The suggested lr at the asked batch size.")
     range: dict[str, float] | None = Field(description="low and high of a good lr range.")
-    match: str | None = Field(description="exact, batch_size_adjusted or any_schedule.")
+    match: str | None = Field(
+        description="How far the match was widened: exact, batch_size_adjusted, "
+        "optimizer_near, any_budget or any_schedule."
+    )
     batch_size_rule: str | None = Field(description="linear or sqrt, when lrs were moved.")
     metric: dict[str, str] | None = Field(description="The metric the trials were ranked by.")
     reasoning: str
     notes: list[str]
+    matched_on: list[str] = Field(
+        default_factory=list,
+        description="What every counted trial shares with the query: task, model, "
+        "optimizer, its knobs (momentum, nesterov, betas), batch_size, schedule, budget.",
+    )
+    widened: list[str] = Field(
+        default_factory=list,
+        description="Each part of the query let go of for want of trials, in words, with "
+        "what the counted trials had there instead.",
+    )
     evidence: dict[str, Any] = Field(
         description="count (ranked trials), considered, trial_ids (best first), "
         "top_trial_ids (behind the suggestion), diverged_trial_ids, too_slow_trial_ids."
     )
     trials: list[dict[str, Any]] = Field(
-        description="Each trial used: lr, lr_at_batch_size, batch_size, schedule, outcome, final."
+        description="Each trial used: lr, lr_at_batch_size, batch_size, schedule, outcome, "
+        "final, optimizer_params, budget (max_steps, epochs, steps)."
     )

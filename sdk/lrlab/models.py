@@ -290,5 +290,8 @@ class Recommendation(Model):
     metric: dict[str, str] | None = None
     reasoning: str = ""
     notes: list[str] = Field(default_factory=list)
+    # What every counted trial shares with the query, and each widening in words.
+    matched_on: list[str] = Field(default_factory=list)
+    widened: list[str] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)
     trials: list[dict[str, Any]] = Field(default_factory=list)

@@ -214,6 +214,7 @@ class PastRun:
     goal: str
     final: float | None  # its last value (NaN kept); None when never logged
     final_train_loss: float | None
+    last_step: int | None = None  # its last step (how long an epochs budget ran)
 
 
 @dataclass(frozen=True)
