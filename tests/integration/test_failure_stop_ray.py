@@ -4,6 +4,7 @@ error in its reason; the rest of the grid never runs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,8 @@ def test_a_sweep_whose_trials_raise_stops_itself(
     sweep = store.sweeps.get(project.id, sweep_id)
     assert sweep.status is SweepStatus.FAILED
     assert sweep.status_reason is not None
-    assert sweep.status_reason.startswith("stopped: the first 5 trials all failed; last error: ")
+    # Two run at once: both may have ended in the pass that stopped the sweep.
+    assert re.match(r"stopped: the first [56] trials all failed; last error: ", sweep.status_reason)
     assert "Error" in sweep.status_reason and "checkpoint" in sweep.status_reason
     failed = [t for t in trials(store, sweep_id) if t.status is TrialStatus.FAILED]
     # Two ran at once: the one beside the fifth failure may have ended failed too.
