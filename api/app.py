@@ -23,6 +23,7 @@ from api.routes import (
     trials,
 )
 from api.version import VERSION
+from services.domain.capacity import ClusterCapacity
 from services.settings import Settings, get_settings
 from services.store import Store, open_store
 
@@ -37,11 +38,14 @@ def create_app(
     settings: Settings | None = None,
     store: Store | None = None,
     wake: Callable[[], None] | None = None,
+    capacity: Callable[[], ClusterCapacity | None] | None = None,
 ) -> FastAPI:
     """Build the app. A given store is used as is (tests); otherwise one is opened from the
     settings at startup, with the schema upgraded to the latest migration. `wake` is called
     after new work is stored or a trial is ended or cancelled (the background loops'
-    wake-up, so that they need not wait for their next tick; see api.loops)."""
+    wake-up, so that they need not wait for their next tick; see api.loops). `capacity`
+    says what the cluster's nodes offer, as the scheduler in this process last saw them
+    (None: not known), so that work no node can run is refused at submission."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -57,6 +61,7 @@ def create_app(
     app = FastAPI(title="lrlab", version=VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.wake = wake or (lambda: None)
+    app.state.capacity = capacity or (lambda: None)
     if store is not None:
         app.state.store = store
     errors.install(app)

@@ -41,4 +41,4 @@ def assembled(settings: Settings) -> Iterator[FastAPI]:
         ensure_local_admin(store, settings)
         loops = start_loops(store, settings)
         running.callback(loops.stop)
-        yield create_app(settings, store, wake=loops.wake)
+        yield create_app(settings, store, wake=loops.wake, capacity=loops.capacity)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.domain.capacity import ClusterCapacity
 from services.domain.errors import Forbidden, InvalidInput, Unauthorized
 from services.domain.records import ApiToken, Project
 from services.settings import Settings
@@ -35,9 +36,16 @@ def _wake_after(request: Request) -> Iterator[None]:
     wake()
 
 
+def get_capacity(request: Request) -> ClusterCapacity | None:
+    """The cluster's nodes as the scheduler in this process last saw them, if it has."""
+    capacity: Callable[[], ClusterCapacity | None] = request.app.state.capacity
+    return capacity()
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 WAKES_LOOPS = Depends(_wake_after)  # in a route's dependencies=[...]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CapacityDep = Annotated[ClusterCapacity | None, Depends(get_capacity)]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from services.alerts.notifier import Notifier
 from services.analysis.live_analyzer import LiveAnalyzer
+from services.domain.capacity import ClusterCapacity
 from services.scheduling.housekeeping import Housekeeping
 from services.scheduling.scheduler import Scheduler
 from services.settings import Settings
@@ -47,6 +48,11 @@ class Loops:
     housekeeping: Housekeeping | None = None
     analyzer: LiveAnalyzer | None = None
     notifier: Notifier | None = None
+
+    def capacity(self) -> ClusterCapacity | None:
+        """The cluster's nodes as the scheduler last saw them (None without one, or
+        before its first look): submissions no node can run are refused from it."""
+        return None if self.scheduler is None else self.scheduler.capacity
 
     def wake(self) -> None:
         """New work was stored: every loop looks at once."""
@@ -111,6 +117,7 @@ def start_scheduler(
         checkpoint_root=settings.checkpoint_dir.resolve(),
         lease_seconds=settings.lease_seconds,
         on_change=on_change,
+        cluster_may_grow=settings.cluster_may_grow,
     )
     scheduler.start(idle_interval=settings.idle_interval_max_seconds)
     return scheduler, launcher

@@ -104,12 +104,13 @@ class SweepOut(Out):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-    end_reason: str | None = Field(
-        default=None,
-        description="Why the sweep ended by itself before running out of trials (its "
-        "metric target reached); null otherwise.",
-    )
     spec: dict[str, Any]
+    status_reason: str | None = Field(
+        default=None,
+        description="Why the sweep is in its status, when that is not plain: why it ended "
+        "by itself (a failed sweep's failure_policy; a finished sweep's metric target "
+        "reached), or what a running sweep's queued trials wait for that no node has.",
+    )
 
     @classmethod
     def of(cls, s: Sweep) -> SweepOut:
@@ -126,8 +127,8 @@ class SweepOut(Out):
             created_at=s.created_at,
             updated_at=s.updated_at,
             finished_at=s.finished_at,
-            end_reason=s.end_reason,
             spec=s.spec,
+            status_reason=s.status_reason,
         )
 
 
@@ -160,6 +161,11 @@ class TrialOut(Out):
     kind: str = "trained"  # "trained" (run by a worker) or "external" (logged with POST /runs)
     last_step: int | None = None  # the last step a heartbeat or the final report named
     heartbeat_at: datetime | None = None  # the last sign of life of its worker or script
+    status_reason: str | None = Field(
+        default=None,
+        description="Why a queued trial waits when its wait will not end by itself: no node "
+        "of the cluster has what it asks for.",
+    )
 
     @classmethod
     def of(cls, t: Trial) -> TrialOut:
@@ -495,15 +501,29 @@ class RecommendationOut(BaseModel):
     enough_history: bool
     lr: float | None = Field(description="The suggested lr at the asked batch size.")
     range: dict[str, float] | None = Field(description="low and high of a good lr range.")
-    match: str | None = Field(description="exact, batch_size_adjusted or any_schedule.")
+    match: str | None = Field(
+        description="How far the match was widened: exact, batch_size_adjusted, "
+        "optimizer_near, any_budget or any_schedule."
+    )
     batch_size_rule: str | None = Field(description="linear or sqrt, when lrs were moved.")
     metric: dict[str, str] | None = Field(description="The metric the trials were ranked by.")
     reasoning: str
     notes: list[str]
+    matched_on: list[str] = Field(
+        default_factory=list,
+        description="What every counted trial shares with the query: task, model, "
+        "optimizer, its knobs (momentum, nesterov, betas), batch_size, schedule, budget.",
+    )
+    widened: list[str] = Field(
+        default_factory=list,
+        description="Each part of the query let go of for want of trials, in words, with "
+        "what the counted trials had there instead.",
+    )
     evidence: dict[str, Any] = Field(
         description="count (ranked trials), considered, trial_ids (best first), "
         "top_trial_ids (behind the suggestion), diverged_trial_ids, too_slow_trial_ids."
     )
     trials: list[dict[str, Any]] = Field(
-        description="Each trial used: lr, lr_at_batch_size, batch_size, schedule, outcome, final."
+        description="Each trial used: lr, lr_at_batch_size, batch_size, schedule, outcome, "
+        "final, optimizer_params, budget (max_steps, epochs, steps)."
     )

@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     ray_num_cpus: float | None = Field(
         default=None, gt=0, description="CPUs of the local Ray instance; unset = all of them."
     )
+    cluster_autoscaling: bool | None = Field(
+        default=None,
+        description="Whether the Ray cluster may gain nodes by itself. Off (a fixed "
+        "cluster): a trial or sweep asking for more CPUs or GPUs than the largest node has "
+        "is refused with a 422. On: it is accepted and its trials wait, with the reason, "
+        "for a node that has them. Unset: off for the local Ray lrlab starts, on for a "
+        "cluster named by LRLAB_RAY_ADDRESS.",
+    )
     run_scheduler: bool = Field(
         default=True, description="Run the scheduler in `lrlab serve` (off: API only)."
     )
@@ -124,6 +132,12 @@ class Settings(BaseSettings):
         """The allowlist, normalised (lowercase, no trailing dot, no blanks)."""
         hosts = (h.strip().lower().rstrip(".") for h in self.webhook_allowed_hosts.split(","))
         return tuple(h for h in hosts if h)
+
+    @property
+    def cluster_may_grow(self) -> bool:
+        if self.cluster_autoscaling is not None:
+            return self.cluster_autoscaling
+        return self.ray_address is not None
 
     @property
     def resolved_database_url(self) -> str:

@@ -27,6 +27,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
+from services.domain.capacity import NodeResources
 from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
 
 log = logging.getLogger("lrlab.ray")
@@ -34,9 +35,9 @@ log = logging.getLogger("lrlab.ray")
 # Exceptions that mean "the process or node running the attempt went away".
 _LOST = (WorkerCrashedError, NodeDiedError, OwnerDiedError, RayActorError)
 
-# How long the cluster's total resources are trusted: a claim asks can_start() about up to
-# a few dozen candidates, and each ray.cluster_resources() is a GCS round trip (~0.5 ms).
-# Nodes joining or dying are seen within this.
+# How long the cluster's total resources (and its nodes) are trusted: a claim asks
+# can_start() about up to a few dozen candidates, and each ray.cluster_resources() is a
+# GCS round trip (~0.5 ms). Nodes joining or dying are seen within this.
 _TOTALS_TTL_S = 1.0
 
 
@@ -64,6 +65,7 @@ class RayLauncher(Launcher):
                 ray.init(num_cpus=cpus, log_to_driver=False, include_dashboard=False)
         self._inflight: dict[int, _InFlight] = {}
         self._totals: tuple[float, float, float] | None = None  # (cpus, gpus, read at)
+        self._nodes: tuple[list[NodeResources], float] | None = None  # (nodes, read at)
 
     # -- capacity ------------------------------------------------------------------------
     def _cluster(self) -> tuple[float, float]:
@@ -77,6 +79,18 @@ class RayLauncher(Launcher):
         cpus = sum(f.assignment.cpus for f in self._inflight.values())
         gpus = sum(f.assignment.gpus for f in self._inflight.values())
         return cpus, gpus
+
+    def nodes(self) -> list[NodeResources]:
+        now = time.monotonic()
+        if self._nodes is None or now - self._nodes[1] > _TOTALS_TTL_S:
+            found = [
+                NodeResources(float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)))
+                for node in ray.nodes()
+                if node.get("Alive")
+                for res in [node.get("Resources") or {}]
+            ]
+            self._nodes = (found, now)
+        return list(self._nodes[0])
 
     def can_start(self, cpus: float, gpus: float) -> bool:
         total_cpus, total_gpus = self._cluster()

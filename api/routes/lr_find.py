@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import WAKES_LOOPS, CurrentProject, StoreDep
+from api.deps import WAKES_LOOPS, CapacityDep, CurrentProject, StoreDep
 from api.schemas import LrFindOut
 from services.specs.range_test import RangeTestRequest
 from services.sweeps.range_tests import read_range_test, submit_range_test
@@ -19,12 +19,14 @@ MaxPoints = Annotated[
 
 
 @router.post("/lr-find", response_model=LrFindOut, status_code=201, dependencies=[WAKES_LOOPS])
-def start_lr_find(request: RangeTestRequest, project: CurrentProject, store: StoreDep) -> LrFindOut:
+def start_lr_find(
+    request: RangeTestRequest, project: CurrentProject, store: StoreDep, capacity: CapacityDep
+) -> LrFindOut:
     """Start an LR range test on `base` (task, model, optimizer, batch size...): the lr
     ramps exponentially from min_lr to max_lr over `steps` steps and the test stops once
     the smoothed loss exceeds `loss_above_best` times its best. It is a sweep of method
     lr_find holding one trial, so the trial routes work on it too."""
-    sweep = submit_range_test(store, project.id, request)
+    sweep = submit_range_test(store, project.id, request, capacity)
     return LrFindOut.model_validate(read_range_test(store, project.id, sweep.id).to_dict())
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from api.deps import WAKES_LOOPS, CurrentProject, PageDep, SettingsDep, StoreDep
+from api.deps import WAKES_LOOPS, CapacityDep, CurrentProject, PageDep, SettingsDep, StoreDep
 from api.schemas import PageOut, SweepCreatedOut, SweepOut, TrialOut
 from api.sweep_body import OPENAPI as SWEEP_BODY
 from api.sweep_body import SweepBody, sweep_warnings
@@ -31,6 +31,7 @@ def create_sweep(
     spec: SweepBody,
     store: StoreDep,
     settings: SettingsDep,
+    capacity: CapacityDep,
 ) -> SweepCreatedOut:
     """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now.
 
@@ -39,17 +40,23 @@ def create_sweep(
     text/yaml), `?format=native|wandb` the schema, which defaults to native for JSON and
     wandb for YAML. A W&B file's errors name their place in the file
     (`parameters.learning_rate.min`); YAML syntax errors give the line and column.
-    `warnings` lists what the spec asks for that lrlab accepts but does not do."""
-    sweep = SweepOut.of(submit_sweep(store, settings, project.id, spec))
+    `warnings` lists what the spec asks for that lrlab accepts but does not do. On a fixed
+    cluster, a sweep that can make a trial asking for more CPUs or GPUs than the largest
+    node has is a 422 naming the field."""
+    sweep = SweepOut.of(submit_sweep(store, settings, project.id, spec, capacity))
     return SweepCreatedOut(**sweep.model_dump(), warnings=sweep_warnings(request))
 
 
 @router.post("/jobs", response_model=SweepOut, status_code=201, dependencies=[WAKES_LOOPS])
 def create_job(
-    spec: TrialSpec, project: CurrentProject, store: StoreDep, settings: SettingsDep
+    spec: TrialSpec,
+    project: CurrentProject,
+    store: StoreDep,
+    settings: SettingsDep,
+    capacity: CapacityDep,
 ) -> SweepOut:
     """Submit one training job (stored as a sweep of one trial)."""
-    return SweepOut.of(submit_job(store, settings, project.id, spec))
+    return SweepOut.of(submit_job(store, settings, project.id, spec, capacity=capacity))
 
 
 @router.get("/sweeps", response_model=PageOut[SweepOut])

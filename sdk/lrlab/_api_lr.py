@@ -62,9 +62,15 @@ class LrApi:
         batch_size: int | str = 32,
         schedule: str = "constant",
         rule: str = "auto",
+        momentum: float | None = None,
+        nesterov: bool | None = None,
+        betas: tuple[float, float] | None = None,
+        max_steps: int | None = None,
+        epochs: int | None = None,
     ) -> Recommendation:
-        """A suggested lr and range for (task, model, optimizer, batch_size, schedule),
-        learned from this project's finished trials; says so when there is too little."""
+        """A suggested lr and range for (task, model, optimizer and its momentum, nesterov
+        or betas, batch_size, schedule, budget), learned from this project's finished
+        trials; says so when there is too little, and lists what it widened (`widened`)."""
         params: dict[str, Any] = {
             "task": task,
             "optimizer": optimizer,
@@ -72,8 +78,15 @@ class LrApi:
             "schedule": schedule,
             "rule": rule,
         }
-        if model is not None:
-            params["model"] = model
+        optional: dict[str, Any] = {
+            "model": model,
+            "momentum": momentum,
+            "nesterov": None if nesterov is None else str(nesterov).lower(),
+            "betas": None if betas is None else ",".join(str(b) for b in betas),
+            "max_steps": max_steps,
+            "epochs": epochs,
+        }
+        params.update({k: v for k, v in optional.items() if v is not None})
         try:
             body = self._http.call("GET", "/recommendations", params=params)
         except NotFound as exc:

@@ -71,7 +71,8 @@ class SweepsApi:
     def wait_sweep(
         self, sweep_id: int, *, timeout: float | None = None, poll: float = 2.0
     ) -> Sweep:
-        """Block until the sweep is finished or cancelled; WaitTimeout after `timeout` s."""
+        """Block until the sweep has ended (finished, cancelled, or failed: its trials kept
+        failing, `status_reason` says how); WaitTimeout after `timeout` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = min(0.25, poll)
         while True:

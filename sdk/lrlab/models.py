@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 T = TypeVar("T")
 
 TERMINAL_TRIAL = frozenset({"succeeded", "failed", "pruned", "cancelled"})
-TERMINAL_SWEEP = frozenset({"finished", "cancelled"})
+TERMINAL_SWEEP = frozenset({"finished", "cancelled", "failed"})
 
 
 def to_float(value: Any) -> float:
@@ -102,11 +102,13 @@ class Sweep(Model):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
-    end_reason: str | None = None  # why it ended early: its metric target reached
     spec: dict[str, Any] = Field(default_factory=dict)
     # What the submitted spec asked for that lrlab accepted without doing (the answer to
     # a submission only; a sweep read back has none).
     warnings: list[str] = Field(default_factory=list)
+    # Why it ended by itself (it failed, or reached its metric target), or what a running
+    # one's queued trials wait for.
+    status_reason: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -142,6 +144,8 @@ class Trial(Model):
     kind: str = "trained"  # "trained" (run by a worker) or "external" (a logged run)
     last_step: int | None = None
     heartbeat_at: datetime | None = None
+    # Why a queued trial waits when no node has what it asks for.
+    status_reason: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -290,5 +294,8 @@ class Recommendation(Model):
     metric: dict[str, str] | None = None
     reasoning: str = ""
     notes: list[str] = Field(default_factory=list)
+    # What every counted trial shares with the query, and each widening in words.
+    matched_on: list[str] = Field(default_factory=list)
+    widened: list[str] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)
     trials: list[dict[str, Any]] = Field(default_factory=list)

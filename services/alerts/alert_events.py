@@ -88,8 +88,9 @@ def sweep_end_event(store: Store, sweep: Sweep) -> dict[str, Any]:
         "sweep": {
             **_sweep_ref(sweep),
             "status": sweep.status.value,
+            # Why it ended by itself: its trials kept failing, or its metric target.
+            "status_reason": sweep.status_reason,
             "finished_at": sweep.finished_at.isoformat() if sweep.finished_at else None,
-            "end_reason": sweep.end_reason,
             "metric": {"name": sweep.metric_name, "goal": sweep.metric_goal},
         },
         "summary": {

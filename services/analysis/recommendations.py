@@ -8,9 +8,13 @@ or an analysis request left one; no trial is analysed for this request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
+from pydantic import ValidationError
+
+from services.analyzer.history_match import KNOBS, default_knobs
 from services.analyzer.lr_history import (
     HistoryRun,
     LrQuery,
@@ -20,7 +24,7 @@ from services.analyzer.lr_history import (
 )
 from services.domain.errors import InvalidInput
 from services.domain.records import PastRun
-from services.specs import OPTIMIZERS, SCHEDULES, TASKS
+from services.specs import OPTIMIZERS, SCHEDULES, TASKS, spec_errors
 from services.store import Store
 
 __all__ = ["ADAPTIVE", "build_query", "recommend"]
@@ -75,6 +79,47 @@ def _batch_size(value: str) -> int | Literal["full"]:
     )
 
 
+def _knobs(optimizer: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The optimizer's knobs to match: its defaults (what a trial that sets none trains
+    with), overridden by the query's, each checked as a trial spec checks it."""
+    matched = KNOBS.get(optimizer, ())
+    for name in given:
+        if name not in matched:
+            valid = f"its matched settings: {', '.join(matched)}" if matched else "it has none"
+            raise InvalidInput(
+                f"{name} is not a setting of optimizer {optimizer} that recommendations "
+                f"match ({valid})",
+                field=name,
+            )
+    knobs = {**default_knobs(optimizer), **given}
+    try:
+        OPTIMIZERS[optimizer].model_validate({"name": optimizer, **knobs})
+    except ValidationError as exc:
+        error = spec_errors(exc)[0]
+        # A query parameter is one name: betas[0] is the betas parameter.
+        field = re.split(r"[.\[]", error.field)[0] or next(iter(given), "optimizer")
+        message = error.message
+        if not message.startswith(field):
+            message = f"{error.field or field}: {message}"
+        raise InvalidInput(message, field=field) from None
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in knobs.items()}
+
+
+def _betas(value: str | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    try:
+        betas = [float(part) for part in value.split(",")]
+    except ValueError:
+        betas = []
+    if len(betas) != 2:
+        raise InvalidInput(
+            f"betas must be two numbers separated by a comma, such as 0.9,0.999 (got {value!r})",
+            field="betas",
+        )
+    return {"betas": betas}
+
+
 def build_query(
     task: str,
     optimizer: str,
@@ -82,11 +127,24 @@ def build_query(
     batch_size: str = "32",
     schedule: str = "constant",
     rule: RuleChoice = "auto",
+    *,
+    momentum: float | None = None,
+    nesterov: bool | None = None,
+    betas: str | None = None,
+    max_steps: int | None = None,
+    epochs: int | None = None,
 ) -> LrQuery:
-    """The checked query; `rule` auto is sqrt for adaptive optimizers, linear otherwise."""
+    """The checked query; `rule` auto is sqrt for adaptive optimizers, linear otherwise.
+    The optimizer's knobs default to its own defaults (plain SGD: momentum 0); the budget
+    is matched only when asked (max_steps or epochs, not both)."""
     task = _known("task", task, TASKS)
     optimizer = _known("optimizer", optimizer, OPTIMIZERS)
     chosen: Rule = ("sqrt" if optimizer in ADAPTIVE else "linear") if rule == "auto" else rule
+    given = {
+        k: v for k, v in (("momentum", momentum), ("nesterov", nesterov)) if v is not None
+    } | _betas(betas)
+    if max_steps is not None and epochs is not None:
+        raise InvalidInput("give max_steps or epochs, not both (as in a budget)", field="epochs")
     return LrQuery(
         task=task,
         model=_model(task, model),
@@ -94,6 +152,9 @@ def build_query(
         batch_size=_batch_size(batch_size),
         schedule=_schedule(schedule),
         rule=chosen,
+        optimizer_params=_knobs(optimizer, given),
+        max_steps=max_steps,
+        epochs=epochs,
     )
 
 
@@ -110,6 +171,7 @@ def _run(past: PastRun) -> HistoryRun:
         final_train_loss=past.final_train_loss,
         kinds=frozenset(str(k) for k in kinds) if isinstance(kinds, list) else None,
         stop_reason=past.stop_reason,
+        last_step=past.last_step,
     )
 
 

@@ -1,12 +1,12 @@
 """A suggested lr and range learned from finished trials (pure: the caller reads them).
 
 Comparable trials share the task, model and optimizer. The nearest match is tried first
-and widened only while it holds fewer than MIN_EVIDENCE ranked trials:
-
-1. the same batch size and schedule;
-2. other batch sizes too, each trial's lr moved to the asked batch size by the linear
-   (lr x bs/bs') or square-root rule;
-3. any schedule too.
+and widened only while it holds fewer than MIN_EVIDENCE ranked trials
+(services.analyzer.history_match): the same batch size, schedule, optimizer knobs
+(momentum, nesterov, betas) and budget first; then other batch sizes, each trial's lr
+moved to the asked batch size by the linear (lr x bs/bs') or square-root rule; then
+knobs near the asked ones; then any budget; then any schedule. The answer lists what
+every counted trial matched (`matched_on`) and each widening in words (`widened`).
 
 A trial's lr is its effective lr (after its own lr_scaling). Ranked trials ended well
 (succeeded, no divergence or stall in their cached analysis) with a finite final value of
@@ -25,6 +25,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from services.analyzer.history_match import (
+    LrQuery,
+    Rule,
+    RunBudget,
+    Tier,
+    Used,
+    budget_matches,
+    budget_text,
+    knobs_match,
+    knobs_of,
+    matched_on,
+    plain_text,
+    run_budget,
+    tiers_for,
+    widened,
+)
 from services.analyzer.sweep_inputs import SLOW_KINDS, config_of
 from services.analyzer.sweep_lr import lr_text
 
@@ -38,19 +54,8 @@ __all__ = [
 ]
 
 MIN_EVIDENCE = 3
-Rule = Literal["linear", "sqrt", "none"]
 Outcome = Literal["ok", "diverged", "too_slow", "unranked"]
 _EXPONENT = {"linear": 1.0, "sqrt": 0.5}
-
-
-@dataclass(frozen=True)
-class LrQuery:
-    task: str
-    model: str | None  # None: the task has no model choice
-    optimizer: str
-    batch_size: int | Literal["full"]
-    schedule: str
-    rule: Rule  # how lrs move between batch sizes
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class HistoryRun:
     final_train_loss: float | None = None
     kinds: frozenset[str] | None = None  # finding kinds of its cached analysis, if any
     stop_reason: str | None = None
+    last_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class Evidence:
     schedule: str
     outcome: Outcome
     final: float | None
+    optimizer_params: dict[str, Any] = field(default_factory=dict)  # its knobs
+    budget: RunBudget = field(default_factory=lambda: RunBudget(None, None, None))
 
     def to_dict(self) -> dict[str, Any]:
         final = self.final if self.final is None or math.isfinite(self.final) else None
@@ -90,7 +98,7 @@ class LrRecommendation:
     lr: float | None = None
     low: float | None = None
     high: float | None = None
-    match: str | None = None  # exact, batch_size_adjusted, any_schedule
+    match: str | None = None  # the tier: exact, batch_size_adjusted, ... (history_match)
     rule: Rule | None = None  # the batch size rule, when one was applied
     metric: str | None = None
     goal: str | None = None
@@ -100,6 +108,8 @@ class LrRecommendation:
     too_slow: tuple[Evidence, ...] = ()
     considered: int = 0  # comparable trials at the chosen match
     notes: tuple[str, ...] = field(default_factory=tuple)
+    matched_on: tuple[str, ...] = ()  # what every counted trial shares with the query
+    widened: tuple[str, ...] = ()  # each part of the query let go of, in words
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +121,8 @@ class LrRecommendation:
             "metric": None if self.metric is None else {"name": self.metric, "goal": self.goal},
             "reasoning": self.reasoning,
             "notes": list(self.notes),
+            "matched_on": list(self.matched_on),
+            "widened": list(self.widened),
             "evidence": {
                 "count": len(self.ranked),
                 "considered": self.considered,
@@ -150,18 +162,23 @@ def _schedule(spec: Mapping[str, Any]) -> str:
     return str(schedule or "constant")
 
 
-def _evidence(run: HistoryRun, query: LrQuery, tier: int) -> Evidence | None:
-    """The run moved to the query's batch size, or None if it is not comparable at `tier`
-    (0: same batch size and schedule, 1: any batch size, 2: any schedule too)."""
+def _evidence(run: HistoryRun, query: LrQuery, tier: Tier) -> Evidence | None:
+    """The run moved to the query's batch size, or None if it is not comparable at `tier`."""
     config = config_of(run.spec)
     if config.lr is None or config.batch_size is None or _model(run.spec) != query.model:
         return None
     schedule = _schedule(run.spec)
-    if schedule != query.schedule and tier < 2:
+    if schedule != query.schedule and not tier.any_schedule:
+        return None
+    knobs = knobs_of(run.spec, query.optimizer)
+    if not knobs_match(query.optimizer_params, knobs, near=tier.near_knobs):
+        return None
+    budget = run_budget(run.spec, run.status, run.last_step)
+    if not tier.any_budget and not budget_matches(query.max_steps, query.epochs, budget):
         return None
     lr = config.lr
     if config.batch_size != query.batch_size:
-        if tier < 1 or query.rule == "none":
+        if not tier.other_batch_sizes or query.rule == "none":
             return None
         if config.batch_size == "full" or query.batch_size == "full":
             return None  # the size of a full batch depends on the data: no ratio
@@ -175,6 +192,8 @@ def _evidence(run: HistoryRun, query: LrQuery, tier: int) -> Evidence | None:
         schedule=schedule,
         outcome=_outcome(run),
         final=run.final,
+        optimizer_params=knobs,
+        budget=budget,
     )
 
 
@@ -186,14 +205,12 @@ def _ranked_metric(runs: Sequence[tuple[HistoryRun, Evidence]]) -> tuple[str, st
     return max(counts, key=lambda k: (counts[k], k[0] == "val_loss", k))
 
 
-_MATCHES = ("exact", "batch_size_adjusted", "any_schedule")
-
-
 def recommend_from_history(query: LrQuery, runs: Sequence[HistoryRun]) -> LrRecommendation:
     chosen: list[tuple[HistoryRun, Evidence]] = []
     ranked: list[tuple[HistoryRun, Evidence]] = []
-    tier = 0
-    for tier in range(len(_MATCHES)):
+    tiers = tiers_for(query)
+    tier = tiers[0]
+    for tier in tiers:
         chosen = [(r, e) for r in runs if (e := _evidence(r, query, tier)) is not None]
         ranked = [
             (r, e)
@@ -219,6 +236,13 @@ def recommend_from_history(query: LrQuery, runs: Sequence[HistoryRun]) -> LrReco
     lr = math.exp(sum(math.log(x) for x in lrs) / len(lrs))
     low, high = min(lrs), max(lrs)
     notes = []
+    if not query.budget_asked:
+        steps = [e.budget.steps for e in best if e.budget.steps is not None]
+        if steps and max(steps) > 2 * min(steps):
+            notes.append(
+                f"no budget asked: the trials trained {min(steps)} to {max(steps)} steps; "
+                "pass max_steps or epochs to match the length you will train"
+            )
     if other_metric:
         notes.append(f"{other_metric} trial(s) of sweeps ranked by another metric are left out")
     if high / low < 1.5:
@@ -243,12 +267,13 @@ def recommend_from_history(query: LrQuery, runs: Sequence[HistoryRun]) -> LrReco
         if floor < lr and floor > low:
             low = floor
             notes.append(f"floored at lr {lr_text(floor)}, where a comparable trial was too slow")
-    match = _MATCHES[tier]
+    used = _used([*best, *diverged, *slow])
+    shared, said = matched_on(query, used), widened(query, used)
     reasoning = (
         f"the {len(top)} best of {len(best)} comparable finished trials by final {name} "
         f"({goal}) used lrs {lr_text(min(lrs))} to {lr_text(max(lrs))} "
         f"(at batch size {query.batch_size}); their geometric mean is {lr_text(lr)}. "
-        + _match_text(query, match)
+        + _match_text(query, shared, said)
     )
     return LrRecommendation(
         enough_history=True,
@@ -256,8 +281,8 @@ def recommend_from_history(query: LrQuery, runs: Sequence[HistoryRun]) -> LrReco
         lr=lr,
         low=low,
         high=high,
-        match=match,
-        rule=query.rule if match != "exact" else None,
+        match=tier.name,
+        rule=None if "batch_size" in shared else query.rule,
         metric=name,
         goal=goal,
         ranked=tuple(best),
@@ -266,24 +291,36 @@ def recommend_from_history(query: LrQuery, runs: Sequence[HistoryRun]) -> LrReco
         too_slow=slow,
         considered=len(chosen),
         notes=tuple(notes),
+        matched_on=tuple(shared),
+        widened=tuple(said),
     )
 
 
-def _match_text(query: LrQuery, match: str) -> str:
-    same = f"task {query.task}, " + (f"model {query.model}, " if query.model else "")
-    same += f"optimizer {query.optimizer}"
-    if match == "exact":
-        return f"Matched exactly: {same}, batch size {query.batch_size}, schedule {query.schedule}."
-    moved = (
-        f"trials at other batch sizes had their lr moved to batch size {query.batch_size} by "
-        f"the {query.rule} rule"
+def _used(evidence: Sequence[Evidence]) -> Used:
+    return Used(
+        batch_sizes=tuple(e.batch_size for e in evidence),
+        knobs=tuple(e.optimizer_params for e in evidence),
+        budgets=tuple(e.budget for e in evidence),
+        schedules=tuple(e.schedule for e in evidence),
     )
-    if match == "batch_size_adjusted":
-        return f"Matched {same} and schedule {query.schedule}; {moved}."
-    return (
-        f"Matched {same}; {moved}, and trials of any schedule count "
-        f"(too few with {query.schedule})."
-    )
+
+
+def _match_text(query: LrQuery, shared: Sequence[str], said: Sequence[str]) -> str:
+    values = {
+        "task": f"task {query.task}",
+        "model": f"model {query.model}",
+        "optimizer": f"optimizer {query.optimizer}",
+        "batch_size": f"batch size {query.batch_size}",
+        "schedule": f"schedule {query.schedule}",
+        "budget": f"budget {budget_text(query.max_steps, query.epochs)}"
+        if query.budget_asked
+        else "",
+        **{k: f"{k} {plain_text(v)}" for k, v in query.optimizer_params.items()},
+    }
+    same = ", ".join(values[part] for part in shared)
+    if not said:
+        return f"Matched exactly: {same}."
+    return f"Matched {same}. Widened: " + "; ".join(said) + "."
 
 
 def _too_little(query: LrQuery, ranked: int, considered: int) -> LrRecommendation:

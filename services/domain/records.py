@@ -37,9 +37,17 @@ TERMINAL_TRIAL_STATES = frozenset(
 
 class SweepStatus(enum.StrEnum):
     RUNNING = "running"  # has trials that are queued or running
-    # every trial reached a terminal state, or its metric target was reached (end_reason)
+    # every trial reached a terminal state, or its metric target was reached (status_reason)
     FINISHED = "finished"
     CANCELLED = "cancelled"
+    FAILED = "failed"  # stopped by its failure_policy: its trials kept failing
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not SweepStatus.RUNNING
+
+
+TERMINAL_SWEEP_STATES = frozenset(s for s in SweepStatus if s.is_terminal)
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,10 @@ class Sweep:
     updated_at: datetime
     finished_at: datetime | None
     trial_counts: dict[str, int] = field(default_factory=dict)
-    # Why it ended by itself before running out of trials (its metric target reached).
-    end_reason: str | None = None
+    # Why it is in its status, when that is not plain: why it ended by itself (it failed,
+    # or its metric target was reached), or, while it runs, what its queued trials wait
+    # for that no node has.
+    status_reason: str | None = None
 
     @cached_property
     def sweep_spec(self) -> SweepSpec:
@@ -128,6 +138,8 @@ class Trial:
     stop_status: TrialStatus | None = None  # a policy stop's terminal status, once asked for
     analyzed_step: int | None = None  # the last step the live analyzer looked at
     heartbeat_at: datetime | None = None  # the last sign of life of its worker or script
+    # A queued trial's wait that will not end by itself: no node has what it asks for.
+    status_reason: str | None = None
 
     @cached_property
     def trial_spec(self) -> TrialSpec:
@@ -204,6 +216,7 @@ class PastRun:
     goal: str
     final: float | None  # its last value (NaN kept); None when never logged
     final_train_loss: float | None
+    last_step: int | None = None  # its last step (how long an epochs budget ran)
 
 
 @dataclass(frozen=True)

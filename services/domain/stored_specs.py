@@ -14,11 +14,18 @@ from pydantic import ValidationError
 
 from services.specs import SweepSpec, TrialSpec
 from services.specs.common import describe_error
+from services.specs.failure_policy import FailurePolicy
 from services.specs.sweep import Policy
 
-__all__ = ["StoredSpecError", "decode_policy", "decode_sweep_spec", "decode_trial_spec"]
+__all__ = [
+    "StoredSpecError",
+    "decode_failure_policy",
+    "decode_policy",
+    "decode_sweep_spec",
+    "decode_trial_spec",
+]
 
-M = TypeVar("M", TrialSpec, SweepSpec, Policy)
+M = TypeVar("M", TrialSpec, SweepSpec, Policy, FailurePolicy)
 
 
 class StoredSpecError(RuntimeError):
@@ -48,3 +55,14 @@ def decode_sweep_spec(document: Mapping[str, Any], *, sweep_id: int | None) -> S
 def decode_policy(document: Mapping[str, Any], *, sweep_id: int | None) -> Policy:
     """A sweep's stop policy (the `policy` key of its spec; absent: the defaults)."""
     return _decode(Policy, document.get("policy") or {}, f"sweep {sweep_id}")
+
+
+def decode_failure_policy(
+    document: Mapping[str, Any], *, sweep_id: int | None
+) -> FailurePolicy | None:
+    """A sweep's failure policy: the defaults when its spec names none (a spec stored
+    before there was one), None when the spec turned it off (`failure_policy: null`)."""
+    if "failure_policy" not in document:
+        return FailurePolicy()
+    found = document["failure_policy"]
+    return None if found is None else _decode(FailurePolicy, found, f"sweep {sweep_id}")

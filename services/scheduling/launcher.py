@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.domain.capacity import NodeResources
+
 
 @dataclass(frozen=True)
 class Assignment:
@@ -77,6 +79,12 @@ class Launcher(abc.ABC):
     @abc.abstractmethod
     def running(self) -> set[int]:
         """Trial ids with an attempt in flight."""
+
+    def nodes(self) -> list[NodeResources] | None:
+        """What each alive node of the cluster offers in all (busy or not); None when the
+        launcher cannot tell. The scheduler learns from it which trials no node can ever
+        run, and the API refuses those on a fixed cluster."""
+        return None
 
     def on_end(self, listener: Callable[[], None] | None) -> None:
         """Call `listener` (from any thread; it must not block) whenever an attempt ends;

@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from services.background import BackgroundLoop
+from services.domain.capacity import ClusterCapacity
 from services.domain.records import Trial, TrialStatus
 from services.domain.trial_life import CANCELLED_BY_REQUEST
 from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
 from services.store import Store
+from services.sweeps.failure_stop import stop_failing_sweeps
 from services.sweeps.lazy_trials import ask_next_trial
 from services.sweeps.sweep_target import end_sweeps_at_target
 
@@ -57,13 +59,14 @@ class TickResult:
     requeued: int = 0
     force_cancelled: int = 0  # launcher.cancel calls after the grace period
     sweeps_finished: int = 0
+    sweeps_stopped: int = 0  # ended `failed` by their failure_policy
     ignored: int = 0  # reports about attempts no longer running (the fence refused them)
 
     @property
     def changed_trials(self) -> bool:
         """Whether a trial started or ended, or a sweep finished."""
         ended = self.succeeded + self.failed + self.pruned + self.cancelled + self.requeued
-        return self.launched + ended + self.sweeps_finished > 0
+        return self.launched + ended + self.sweeps_finished + self.sweeps_stopped > 0
 
 
 def trial_resources(spec: Mapping[str, Any]) -> tuple[float, float]:
@@ -72,8 +75,18 @@ def trial_resources(spec: Mapping[str, Any]) -> tuple[float, float]:
     return float(resources.get("cpus", 1.0)), float(resources.get("gpus", 0.0))
 
 
-def _tally(counts: Counter[str], status: TrialStatus) -> None:
-    counts["requeued" if status is TrialStatus.QUEUED else status.value] += 1
+class _Tally:
+    """What one pass did: counts for its TickResult, and the trials that failed in it
+    (their sweeps' failure policies are checked before anything else is launched)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.failed: list[int] = []
+
+    def add(self, trial_id: int, status: TrialStatus) -> None:
+        self.counts["requeued" if status is TrialStatus.QUEUED else status.value] += 1
+        if status is TrialStatus.FAILED:
+            self.failed.append(trial_id)
 
 
 def default_scheduler_id() -> str:
@@ -93,9 +106,12 @@ class Scheduler:
         cancel_grace_seconds: float = 5.0,
         on_change: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cluster_may_grow: bool = False,
     ) -> None:
         """`on_change` is called after a pass in which a trial started or ended or a sweep
-        finished (the wake-up of the loops that act on those)."""
+        finished (the wake-up of the loops that act on those). `cluster_may_grow`: nodes
+        may join by themselves (an autoscaling cluster), so a trial no node has room for
+        waits for one rather than being refused at submission."""
         self.id = scheduler_id or default_scheduler_id()
         self._store = store
         self._states = store.trial_states
@@ -113,6 +129,8 @@ class Scheduler:
         self._loop = BackgroundLoop(f"scheduler {self.id}", self._loop_tick)
         self._interval = 0.0
         self._last_full = -math.inf
+        self._may_grow = cluster_may_grow
+        self._capacity: ClusterCapacity | None = None
 
     # -- one pass ----------------------------------------------------------------------
     def tick(self) -> TickResult:
@@ -127,20 +145,29 @@ class Scheduler:
 
     def _locked_pass(self, *, full: bool) -> TickResult:
         with self._tick_lock:
-            counts: Counter[str] = Counter()
+            tally = _Tally()
             # Taken before poll(): an attempt missing from it has ended, so its report is in
             # this poll and the lease check cannot mistake it for a vanished worker.
             in_flight = self._launcher.running()
-            self._apply_reports(counts)
+            self._apply_reports(tally)
             if full:
-                self._escalate_cancels(in_flight, counts)
-                self._requeue_stale(in_flight, counts)
-            self._launch_queued(counts)
+                self._refresh_capacity()
+                self._escalate_cancels(in_flight, tally.counts)
+                self._requeue_stale(in_flight, tally)
+            self._stop_failing(tally)  # before a stopped sweep's queued trials could launch
+            self._launch_queued(tally)
+            self._stop_failing(tally)
             if full:
-                counts["sweeps_finished"] += len(self._states.finish_sweeps())
-            return TickResult(**counts)
+                tally.counts["sweeps_finished"] += len(self._states.finish_sweeps())
+            return TickResult(**tally.counts)
 
-    def _apply_reports(self, counts: Counter[str]) -> None:
+    def _stop_failing(self, tally: _Tally) -> None:
+        """Sweeps whose trials keep failing end `failed` (their failure_policy)."""
+        if tally.failed:
+            tally.counts["sweeps_stopped"] += len(stop_failing_sweeps(self._store, tally.failed))
+            tally.failed = []
+
+    def _apply_reports(self, tally: _Tally) -> None:
         reports, self._pending = [*self._pending, *self._launcher.poll()], []
         ended: list[int] = []  # trials that ended with their metric evaluated
         for i, report in enumerate(reports):
@@ -157,13 +184,13 @@ class Scheduler:
                     report.trial_id,
                     report.attempt,
                 )
-                counts["ignored"] += 1
+                tally.counts["ignored"] += 1
             else:
-                _tally(counts, status)
+                tally.add(report.trial_id, status)
                 if status in (TrialStatus.SUCCEEDED, TrialStatus.PRUNED):
                     ended.append(report.trial_id)
         # Before this pass launches anything: a sweep at its target makes no new trials.
-        counts["sweeps_finished"] += len(end_sweeps_at_target(self._store, ended))
+        tally.counts["sweeps_finished"] += len(end_sweeps_at_target(self._store, ended))
 
     def _apply(self, report: RunReport) -> TrialStatus | None:
         """Record one report; the status it led to, or None when the fence refused it."""
@@ -218,7 +245,7 @@ class Scheduler:
         self._cancel_seen.pop((trial_id, attempt), None)
         self._force_cancelled.discard((trial_id, attempt))
 
-    def _requeue_stale(self, in_flight: set[int], counts: Counter[str]) -> None:
+    def _requeue_stale(self, in_flight: set[int], tally: _Tally) -> None:
         """Running trials nobody heartbeats for: their worker, or the scheduler that launched
         them, died. Requeued from their checkpoint (or failed when out of restarts)."""
         for trial in self._states.stale_running(self._lease):
@@ -233,15 +260,19 @@ class Scheduler:
                     HEARTBEAT_LOST,
                     status.value,
                 )
-                _tally(counts, status)
+                tally.add(trial.id, status)
 
-    def _launch_queued(self, counts: Counter[str]) -> None:
+    def _launch_queued(self, tally: _Tally) -> None:
         while self._launcher.can_start(_ANY_CPU, 0.0):
-            trial = self._states.claim_next(self.id, self._fits)
+            trial = self._states.claim_next(self.id, self._fits, waits=self._waits)
             if trial is None:
                 # Nothing queued fits the room: a lazy sweep (random, bayes) with room of
                 # its own asks for its next trial now, knowing every trial ended so far.
                 asked = ask_next_trial(self._store)
+                if asked is not None and asked.status is TrialStatus.FAILED:
+                    # Born failed (its params made no valid trial): not counted as a trial
+                    # that ran, but its sweep's failure policy hears of it.
+                    tally.failed.append(asked.id)
                 if asked is None or asked.status is not TrialStatus.QUEUED:
                     break  # none asked, or it failed at birth: no tight loop of failures
                 continue
@@ -264,12 +295,53 @@ class Scheduler:
                 reason = f"launch failed: {exc}"
                 status = self._states.requeue_or_fail(trial.id, trial.attempt, reason)
                 if status is not None:
-                    _tally(counts, status)
+                    tally.add(trial.id, status)
                 break  # the launcher is unwell: try again next tick, not in a tight loop
-            counts["launched"] += 1
+            tally.counts["launched"] += 1
 
     def _fits(self, trial: Trial) -> bool:
-        return self._launcher.can_start(*trial_resources(trial.spec))
+        # A trial no node holds is never launched: Ray would hold it pending forever.
+        return self._shortfall(trial) is None and self._launcher.can_start(
+            *trial_resources(trial.spec)
+        )
+
+    # -- what the cluster offers -------------------------------------------------------
+    @property
+    def capacity(self) -> ClusterCapacity | None:
+        """The cluster's nodes as last seen (None until known): the API reads it to refuse
+        work no node of a fixed cluster can run."""
+        return self._capacity
+
+    def _refresh_capacity(self) -> None:
+        nodes = self._launcher.nodes()
+        capacity = None if nodes is None else ClusterCapacity(tuple(nodes), self._may_grow)
+        if capacity == self._capacity:
+            return
+        self._capacity = capacity
+        # Trials that waited for a node may fit now (or wait for another reason): each is
+        # judged again at its next claim.
+        cleared = self._states.clear_waiting()
+        log.info(
+            "cluster nodes: %s%s; %d waiting trial(s) to judge again",
+            "unknown" if capacity is None else [str(n) for n in capacity.nodes],
+            " (may grow)" if self._may_grow else "",
+            cleared,
+        )
+
+    def _shortfall(self, trial: Trial) -> str | None:
+        capacity = self._capacity
+        return None if capacity is None else capacity.shortfall(*trial_resources(trial.spec))
+
+    def _waits(self, trial: Trial) -> str | None:
+        """Why the trial cannot start on any node of the cluster as it is, or None (said
+        in the log once: the store leaves the trial out of claims from then on)."""
+        why = self._shortfall(trial)
+        if why is None:
+            return None
+        until = "the cluster grows" if self._may_grow else "a node that has them joins"
+        reason = f"waiting: {why}; it starts once {until}"
+        log.warning("trial %s of sweep %s is %s", trial.id, trial.sweep_id, reason)
+        return reason
 
     # -- background loop ---------------------------------------------------------------
     def start(self, interval: float = 0.25, idle_interval: float | None = None) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from services.specs.bayes import BayesOptions
 from services.specs.common import StrictModel, Text, fail
 from services.specs.early_stop import EarlyStop
+from services.specs.failure_policy import FailurePolicy
 from services.specs.params import DistributionParam, ParamSpec, ValuesParam
 from services.specs.range_test import LrAuto, check_lr_auto, lift_auto_lr
 from services.specs.registry import RegistryParams
@@ -145,7 +146,8 @@ class SweepSpec(StrictModel):
     "seed" is in the space. max_trials null: the grid's size for a grid, otherwise until
     the server's per-sweep cap. `early_stop` picks a pruner (see `specs.early_stop`);
     `bayes` the model of method bayes (see `specs.bayes`); `lr_auto` an lr set by a range
-    test first (see `specs.range_test`)."""
+    test first (see `specs.range_test`); `failure_policy` when trials that keep failing
+    stop the sweep (see `specs.failure_policy`)."""
 
     spec_label: ClassVar[str] = "sweep spec"
 
@@ -163,6 +165,8 @@ class SweepSpec(StrictModel):
     early_stop: EarlyStop | None = None
     bayes: BayesOptions | None = None
     lr_auto: LrAuto | None = None
+    # On unless set to null: a sweep whose trials keep failing ends `failed` with why.
+    failure_policy: FailurePolicy | None = Field(default_factory=FailurePolicy)
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from services.store.projects_repo import ProjectRepository
 from services.store.runs_repo import RunRepository
 from services.store.search_repo import SearchRepository
 from services.store.summaries_repo import SummaryRepository
+from services.store.sweep_failures_repo import SweepFailureRepository
 from services.store.sweeps_repo import SweepRepository
 from services.store.trial_states_repo import TrialStateRepository
 from services.store.trials_repo import TrialRepository
@@ -39,6 +40,7 @@ class Store:
         self.search = SearchRepository(db)
         self.history = HistoryRepository(db)
         self.pending_sweeps = PendingSweepRepository(db)
+        self.sweep_failures = SweepFailureRepository(db)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Store]:

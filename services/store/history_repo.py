@@ -2,8 +2,8 @@
 
 One query: each ended trial (succeeded, pruned or failed) of a trained sweep (never a
 range test, whose lr ramps, nor a run logged from elsewhere) with its spec, its cached
-analysis, how it ended, its sweep's metric and that metric's last value, and the last
-train_loss. Newest first, up to a limit.
+analysis, how it ended, its sweep's metric and that metric's last value, the last
+train_loss, and its last step. Newest first, up to a limit.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class HistoryRepository:
                 _logged(SweepRow.metric_name),
                 _last("train_loss"),
                 _logged("train_loss"),
+                TrialRow.last_step,
             )
             .join(SweepRow, SweepRow.id == TrialRow.sweep_id)
             .where(
@@ -101,6 +102,7 @@ class HistoryRepository:
                 goal=r[7],
                 final=_number(r[8], r[9]),
                 final_train_loss=_number(r[10], r[11]),
+                last_step=r[12],
             )
             for r in rows
         ]

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.domain.outbox import SWEEP_END, Notification
-from services.domain.records import SweepStatus, TrialStatus
+from services.domain.records import TERMINAL_SWEEP_STATES, TrialStatus
 from services.store.db import Database
 from services.store.tables import NotificationRow, SweepRow, TrialRow
 
@@ -136,7 +136,7 @@ class NotificationRepository:
         query = (
             select(SweepRow.project_id, SweepRow.id)
             .where(
-                SweepRow.status.in_([SweepStatus.FINISHED.value, SweepStatus.CANCELLED.value]),
+                SweepRow.status.in_([s.value for s in TERMINAL_SWEEP_STATES]),
                 SweepRow.finished_at >= since,
                 SweepRow.spec[("notify", "url")].as_string().is_not(None),
                 ~live,

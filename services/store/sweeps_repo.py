@@ -8,14 +8,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.domain.errors import NotFound
-from services.domain.records import Page, Sweep, SweepStatus
+from services.domain.records import Page, Sweep, SweepStatus, TrialStatus
 from services.domain.submissions import NewSweep, NewTrial
 from services.store.db import Database
 from services.store.tables import SweepRow, TrialRow, utcnow
 from services.store.trial_rows import cancel_trial_row, insert_trials
 
 
-def _sweep(row: SweepRow, counts: dict[str, int]) -> Sweep:
+def _sweep(row: SweepRow, counts: dict[str, int], waiting: str | None = None) -> Sweep:
     return Sweep(
         id=row.id,
         project_id=row.project_id,
@@ -31,7 +31,7 @@ def _sweep(row: SweepRow, counts: dict[str, int]) -> Sweep:
         updated_at=row.updated_at,
         finished_at=row.finished_at,
         trial_counts=counts,
-        end_reason=row.end_reason,
+        status_reason=row.status_reason or waiting,
     )
 
 
@@ -47,6 +47,35 @@ def _counts(s: Session, sweep_ids: Sequence[int]) -> dict[int, dict[str, int]]:
     for sweep_id, status, n in rows:
         out[sweep_id][status] = n
     return out
+
+
+def _waiting(s: Session, sweep_ids: Sequence[int]) -> dict[int, str]:
+    """Why running sweeps' queued trials wait when no node has what they ask for: the
+    count, and the reason of the oldest such trial."""
+    if not sweep_ids:
+        return {}
+    waits = s.execute(
+        select(TrialRow.sweep_id, func.count(), func.min(TrialRow.id))
+        .where(
+            TrialRow.sweep_id.in_(sweep_ids),
+            TrialRow.status == TrialStatus.QUEUED.value,
+            TrialRow.status_reason.is_not(None),
+        )
+        .group_by(TrialRow.sweep_id)
+    ).all()
+    if not waits:
+        return {}
+    reasons = dict(
+        s.execute(
+            select(TrialRow.id, TrialRow.status_reason).where(
+                TrialRow.id.in_([first for _, _, first in waits])
+            )
+        ).all()
+    )
+    return {
+        sweep_id: f"{n} queued trial{'s' if n > 1 else ''} {reasons[first]}"
+        for sweep_id, n, first in waits
+    }
 
 
 class SweepRepository:
@@ -82,7 +111,7 @@ class SweepRepository:
     def get(self, project_id: int, sweep_id: int) -> Sweep:
         with self._db.session() as s:
             row = self._get_row(s, project_id, sweep_id)
-            return _sweep(row, _counts(s, [row.id])[row.id])
+            return _sweep(row, _counts(s, [row.id])[row.id], _waiting(s, [row.id]).get(row.id))
 
     def list(
         self, project_id: int, *, limit: int, offset: int, status: SweepStatus | None = None
@@ -102,8 +131,9 @@ class SweepRepository:
                 )
             )
             counts = _counts(s, [r.id for r in rows])
+            waiting = _waiting(s, [r.id for r in rows])
             return Page(
-                items=[_sweep(r, counts[r.id]) for r in rows],
+                items=[_sweep(r, counts[r.id], waiting.get(r.id)) for r in rows],
                 total=total,
                 limit=limit,
                 offset=offset,

@@ -103,8 +103,10 @@ class SweepRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # Why the sweep ended by itself before running out of trials (a metric target reached).
-    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why a sweep is in its status when that is not plain: why it ended by itself ("stopped:
+    # the first 5 trials all failed; ...", "target reached: ..."); null for a sweep that ran
+    # out of trials or was cancelled.
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TrialRow(Base):
@@ -138,6 +140,9 @@ class TrialRow(Base):
     owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Why it stopped, in words: "diverged: train_loss is nan at step 412", ...
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why a queued trial waits when no node of the cluster has what it asks for ("no node
+    # has 1 GPU; largest node: 2 CPUs, 0 GPUs"); cleared once it fits or starts.
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # "trained": a sweep's trial the scheduler runs; "external": a run logged from elsewhere
     # (POST /runs), which the scheduler never claims or requeues.

@@ -38,6 +38,7 @@ def trial_from_row(row: TrialRow) -> Trial:
         stop_status=TrialStatus(row.stop_status) if row.stop_status else None,
         analyzed_step=row.analyzed_step,
         heartbeat_at=row.heartbeat_at,
+        status_reason=row.status_reason,
     )
 
 
@@ -73,6 +74,7 @@ def insert_trials(
 def cancel_trial_row(s: Session, row: TrialRow) -> None:
     if row.status == TrialStatus.QUEUED.value:
         row.status = TrialStatus.CANCELLED.value
+        row.status_reason = None  # what it waited for no longer matters
         row.finished_at = utcnow()
         record_event(s, row.id, TrialStatus.CANCELLED, "cancelled before it started")
     elif row.status == TrialStatus.RUNNING.value and not row.cancel_requested:

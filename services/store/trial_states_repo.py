@@ -51,22 +51,37 @@ class TrialStateRepository:
 
     # -- the scheduler's side ----------------------------------------------------------
     def claim_next(
-        self, owner: str, accept: Callable[[Trial], bool], scan: int = 32
+        self,
+        owner: str,
+        accept: Callable[[Trial], bool],
+        scan: int = 32,
+        waits: Callable[[Trial], str | None] | None = None,
     ) -> Trial | None:
         """Move the oldest queued trial that `accept`s and whose sweep has room to running.
 
         Looks at up to `scan` candidates, so a trial that does not fit the cluster (say,
-        a GPU trial while the GPUs are busy) does not block smaller ones behind it."""
+        a GPU trial while the GPUs are busy) does not block smaller ones behind it. A
+        candidate refused for which `waits` gives a reason (no node has what it asks for)
+        keeps it as its status_reason and is left out of later scans until
+        `clear_waiting`, so that such trials never fill the scan window."""
         with self._write() as s:
             candidates = s.scalars(_candidates(scan)).all()
             has_room: dict[int, bool] = {}
             for row in candidates:
                 if row.sweep_id not in has_room:
                     has_room[row.sweep_id] = _sweep_has_room(s, row.sweep_id)
-                if not has_room[row.sweep_id] or not accept(trial_from_row(row)):
+                if not has_room[row.sweep_id]:
+                    continue
+                trial = trial_from_row(row)
+                if not accept(trial):
+                    reason = None if waits is None else waits(trial)
+                    if reason is not None:
+                        row.status_reason = reason
+                        record_event(s, row.id, TrialStatus.QUEUED, reason)
                     continue
                 now = utcnow()
                 row.status = _RUNNING
+                row.status_reason = None
                 row.owner = owner
                 row.worker = None
                 row.heartbeat_at = now
@@ -79,6 +94,18 @@ class TrialStateRepository:
                 s.flush()
                 return trial_from_row(row)
             return None
+
+    def clear_waiting(self) -> int:
+        """Forget why queued trials wait (the cluster changed: each is judged again at its
+        next claim); how many were waiting."""
+        with self._write() as s:
+            cleared = s.execute(
+                update(TrialRow)
+                .where(TrialRow.status == _QUEUED, TrialRow.status_reason.is_not(None))
+                .values(status_reason=None)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(cleared, "rowcount", 0) or 0)
 
     def requeue_or_fail(self, trial_id: int, attempt: int, reason: str) -> TrialStatus | None:
         """The attempt's worker is gone: queue the trial again (it resumes from its last
@@ -172,7 +199,7 @@ class TrialStateRepository:
                 return False
             row.status = SweepStatus.FINISHED.value
             row.finished_at = row.updated_at = utcnow()
-            row.end_reason = reason
+            row.status_reason = reason
             queued = select(TrialRow).where(
                 TrialRow.sweep_id == sweep_id, TrialRow.status == _QUEUED
             )
@@ -288,6 +315,7 @@ def _candidates(scan: int) -> Select[TrialRow]:
             TrialRow.kind
             == TrialKind.TRAINED,  # an external run is logged from elsewhere, never run
             TrialRow.cancel_requested.is_(False),
+            TrialRow.status_reason.is_(None),  # waits for a node no cluster has (yet)
             SweepRow.status == SweepStatus.RUNNING.value,
             # Leaves out full sweeps, so their backlog cannot fill the scan window and starve
             # other sweeps. Only a hint: the count under the sweep's lock decides.

@@ -16,6 +16,7 @@ import numpy as np
 
 from services.analyzer.findings import json_value
 from services.analyzer.lr_find import Suggestions, suggest_lrs
+from services.domain.capacity import ClusterCapacity
 from services.domain.downsample import downsample_indices
 from services.domain.errors import NotFound
 from services.domain.kinds import SweepMethod
@@ -30,6 +31,7 @@ from services.specs.range_test import (
 )
 from services.specs.sweep import Policy
 from services.store import Store
+from services.sweeps.resource_check import check_resources
 
 __all__ = [
     "RangeTestResult",
@@ -41,14 +43,21 @@ __all__ = [
 _POLICY = Policy(stop_on_divergence=False, stop_on_overfitting=False)
 
 
-def submit_range_test(store: Store, project_id: int, request: RangeTestRequest) -> Sweep:
+def submit_range_test(
+    store: Store,
+    project_id: int,
+    request: RangeTestRequest,
+    capacity: ClusterCapacity | None = None,
+) -> Sweep:
     """Store the range test as a queued one-trial sweep of method lr_find. Its stored spec
     is the sweep spec of a single job on the test's trial spec (where the options live),
-    so whatever reads a sweep's spec reads this one too."""
+    so whatever reads a sweep's spec reads this one too. On a fixed cluster (`capacity`),
+    a test no node can run is refused, naming base.resources."""
     trial = range_test_spec(request.base, request)
     spec = SweepSpec(
         name=request.name, base=trial, method="single", max_concurrent=1, policy=_POLICY
     )
+    check_resources(spec, capacity)
     return store.sweeps.create(
         project_id,
         NewSweep(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.alerts.webhook_targets import check_notify_url
+from services.domain.capacity import ClusterCapacity
 from services.domain.errors import InvalidInput
 from services.domain.kinds import LAZY_METHODS
 from services.domain.records import Sweep
@@ -11,15 +12,29 @@ from services.settings import Settings
 from services.specs import SpecError, SweepSpec, TrialSpec, expand_grid
 from services.store import Store
 from services.sweeps.lr_auto import auto_grid_size, lr_auto_pending, start_lr_auto
+from services.sweeps.resource_check import check_resources
 
 
-def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepSpec) -> Sweep:
+def submit_sweep(
+    store: Store,
+    settings: Settings,
+    project_id: int,
+    spec: SweepSpec,
+    capacity: ClusterCapacity | None = None,
+    *,
+    base_field: str = "base",
+) -> Sweep:
     """Store the sweep. A grid (or single) sweep queues all its trials now; a random or
     bayes sweep none: the scheduler asks for each as capacity frees (`lazy_search`), up
     to max_trials (the server's per-sweep limit when unset). With `lr: auto` a range test
-    is queued first, and the sweep gets its trials once it has ended (`lr_auto`)."""
+    is queued first, and the sweep gets its trials once it has ended (`lr_auto`).
+
+    `capacity` is the cluster's nodes as last seen (None: not known): on a fixed cluster a
+    sweep that can make a trial no node holds is refused (`resource_check`), naming the
+    field under `base_field`."""
     if spec.notify is not None:
         check_notify_url(spec.notify.url, settings)  # a 422 naming notify.url
+    check_resources(spec, capacity, base_field)
     limit = settings.max_trials_per_sweep
     if spec.max_trials is not None and spec.max_trials > limit:
         raise InvalidInput(
@@ -60,8 +75,14 @@ def submit_sweep(store: Store, settings: Settings, project_id: int, spec: SweepS
 
 
 def submit_job(
-    store: Store, settings: Settings, project_id: int, trial: TrialSpec, name: str = "job"
+    store: Store,
+    settings: Settings,
+    project_id: int,
+    trial: TrialSpec,
+    name: str = "job",
+    capacity: ClusterCapacity | None = None,
 ) -> Sweep:
     """A single training job is a sweep of one trial: one code path, one set of views."""
     spec = SweepSpec(name=name, base=trial, method="single", max_concurrent=1)
-    return submit_sweep(store, settings, project_id, spec)
+    # The request's body is the trial spec itself: an error names resources.gpus.
+    return submit_sweep(store, settings, project_id, spec, capacity, base_field="")

@@ -3,7 +3,7 @@ metric at the target.
 
 "Ends with" means the trial succeeded, or was pruned, and the last evaluated value of the
 sweep's metric (the value the sweep ranks it by) is at or below the target when
-minimizing, at or above it when maximizing. The sweep then finishes with an end_reason
+minimizing, at or above it when maximizing. The sweep then finishes with an status_reason
 saying which trial reached what; its queued trials are cancelled and no new ones are made,
 while trials already running go on to their end (as W&B's agents finish theirs). The
 scheduler asks here about every trial it has just seen end.

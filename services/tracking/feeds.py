@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from services.domain.downsample import downsample_indices
-from services.domain.records import Series, SweepStatus, TrialStatus
+from services.domain.records import Series, TrialStatus
 from services.domain.trial_life import TrialProgress
 from services.store import Store
 from services.tracking.feed_cursor import StreamCursor, TrialMark
@@ -130,10 +130,7 @@ class Feed:
 
     def _sweep_over(self) -> bool:
         assert self._sweep_id is not None
-        return self._store.sweeps.get(self._project_id, self._sweep_id).status in (
-            SweepStatus.FINISHED,
-            SweepStatus.CANCELLED,
-        )
+        return self._store.sweeps.get(self._project_id, self._sweep_id).status.is_terminal
 
     def _progress(self) -> list[TrialProgress]:
         if self._sweep_id is not None:

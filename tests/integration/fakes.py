@@ -6,6 +6,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from services.domain.capacity import NodeResources
 from services.scheduling.launcher import Assignment, Launcher, RunOutcome, RunReport
 
 
@@ -49,7 +50,8 @@ class FakeLauncher(Launcher):
     tells the scheduler's on_end listener at once, as a real launcher does).
 
     `auto` ends every attempt in flight with that outcome at the next poll(), as if each
-    trial took one tick. `kill_on_cancel` makes cancel() end the attempt as LOST, as a
+    trial took one tick. `nodes` is what the cluster's nodes offer (None: unknown).
+    `kill_on_cancel` makes cancel() end the attempt as LOST, as a
     launcher that kills the worker process would see it."""
 
     def __init__(
@@ -61,8 +63,10 @@ class FakeLauncher(Launcher):
         auto: RunOutcome | None = None,
         kill_on_cancel: bool = False,
         ledger: Ledger | None = None,
+        nodes: list[NodeResources] | None = None,
     ) -> None:
         self.cpus, self.gpus, self.name = cpus, gpus, name
+        self.cluster_nodes = nodes  # what nodes() says (None: it cannot tell)
         self.auto = auto
         self.kill_on_cancel = kill_on_cancel
         self.ledger = ledger
@@ -115,6 +119,9 @@ class FakeLauncher(Launcher):
     def running(self) -> set[int]:
         with self._lock:
             return set(self.in_flight)
+
+    def nodes(self) -> list[NodeResources] | None:
+        return None if self.cluster_nodes is None else list(self.cluster_nodes)
 
     # -- what the test drives ------------------------------------------------------------
     def end(

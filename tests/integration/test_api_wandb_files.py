@@ -38,7 +38,7 @@ def test_valid_file_is_accepted_with_its_trials_and_warnings(client: TestClient,
         assert all(set(t["params"]) == set(expected.space) for t in trials)
     else:  # random and bayes ask for each trial as room frees
         assert trials == []
-    assert body["status"] == "running" and body["end_reason"] is None
+    assert body["status"] == "running" and body["status_reason"] is None
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))

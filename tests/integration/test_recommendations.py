@@ -118,6 +118,12 @@ def test_other_batch_sizes_are_moved_by_the_rule_it_names(client: TestClient, st
         ({"batch_size": "-3"}, "batch_size"),
         ({"schedule": "warm"}, "schedule"),
         ({"rule": "cubic"}, "rule"),
+        ({"optimizer": "adam", "momentum": "0.9"}, "momentum"),
+        ({"momentum": "-1"}, "momentum"),
+        ({"nesterov": "true"}, "nesterov"),  # with momentum 0, as a trial spec says
+        ({"optimizer": "adam", "betas": "0.9"}, "betas"),
+        ({"max_steps": "0"}, "max_steps"),
+        ({"max_steps": "100", "epochs": "2"}, "epochs"),
     ],
 )
 def test_bad_queries_are_422_naming_the_field(
@@ -133,3 +139,59 @@ def test_task_and_optimizer_are_required(client: TestClient) -> None:
     response = client.get("/recommendations")
     assert response.status_code == 422
     assert {e["field"] for e in response.json()["detail"]} == {"task", "optimizer"}
+
+
+HEAVY = {**BASE, "optimizer": {"name": "sgd", "momentum": 0.9}}
+EVERY_PART = ["task", "model", "optimizer", "momentum", "nesterov", "batch_size", "schedule"]
+# With momentum 0.9 the same steps come at a tenth of the lr: 0.01 is best.
+HEAVY_FINALS = {0.001: 0.4, 0.003: 0.3, 0.01: 0.2, 0.03: 0.5, 0.1: 2.0}
+
+
+def test_sgd_with_and_without_momentum_are_never_pooled(client: TestClient, store: Store) -> None:
+    plain = ended_sweep(store, "alpha", FINALS)
+    heavy = ended_sweep(store, "alpha", HEAVY_FINALS, base=HEAVY)
+    body = get(client)  # plain SGD: momentum 0, as a trial spec without one trains
+    assert set(body["evidence"]["trial_ids"]) == set(plain.values())
+    assert body["query"]["optimizer_params"] == {"momentum": 0.0, "nesterov": False}
+    assert body["matched_on"] == EVERY_PART
+    assert body["widened"] == [] and body["match"] == "exact"
+    with_momentum = get(client, momentum="0.9")
+    assert set(with_momentum["evidence"]["trial_ids"]) == set(heavy.values())
+    assert with_momentum["lr"] == pytest.approx(
+        math.exp((math.log(0.01) + math.log(0.003) + math.log(0.001)) / 3)
+    )
+    assert {t["optimizer_params"]["momentum"] for t in with_momentum["trials"]} == {0.9}
+
+
+def test_a_nearby_momentum_is_used_and_said(client: TestClient, store: Store) -> None:
+    ended_sweep(store, "alpha", HEAVY_FINALS, base=HEAVY)
+    body = get(client, momentum="0.85")
+    assert body["enough_history"] is True and body["match"] == "optimizer_near"
+    assert "momentum" not in body["matched_on"]
+    assert body["widened"] == [
+        "momentum: too few trials with momentum 0.85; used momentum in [0.7, 0.925] "
+        "(the trials had 0.9)"
+    ]
+    assert "Widened: momentum" in body["reasoning"]
+    # No trial without momentum: plain SGD gets no number from heavy-ball trials.
+    assert get(client)["enough_history"] is False
+
+
+def test_the_budget_is_matched_when_asked(client: TestClient, store: Store) -> None:
+    short = ended_sweep(store, "alpha", FINALS, base={**BASE, "budget": {"max_steps": 200}})
+    long = ended_sweep(store, "alpha", HEAVY_FINALS, base={**BASE, "budget": {"max_steps": 3000}})
+    body = get(client, max_steps="250")
+    assert set(body["evidence"]["trial_ids"]) == set(short.values())
+    assert "budget" in body["matched_on"] and body["query"]["max_steps"] == 250
+    assert set(get(client, max_steps="3000")["evidence"]["trial_ids"]) == set(long.values())
+    pooled = get(client)
+    assert len(pooled["evidence"]["trial_ids"]) == 10
+    assert any(
+        "no budget asked: the trials trained 200 to 3000 steps" in n for n in pooled["notes"]
+    )
+    widened = get(client, max_steps="20")
+    assert widened["match"] == "any_budget" and "budget" not in widened["matched_on"]
+    assert widened["widened"] == [
+        "budget: too few trials near max_steps 20 (trials of 10 to 40 steps); trials of any "
+        "length count (they trained 200 to 3000 steps)"
+    ]

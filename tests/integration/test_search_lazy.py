@@ -144,8 +144,17 @@ def test_a_params_draw_that_makes_an_invalid_trial_fails_at_birth(
     space = {"optimizer.name": ["sgd", "adam"], "optimizer.momentum": [0.9]}
     base = {"task": "digits", "optimizer": {"name": "sgd", "lr": 0.1}}
     project = store.projects.create("p")
+    # Half the draws fail: the failure policy (test_failure_stop.py) would end the sweep
+    # early, and this test is about each failed birth.
     spec = SweepSpec.model_validate(
-        {"base": base, "space": space, "method": "random", "max_trials": 12, "seed": 1}
+        {
+            "base": base,
+            "space": space,
+            "method": "random",
+            "max_trials": 12,
+            "seed": 1,
+            "failure_policy": None,
+        }
     )
     sweep_id = submit_sweep(store, Settings(), project.id, spec).id
     scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)

@@ -80,7 +80,7 @@ def test_a_trial_ending_at_the_target_ends_the_sweep(store: Store, tmp_path: Pat
     sweep = run.now()
     assert sweep.status is SweepStatus.FINISHED and sweep.finished_at is not None
     reason = "target reached: trial 1 ended with val_loss 0.45 <= the target 0.5"
-    assert sweep.end_reason == reason
+    assert sweep.status_reason == reason
     # Queued trials are cancelled with the reason; the running one goes on to its end.
     assert run.statuses() == {S: 2, R: 1, C: 3}
     cancelled = [t for t in run.trials() if t.status is C]
@@ -90,7 +90,7 @@ def test_a_trial_ending_at_the_target_ends_the_sweep(store: Store, tmp_path: Pat
     running = next(t for t in run.trials() if t.status is R)
     run.end(running.number, [0.3])  # a later, better trial changes nothing
     assert run.statuses() == {S: 3, C: 3}
-    assert (run.now().status, run.now().end_reason) == (SweepStatus.FINISHED, reason)
+    assert (run.now().status, run.now().status_reason) == (SweepStatus.FINISHED, reason)
 
 
 def test_maximize_counts_at_or_above_and_lazy_sweeps_ask_no_more(
@@ -112,7 +112,7 @@ def test_maximize_counts_at_or_above_and_lazy_sweeps_ask_no_more(
     for _ in range(3):
         run.scheduler.tick()
     assert len(run.trials()) == 3  # no trial is asked for a finished sweep
-    assert "val_loss 0.9 >= the target 0.9" in str(run.now().end_reason)
+    assert "val_loss 0.9 >= the target 0.9" in str(run.now().status_reason)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_which_ended_trials_count(
     run = Sweeping(store, tmp_path, **grid(0.5))
     run.end(0, values, outcome)
     assert (run.now().status is SweepStatus.FINISHED) is ends
-    assert (run.now().end_reason is not None) is ends
+    assert (run.now().status_reason is not None) is ends
 
 
 def test_a_running_trial_at_the_target_does_not_end_it(store: Store, tmp_path: Path) -> None:
@@ -140,18 +140,18 @@ def test_a_running_trial_at_the_target_does_not_end_it(store: Store, tmp_path: P
     trial = run.trials()[0]
     store.metrics.write(trial.project_id, trial.id, [("val_loss", 9, 0.1, None)])
     run.scheduler.tick()
-    assert run.now().status is SweepStatus.RUNNING and run.now().end_reason is None
+    assert run.now().status is SweepStatus.RUNNING and run.now().status_reason is None
 
 
 def test_without_a_target_a_sweep_runs_out_its_trials(store: Store, tmp_path: Path) -> None:
     run = Sweeping(store, tmp_path, space={"seed": [0, 1]})
     run.end(0, [0.0])
     run.end(1, [0.0])
-    assert run.now().status is SweepStatus.FINISHED and run.now().end_reason is None
+    assert run.now().status is SweepStatus.FINISHED and run.now().status_reason is None
 
 
 def test_a_cancelled_sweep_is_not_finished_by_a_late_trial(store: Store, tmp_path: Path) -> None:
     run = Sweeping(store, tmp_path, **grid(0.5))
     store.sweeps.cancel(run.sweep.project_id, run.sweep.id)
     run.end(0, [0.1])
-    assert run.now().status is SweepStatus.CANCELLED and run.now().end_reason is None
+    assert run.now().status is SweepStatus.CANCELLED and run.now().status_reason is None

@@ -186,6 +186,20 @@ def test_lr_find_and_recommend(cli: Cli) -> None:
     advice = cli.json("recommend", "--task", "digits", "--optimizer", "adam")
     assert advice["enough_history"] is False
     assert "not enough history" in cli("recommend", "--task", "digits", "--optimizer", "sgd").stdout
+    heavy = cli.json(
+        "recommend",
+        "--task",
+        "digits",
+        "--optimizer",
+        "sgd",
+        "--momentum",
+        "0.9",
+        "--nesterov",
+        "--epochs",
+        "5",
+    )
+    assert heavy["query"]["optimizer_params"] == {"momentum": 0.9, "nesterov": True}
+    assert heavy["query"]["epochs"] == 5
 
 
 @pytest.mark.parametrize(

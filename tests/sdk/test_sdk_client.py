@@ -254,6 +254,9 @@ def test_lr_find_and_recommendations(client: lrlab.Client) -> None:
     advice = client.recommend("digits", "sgd", batch_size=64)
     assert isinstance(advice, lrlab.Recommendation) and not advice.enough_history
     assert advice.lr is None and advice.reasoning and advice.query["batch_size"] == 64
+    adam = client.recommend("digits", "adam", betas=(0.85, 0.99), max_steps=300)
+    assert adam.query["optimizer_params"] == {"betas": [0.85, 0.99]}
+    assert adam.query["max_steps"] == 300 and adam.widened == [] and adam.matched_on == []
 
 
 def test_an_older_server_says_what_it_lacks() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -29,12 +30,16 @@ def run(
     model: str = "mlp",
     lr_scaling: dict[str, Any] | None = None,
     train_loss: float = 0.5,
+    optimizer: dict[str, Any] | None = None,
+    budget: dict[str, int] | None = None,
+    last_step: int | None = None,
 ) -> HistoryRun:
     spec: dict[str, Any] = {
         "task": {"name": "digits", "model": model},
-        "optimizer": {"name": "sgd", "lr": lr},
+        "optimizer": {"name": "sgd", "lr": lr, **(optimizer or {})},
         "schedule": {"name": schedule},
         "batch_size": batch_size,
+        "budget": budget or {"epochs": 10},
     }
     if lr_scaling is not None:
         spec["lr_scaling"] = lr_scaling
@@ -48,6 +53,7 @@ def run(
         final=final,
         final_train_loss=train_loss,
         kinds=kinds,
+        last_step=last_step,
     )
 
 
@@ -184,3 +190,158 @@ def test_the_query_fills_in_defaults_and_the_rule() -> None:
     assert build_query("digits", "sgd").rule == "linear"
     assert build_query("regression", "sgd", batch_size="full").batch_size == "full"
     assert build_query("digits", "sgd", rule="none").rule == "none"
+
+
+# -- optimizer knobs and budget -------------------------------------------------------------
+SGD = dataclasses.replace(QUERY, optimizer_params={"momentum": 0.0, "nesterov": False})
+HEAVY = {"momentum": 0.9}
+EVERY_PART = ("task", "model", "optimizer", "momentum", "nesterov", "batch_size", "schedule")
+
+
+def plain_and_heavy() -> list[HistoryRun]:
+    """Plain SGD is best near lr 0.1, with momentum 0.9 near 0.01 (the same step)."""
+    plain = [run(1, 0.03, 0.5), run(2, 0.1, 0.2), run(3, 0.3, 0.4)]
+    heavy = [
+        run(i + 10, lr, f, optimizer=HEAVY)
+        for i, (lr, f) in enumerate([(0.003, 0.5), (0.01, 0.2), (0.03, 0.4)])
+    ]
+    return plain + heavy
+
+
+def test_momentum_is_matched_never_pooled() -> None:
+    plain = recommend_from_history(SGD, plain_and_heavy())
+    assert plain.match == "exact" and {e.trial_id for e in plain.ranked} == {1, 2, 3}
+    assert plain.matched_on == EVERY_PART
+    assert plain.widened == () and "momentum 0, nesterov false" in plain.reasoning
+    heavy_query = dataclasses.replace(SGD, optimizer_params={"momentum": 0.9, "nesterov": False})
+    heavy = recommend_from_history(heavy_query, plain_and_heavy())
+    assert {e.trial_id for e in heavy.ranked} == {10, 11, 12}
+    assert heavy.lr == pytest.approx(geomean(0.003, 0.01, 0.03))
+    assert heavy.to_dict()["trials"][0]["optimizer_params"] == {"momentum": 0.9, "nesterov": False}
+    # Only heavy-ball trials: plain SGD gets no number from them, at any widening.
+    alone = recommend_from_history(SGD, plain_and_heavy()[3:])
+    assert not alone.enough_history
+
+
+def test_a_nearby_momentum_is_used_only_when_said() -> None:
+    runs = [
+        run(1, 0.01, 0.3, optimizer={"momentum": 0.85}),
+        run(2, 0.02, 0.2, optimizer={"momentum": 0.95}),
+        run(3, 0.01, 0.25, optimizer={"momentum": 0.95, "nesterov": True}),
+    ]
+    query = dataclasses.replace(SGD, optimizer_params={"momentum": 0.9, "nesterov": False})
+    rec = recommend_from_history(query, runs)
+    assert rec.enough_history and rec.match == "optimizer_near"
+    # All at batch size 32: that part still matched, and no batch size rule was needed.
+    assert rec.matched_on == ("task", "model", "optimizer", "batch_size", "schedule")
+    assert rec.rule is None
+    assert rec.widened == (
+        "momentum: too few trials with momentum 0.9; used momentum in [0.8, 0.95] "
+        "(the trials had 0.85, 0.95)",
+        "nesterov: too few trials with nesterov false; trials with and without it count "
+        "(the trials had false, true)",
+    )
+    assert "Widened: " in rec.reasoning and "[0.8, 0.95]" in rec.reasoning
+    # 0.5 is no neighbour of 0.9: its steps are 5x shorter.
+    far = [run(i, 0.05, 0.3, optimizer={"momentum": 0.5}) for i in (4, 5, 6)]
+    assert not recommend_from_history(query, far).enough_history
+
+
+def test_adams_betas_are_matched_and_widened_by_their_horizons() -> None:
+    adam = LrQuery(
+        "digits", "mlp", "adam", 32, "constant", "sqrt", optimizer_params={"betas": [0.9, 0.999]}
+    )
+
+    def adam_run(i: int, betas: list[float]) -> HistoryRun:
+        r = run(i, 0.001 * i, 0.3 - i / 100)
+        spec = {**r.spec, "optimizer": {"name": "adam", "lr": 0.001 * i, "betas": betas}}
+        return dataclasses.replace(r, spec=spec)
+
+    same = [adam_run(i, [0.9, 0.999]) for i in (1, 2, 3)]
+    assert recommend_from_history(adam, same).match == "exact"
+    near = [adam_run(i, [0.85, 0.998]) for i in (1, 2, 3)]
+    rec = recommend_from_history(adam, near)
+    assert rec.match == "optimizer_near"
+    assert any(
+        w.startswith(
+            "betas: too few trials with betas (0.9, 0.999); used beta1 in [0.8, 0.95], "
+            "beta2 in [0.998, 0.9995]"
+        )
+        for w in rec.widened
+    )
+    assert not recommend_from_history(
+        adam, [adam_run(i, [0.5, 0.9]) for i in (1, 2, 3)]
+    ).enough_history
+
+
+def short_and_long() -> list[HistoryRun]:
+    """200-step trials are best near lr 0.3, 3,000-step ones near 0.03."""
+    short = [
+        run(i, lr, f, budget={"max_steps": 200})
+        for i, (lr, f) in enumerate([(0.1, 0.5), (0.3, 0.2), (1.0, 0.4)], start=1)
+    ]
+    long = [
+        run(i, lr, f, budget={"max_steps": 3000})
+        for i, (lr, f) in enumerate([(0.01, 0.5), (0.03, 0.2), (0.1, 0.4)], start=10)
+    ]
+    return short + long
+
+
+def test_the_budget_is_matched_within_a_factor_of_two_when_asked() -> None:
+    short = recommend_from_history(dataclasses.replace(SGD, max_steps=300), short_and_long())
+    assert {e.trial_id for e in short.ranked} == {1, 2, 3} and "budget" in short.matched_on
+    assert "budget max_steps 300 (trials of 150 to 600 steps)" in short.reasoning
+    long = recommend_from_history(dataclasses.replace(SGD, max_steps=2000), short_and_long())
+    assert {e.trial_id for e in long.ranked} == {10, 11, 12}
+    assert long.lr == pytest.approx(geomean(0.03, 0.1, 0.01))
+    # Not asked: pooled, and the answer says how far apart the lengths were.
+    pooled = recommend_from_history(SGD, short_and_long())
+    assert len(pooled.ranked) == 6 and "budget" not in pooled.matched_on
+    assert "no budget asked: the trials trained 200 to 3000 steps" in " ".join(pooled.notes)
+
+
+def test_a_budget_with_too_few_trials_is_widened_and_says_so() -> None:
+    rec = recommend_from_history(dataclasses.replace(SGD, max_steps=50), short_and_long())
+    assert rec.match == "any_budget" and "budget" not in rec.matched_on
+    assert (
+        "budget: too few trials near max_steps 50 (trials of 25 to 100 steps); trials of any "
+        "length count (they trained 200 to 3000 steps)"
+    ) in rec.widened
+
+
+def test_an_epochs_budget_matches_epochs_and_its_steps_count_once_it_ran_out() -> None:
+    runs = [run(i, 0.1 * i, 0.3, budget={"epochs": 10}, last_step=449) for i in (1, 2, 3)]
+    assert recommend_from_history(dataclasses.replace(SGD, epochs=8), runs).match == "exact"
+    # 450 steps trained: a steps budget of 500 matches them too.
+    assert recommend_from_history(dataclasses.replace(SGD, max_steps=500), runs).match == "exact"
+    far = recommend_from_history(dataclasses.replace(SGD, epochs=50), runs)
+    assert far.match == "any_budget"
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "words"),
+    [
+        ({"optimizer": "adam", "momentum": 0.9}, "momentum", "matched settings: betas"),
+        ({"optimizer": "adagrad", "betas": "0.9,0.99"}, "betas", "it has none"),
+        ({"nesterov": True}, "nesterov", "nesterov requires momentum > 0"),
+        ({"momentum": -0.1}, "momentum", "greater than or equal to 0"),
+        ({"optimizer": "adam", "betas": "0.9"}, "betas", "two numbers"),
+        ({"optimizer": "adam", "betas": "1.5,0.9"}, "betas", "less than 1"),
+        ({"max_steps": 100, "epochs": 3}, "epochs", "not both"),
+    ],
+)
+def test_knob_and_budget_errors_name_the_field(
+    args: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(InvalidInput) as info:
+        build_query(**{"task": "digits", "optimizer": "sgd", **args})
+    assert info.value.field == field and words in info.value.message
+
+
+def test_the_query_fills_in_the_optimizers_own_knobs() -> None:
+    assert build_query("digits", "sgd").optimizer_params == {"momentum": 0.0, "nesterov": False}
+    assert build_query("digits", "adamw").optimizer_params == {"betas": [0.9, 0.999]}
+    assert build_query("digits", "lbfgs").optimizer_params == {}
+    heavy = build_query("digits", "sgd", momentum=0.9, nesterov=True, max_steps=500)
+    assert heavy.optimizer_params == {"momentum": 0.9, "nesterov": True}
+    assert heavy.max_steps == 500 and heavy.epochs is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from lrlab.cli.app import State, Target, json_option, main, pass_state, sweep_or_trial
 from lrlab.cli.output import fmt_params, fmt_time, status_text, table
@@ -17,10 +18,12 @@ def _counts(sweep: Sweep) -> str:
 
 def _sweep_line(sweep: Sweep) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(sweep.trial_counts.items())) or "no trials"
-    return (
+    line = (
         f"sweep [bold]{sweep.id}[/] {sweep.name!r} ({sweep.method}): {status_text(sweep.status)}"
         f" — {counts}; ranked by {sweep.metric.name} ({sweep.metric.goal})"
     )
+    # Why it failed, or what it waits for: never left for the user to guess.
+    return line if sweep.status_reason is None else f"{line}\n  {escape(sweep.status_reason)}"
 
 
 @main.command()
@@ -37,11 +40,13 @@ def _sweep_line(sweep: Sweep) -> str:
 @json_option
 @pass_state
 def submit(state: State, file: str, fmt: str, wait_: bool) -> None:
-    """Submit the sweep in FILE (YAML or JSON)."""
+    """Submit the sweep in FILE (YAML or JSON). With --wait, exit 1 if it ended failed."""
     sweep = state.client.submit(file, format=fmt)  # type: ignore[arg-type]
     if wait_:
         sweep = state.client.wait_sweep(sweep.id)
     state.out.emit(sweep, lambda c: c.print(_sweep_line(sweep)))
+    if sweep.status == "failed":  # stopped itself (its failure_policy): a script should know
+        raise click.exceptions.Exit(1)
 
 
 def _sweeps_table(sweeps: list[Sweep]) -> object:
@@ -60,7 +65,7 @@ def _trials_table(trials: list[Trial]) -> object:
             status_text(t.status),
             fmt_params(t.params),
             str(t.attempt),
-            t.stop_reason or t.error or "",
+            t.status_reason or t.stop_reason or t.error or "",
         )
         for t in trials
     ]

@@ -78,6 +78,8 @@ def render_recommendation(c: Console, r: Recommendation) -> None:
     else:
         c.print("[yellow]not enough history for a number[/]")
     c.print(r.reasoning)
+    for widening in r.widened:  # what the match let go of: never pooled silently
+        c.print(f"[yellow]widened[/] {widening}")
     for note in r.notes:
         c.print(f"- {note}")
 
@@ -89,6 +91,11 @@ def render_recommendation(c: Console, r: Recommendation) -> None:
 @click.option("--batch-size", default="32", show_default=True)
 @click.option("--schedule", default="constant", show_default=True)
 @click.option("--rule", default="auto", show_default=True, help="auto, linear or sqrt.")
+@click.option("--momentum", type=float, help="sgd, rmsprop: momentum to match (default 0).")
+@click.option("--nesterov/--no-nesterov", default=None, help="sgd: Nesterov or not.")
+@click.option("--betas", type=(float, float), help="adam, adamw: beta1 beta2.")
+@click.option("--max-steps", type=int, help="Budget to match, in steps (within 2x).")
+@click.option("--epochs", type=int, help="Budget to match, in epochs (within 2x).")
 @json_option
 @pass_state
 def recommend(
@@ -99,9 +106,26 @@ def recommend(
     batch_size: str,
     schedule: str,
     rule: str,
+    momentum: float | None,
+    nesterov: bool | None,
+    betas: tuple[float, float] | None,
+    max_steps: int | None,
+    epochs: int | None,
 ) -> None:
-    """An lr and range learned from this project's finished trials."""
+    """An lr and range learned from this project's finished trials of the same task,
+    model, optimizer settings, batch size, schedule and (if given) budget; what had to be
+    widened for want of trials is listed."""
     found = state.client.recommend(
-        task, optimizer, model=model, batch_size=batch_size, schedule=schedule, rule=rule
+        task,
+        optimizer,
+        model=model,
+        batch_size=batch_size,
+        schedule=schedule,
+        rule=rule,
+        momentum=momentum,
+        nesterov=nesterov,
+        betas=betas,
+        max_steps=max_steps,
+        epochs=epochs,
     )
     state.out.emit(found, lambda c: render_recommendation(c, found))

@@ -111,8 +111,11 @@ class Board:
             for r in self.ranked()
         ]
         headers = ["#", "trial", "status", "step", self.metric, "best", "findings", "params"]
+        parts: list[RenderableType] = [head]
+        if self.sweep.status_reason:  # why it failed, or what its trials wait for
+            parts.append(Text(self.sweep.status_reason, style="red"))
         return Group(
-            head, ProgressBar(total=total or 1, completed=done), table(None, headers, rows)
+            *parts, ProgressBar(total=total or 1, completed=done), table(None, headers, rows)
         )
 
 
