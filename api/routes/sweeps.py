@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api.deps import WAKES_LOOPS, CurrentProject, PageDep, SettingsDep, StoreDep
-from api.schemas import PageOut, SweepOut, TrialOut
+from api.schemas import PageOut, SweepOut, SweepSubmittedOut, TrialOut
 from api.sweep_body import OPENAPI as SWEEP_BODY
 from api.sweep_body import SweepBody
 from services.domain.records import SweepStatus, TrialStatus
@@ -20,22 +20,26 @@ SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.post(
     "/sweeps",
-    response_model=SweepOut,
+    response_model=SweepSubmittedOut,
     status_code=201,
     openapi_extra=SWEEP_BODY,
     dependencies=[WAKES_LOOPS],
 )
 def create_sweep(
-    project: CurrentProject, spec: SweepBody, store: StoreDep, settings: SettingsDep
-) -> SweepOut:
+    project: CurrentProject, body: SweepBody, store: StoreDep, settings: SettingsDep
+) -> SweepSubmittedOut:
     """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now.
 
     The body is a native sweep spec or a W&B sweep configuration, in JSON or YAML: the
     Content-Type says the syntax (application/json; application/yaml, application/x-yaml,
-    text/yaml), `?format=native|wandb` the schema, which defaults to native for JSON and
-    wandb for YAML. A W&B file's errors name their place in the file
-    (`parameters.learning_rate.min`); YAML syntax errors give the line and column."""
-    return SweepOut.of(submit_sweep(store, settings, project.id, spec))
+    text/yaml), the top-level keys the schema (`space`... native, `parameters`... W&B),
+    and `?format=native|wandb` overrides them. Every trial the sweep can make is built
+    before it is stored, and its metric checked against what its tasks log: a sweep that
+    would fail is a 422 naming the key. A W&B file's errors name their place in the file
+    (`parameters.learning_rate.min`); YAML syntax errors give the line and column.
+    `warnings` lists what is allowed but likely unintended."""
+    sweep = submit_sweep(store, settings, project.id, body.spec)
+    return SweepSubmittedOut.submitted(sweep, body.warnings)
 
 
 @router.post("/jobs", response_model=SweepOut, status_code=201, dependencies=[WAKES_LOOPS])

@@ -103,6 +103,9 @@ class Sweep(Model):
     updated_at: datetime
     finished_at: datetime | None = None
     spec: dict[str, Any] = Field(default_factory=dict)
+    # What the server found likely unintended when the sweep was submitted (each a
+    # sentence naming its key); only the answer to a submission has any.
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def is_terminal(self) -> bool:

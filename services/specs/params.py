@@ -48,6 +48,7 @@ __all__ = [
     "ParamSpec",
     "ValuesParam",
     "param_choices",
+    "quantize",
     "unquantized",
 ]
 
@@ -86,6 +87,14 @@ LOG_SCALE = ("log_uniform", "q_log_uniform", "inv_log_uniform")
 _ALL_ARGS = ("low", "high", "q", "mu", "sigma", "a", "b")
 # exp(709.78) is the largest double; ten sigmas above mu keep every draw finite in practice.
 _MAX_LOG_VALUE = 700.0
+
+
+def quantize(value: float, q: int | float) -> int | float:
+    """round(value / q) * q, an int when q is one (W&B's rule for integer steps)."""
+    steps = round(value / q)
+    if isinstance(q, int):
+        return steps * q
+    return float(steps * q)
 
 
 def unquantized(distribution: str) -> str:

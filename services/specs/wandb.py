@@ -32,11 +32,12 @@ from services.specs.common import SpecError
 from services.specs.grid import expand_grid
 from services.specs.params import ConstantParam, ValuesParam
 from services.specs.sweep import SweepSpec
+from services.specs.sweep_checks import check_sweep
 from services.specs.trial import TrialSpec
 from services.specs.wandb_names import native_path, understood
 from services.specs.wandb_params import Loc, Problems, WandbParam, wandb_param
 
-__all__ = ["DEFAULT_BASE", "parse_wandb"]
+__all__ = ["DEFAULT_BASE", "TOP_LEVEL_KEYS", "parse_wandb"]
 
 DEFAULT_BASE: dict[str, Any] = {"task": {"name": "digits"}}
 _METHODS = ("grid", "random", "bayes")
@@ -53,6 +54,8 @@ _NATIVE = {"name", "description", "max_concurrent", "seed", "metric"}
 _VALID = sorted(
     {"method", "parameters", "base", *_KEYS, *_NATIVE, *_IGNORED, *_IGNORED_TOO, *_UNSUPPORTED}
 )
+# What a W&B sweep file may hold at the top (the schema is told from these: sweep_format).
+TOP_LEVEL_KEYS = frozenset(_VALID)
 _HYPERBAND = {
     "min_iter": "min_resource",
     "max_iter": "max_resource",
@@ -62,12 +65,16 @@ _HYPERBAND = {
 _METRIC_UNSUPPORTED = ("target", "impute", "impute_while_running")
 
 
-def parse_wandb(config: Any, grid_limit: int | None = None) -> SweepSpec:
+def parse_wandb(
+    config: Any, grid_limit: int | None = None, warnings: list[str] | None = None
+) -> SweepSpec:
     """The native spec of the W&B sweep configuration `config` (parsed YAML or JSON).
 
-    Raises ValidationError with every problem located in the file. With `grid_limit`, a
-    grid's trials are built and checked too (its size, each combination's validity), so
-    that those errors also point into the file rather than at the native spec.
+    Raises ValidationError with every problem located in the file. With `grid_limit` (as
+    at submission), the sweep is checked as a whole too: a grid's size and each of its
+    combinations, and the checks of `sweep_checks` (a sampled space's trials, the metric),
+    so that those errors also point into the file rather than at the native spec; their
+    warnings are appended to `warnings`.
     """
     problems = Problems()
     if not isinstance(config, dict):
@@ -100,6 +107,8 @@ def parse_wandb(config: Any, grid_limit: int | None = None) -> SweepSpec:
     native.update(base=base, space=space.params)
     try:
         spec = SweepSpec.model_validate(native)
+        if grid_limit is not None:
+            check_sweep(spec, [] if warnings is None else warnings)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc, message = _in_file(error["loc"], error["msg"], space.where)
