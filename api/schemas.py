@@ -132,12 +132,19 @@ class SweepOut(Out):
         )
 
 
-class SweepCreatedOut(SweepOut):
+class SweepSubmittedOut(SweepOut):
+    """The answer to POST /sweeps: the sweep, and what it has that is likely unintended."""
+
     warnings: list[str] = Field(
         default_factory=list,
-        description="What the submitted spec asks for that lrlab accepts but does not do, "
-        "each a sentence naming the key.",
+        description='Each a sentence naming its key, e.g. "metric.goal: minimizing '
+        'val_accuracy, where higher is better; did you mean maximize?". The sweep was '
+        "stored all the same.",
     )
+
+    @classmethod
+    def submitted(cls, s: Sweep, warnings: list[str]) -> SweepSubmittedOut:
+        return cls(**dict(SweepOut.of(s)), warnings=warnings)
 
 
 class TrialOut(Out):

@@ -1,18 +1,23 @@
 """The body of POST /sweeps: a native sweep spec or a W&B sweep file, as JSON or YAML.
 
-The rule: Content-Type says the syntax, the `format` query parameter the schema.
-- `application/json` (or `...+json`, or no Content-Type): JSON, a native spec by default;
-- `application/yaml`, `application/x-yaml`, `text/yaml`, `text/x-yaml`: YAML, a W&B sweep
-  file by default;
-- `?format=wandb` or `?format=native` says which schema either syntax holds.
-So native JSON works as it always did, a W&B YAML file needs only its Content-Type, and a
-W&B file as JSON adds `?format=wandb`. Other content types are 415; bodies over
-MAX_SPEC_BYTES 413; YAML syntax errors 422 with the line and column.
+The rule: Content-Type says the syntax, the document's top-level keys the schema.
+- `application/json` (or `...+json`, or no Content-Type): JSON;
+  `application/yaml`, `application/x-yaml`, `text/yaml`, `text/x-yaml`: YAML;
+- keys only a native spec has (`space`, `max_trials`, `early_stop`, ...) make it native,
+  keys only a W&B file has (`parameters`, `run_cap`, `early_terminate`, `program`, ...)
+  a W&B file, and a `base` without W&B's keys a native spec (`specs.sweep_format`);
+  both at once is a 422 that says how to choose;
+- `?format=native` or `?format=wandb` overrides the keys;
+- keys that say neither: native for JSON, W&B for YAML (as before keys decided).
+Other content types are 415; bodies over MAX_SPEC_BYTES 413; YAML syntax errors 422 with
+the line and column. The sweep is then checked as a whole (`specs.sweep_checks`): what it
+finds likely unintended comes back as the response's `warnings`.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Query, Request
@@ -25,14 +30,26 @@ from api.routes.metrics import _inline_schema
 from services.domain.errors import InvalidInput, TooLarge
 from services.specs import SpecError, SweepSpec
 from services.specs.documents import load_yaml
+from services.specs.sweep_checks import check_sweep
+from services.specs.sweep_format import SweepFormat, sweep_format
 from services.specs.wandb import parse_wandb
 
-__all__ = ["MAX_SPEC_BYTES", "OPENAPI", "SweepBody", "sweep_warnings"]
+__all__ = ["MAX_SPEC_BYTES", "OPENAPI", "SweepBody", "SweepSubmission"]
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 Syntax = Literal["json", "yaml"]
-SpecFormat = Literal["native", "wandb"]
+# Where the keys say neither schema: what each syntax held by default before they did.
+_BY_SYNTAX: dict[Syntax, SweepFormat] = {"json": "native", "yaml": "wandb"}
+
+
+@dataclass(frozen=True)
+class SweepSubmission:
+    """A sweep as it arrived, checked: its spec, and the warnings found on the way (each a
+    sentence naming its key), for the response."""
+
+    spec: SweepSpec
+    warnings: list[str] = field(default_factory=list)
 
 
 def _syntax(content_type: str | None) -> Syntax:
@@ -77,18 +94,23 @@ def _json(raw: bytes) -> Any:
         raise InvalidInput(f"invalid JSON: {exc}") from None
 
 
-def _spec(
-    raw: bytes, syntax: Syntax, schema: SpecFormat, grid_limit: int, warnings: list[str]
-) -> SweepSpec:
+def _submission(
+    raw: bytes, syntax: Syntax, given: SweepFormat | None, grid_limit: int
+) -> SweepSubmission:
     try:
         data = _json(raw) if syntax == "json" else load_yaml(raw)
+        schema = given or sweep_format(data) or _BY_SYNTAX[syntax]
     except SpecError as exc:
         raise InvalidInput(exc.message, field=exc.field) from None
+    warnings: list[str] = []
     try:
         if schema == "wandb":
-            return parse_wandb(data, grid_limit=grid_limit, warnings=warnings)
-        # from_attributes as FastAPI validates a typed body: the same messages as before.
-        return SweepSpec.model_validate(data, from_attributes=True)
+            spec = parse_wandb(data, grid_limit=grid_limit, warnings=warnings)
+        else:
+            # from_attributes as FastAPI validates a typed body: the same messages as before.
+            spec = SweepSpec.model_validate(data, from_attributes=True)
+            check_sweep(spec, warnings)
+        return SweepSubmission(spec, warnings)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
@@ -98,31 +120,25 @@ async def sweep_body(
     request: Request,
     settings: SettingsDep,
     spec_format: Annotated[
-        SpecFormat | None,
+        SweepFormat | None,
         Query(
             alias="format",
-            description="The body's schema: native (the default for JSON) or wandb, a W&B "
-            "sweep configuration (the default for YAML).",
+            description="The body's schema: native or wandb, a W&B sweep configuration. "
+            "Unset: told from the body's top-level keys (space, max_trials, early_stop... "
+            "native; parameters, run_cap, early_terminate... wandb), else native for JSON "
+            "and wandb for YAML.",
         ),
     ] = None,
-) -> SweepSpec:
+) -> SweepSubmission:
     syntax = _syntax(request.headers.get("content-type"))
     raw = await _read(request)
-    schema: SpecFormat = spec_format or ("native" if syntax == "json" else "wandb")
-    # What the body asks for that lrlab accepts but does not do: the route answers with it.
-    warnings: list[str] = []
-    request.state.sweep_warnings = warnings
-    # Parsing a large YAML document takes a while: off the event loop.
+    # Parsing a large YAML document and building the trials a space can make take a
+    # while: off the event loop.
     limit = settings.max_trials_per_sweep
-    return await run_in_threadpool(_spec, raw, syntax, schema, limit, warnings)
+    return await run_in_threadpool(_submission, raw, syntax, spec_format, limit)
 
 
-def sweep_warnings(request: Request) -> list[str]:
-    """The warnings parsing the body of this request found (none for other requests)."""
-    return list(getattr(request.state, "sweep_warnings", []))
-
-
-SweepBody = Annotated[SweepSpec, Depends(sweep_body)]
+SweepBody = Annotated[SweepSubmission, Depends(sweep_body)]
 
 _WANDB_SCHEMA = {
     "type": "object",

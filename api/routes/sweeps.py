@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from api.deps import WAKES_LOOPS, CapacityDep, CurrentProject, PageDep, SettingsDep, StoreDep
-from api.schemas import PageOut, SweepCreatedOut, SweepOut, TrialOut
+from api.schemas import PageOut, SweepOut, SweepSubmittedOut, TrialOut
 from api.sweep_body import OPENAPI as SWEEP_BODY
-from api.sweep_body import SweepBody, sweep_warnings
+from api.sweep_body import SweepBody
 from services.domain.records import SweepStatus, TrialStatus
 from services.specs import TrialSpec
 from services.sweeps.submit import submit_job, submit_sweep
@@ -20,31 +20,32 @@ SweepId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.post(
     "/sweeps",
-    response_model=SweepCreatedOut,
+    response_model=SweepSubmittedOut,
     status_code=201,
     openapi_extra=SWEEP_BODY,
     dependencies=[WAKES_LOOPS],
 )
 def create_sweep(
-    request: Request,
     project: CurrentProject,
-    spec: SweepBody,
+    body: SweepBody,
     store: StoreDep,
     settings: SettingsDep,
     capacity: CapacityDep,
-) -> SweepCreatedOut:
+) -> SweepSubmittedOut:
     """Submit a sweep: a base trial spec plus a search space. Grid trials are queued now.
 
     The body is a native sweep spec or a W&B sweep configuration, in JSON or YAML: the
     Content-Type says the syntax (application/json; application/yaml, application/x-yaml,
-    text/yaml), `?format=native|wandb` the schema, which defaults to native for JSON and
-    wandb for YAML. A W&B file's errors name their place in the file
+    text/yaml), the top-level keys the schema (`space`... native, `parameters`... W&B),
+    and `?format=native|wandb` overrides them. Every trial the sweep can make is built
+    before it is stored, and its metric checked against what its tasks log: a sweep that
+    would fail is a 422 naming the key. A W&B file's errors name their place in the file
     (`parameters.learning_rate.min`); YAML syntax errors give the line and column.
-    `warnings` lists what the spec asks for that lrlab accepts but does not do. On a fixed
-    cluster, a sweep that can make a trial asking for more CPUs or GPUs than the largest
-    node has is a 422 naming the field."""
-    sweep = SweepOut.of(submit_sweep(store, settings, project.id, spec, capacity))
-    return SweepCreatedOut(**sweep.model_dump(), warnings=sweep_warnings(request))
+    `warnings` lists what is allowed but likely unintended, or accepted but not done. On
+    a fixed cluster, a sweep that can make a trial asking for more CPUs or GPUs than the
+    largest node has is a 422 naming the field."""
+    sweep = submit_sweep(store, settings, project.id, body.spec, capacity)
+    return SweepSubmittedOut.submitted(sweep, body.warnings)
 
 
 @router.post("/jobs", response_model=SweepOut, status_code=201, dependencies=[WAKES_LOOPS])

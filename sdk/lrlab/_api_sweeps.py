@@ -27,8 +27,9 @@ class SweepsApi:
 
     def create_sweep(self, spec: Mapping[str, Any], format: SpecFormat = "auto") -> Sweep:
         """Submit a sweep from a dict: a native spec, or a W&B sweep configuration
-        (`format="wandb"`, or "auto": told apart by its keys). Not retried once it may
-        have reached the server: a sweep is not idempotent."""
+        (`format="wandb"`, or "auto": the server tells them apart by their keys). Not
+        retried once it may have reached the server: a sweep is not idempotent. The
+        returned sweep's `warnings` say what the server found likely unintended."""
         return self._submit(document_request(dict(spec), format))
 
     def submit(self, path: str | Path, format: SpecFormat = "auto") -> Sweep:

@@ -103,8 +103,8 @@ class Sweep(Model):
     updated_at: datetime
     finished_at: datetime | None = None
     spec: dict[str, Any] = Field(default_factory=dict)
-    # What the submitted spec asked for that lrlab accepted without doing (the answer to
-    # a submission only; a sweep read back has none).
+    # What the server found likely unintended when the sweep was submitted (each a
+    # sentence naming its key); only the answer to a submission has any.
     warnings: list[str] = Field(default_factory=list)
     # Why it ended by itself (it failed, or reached its metric target), or what a running
     # one's queued trials wait for.

@@ -1,9 +1,10 @@
 """Sweep documents: a native lrlab spec or a W&B sweep configuration, as YAML or JSON.
 
-POST /sweeps takes either: the Content-Type says the syntax (JSON or YAML) and
-`?format=native|wandb` the schema. Files are sent as they are (so the server's errors
-point into the file: a W&B parameter path, a YAML line and column), with the format
-told explicitly: given, or detected from the document's keys.
+POST /sweeps takes either: the Content-Type says the syntax (JSON or YAML), and the
+server tells the schema from the document's keys, unless `?format=native|wandb` says it.
+Files are sent as they are (so the server's errors point into the file: a W&B parameter
+path, a YAML line and column); a format is sent only when given, so that one rule, the
+server's, reads the keys.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ FORMATS: tuple[str, ...] = ("auto", "native", "wandb")
 JSON_TYPE = "application/json"
 YAML_TYPE = "application/yaml"
 
-# Keys only a W&B sweep configuration has (a native spec has base/space).
-_WANDB_KEYS = frozenset({"parameters", "early_terminate", "run_cap", "program", "command"})
-
 
 class SpecFileError(ValueError):
     """A file that is not a readable sweep document."""
@@ -34,24 +32,20 @@ class SweepRequest:
 
     content: bytes
     content_type: str
-    format: Literal["native", "wandb"]
+    format: Literal["native", "wandb"] | None  # None: the server reads the keys
 
     @property
     def params(self) -> dict[str, str]:
-        return {"format": self.format}
+        return {} if self.format is None else {"format": self.format}
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Content-Type": self.content_type}
 
 
-def detect_format(doc: dict[str, Any]) -> Literal["native", "wandb"]:
-    return "wandb" if _WANDB_KEYS & doc.keys() else "native"
-
-
-def _resolve(fmt: SpecFormat, doc: dict[str, Any]) -> Literal["native", "wandb"]:
+def _resolve(fmt: SpecFormat) -> Literal["native", "wandb"] | None:
     if fmt == "auto":
-        return detect_format(doc)
+        return None
     if fmt not in ("native", "wandb"):
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     return fmt
@@ -59,7 +53,7 @@ def _resolve(fmt: SpecFormat, doc: dict[str, Any]) -> Literal["native", "wandb"]
 
 def document_request(doc: dict[str, Any], fmt: SpecFormat = "auto") -> SweepRequest:
     """A sweep given as a dict, sent as JSON."""
-    return SweepRequest(json.dumps(doc).encode(), JSON_TYPE, _resolve(fmt, doc))
+    return SweepRequest(json.dumps(doc).encode(), JSON_TYPE, _resolve(fmt))
 
 
 def _parse(text: str, is_json: bool, name: str) -> Any:
@@ -92,4 +86,4 @@ def file_request(path: str | Path, fmt: SpecFormat = "auto") -> SweepRequest:
     doc = _parse(text, is_json, str(file))
     if not isinstance(doc, dict):
         raise SpecFileError(f"{file} must hold a mapping at the top, not {type(doc).__name__}")
-    return SweepRequest(raw, JSON_TYPE if is_json else YAML_TYPE, _resolve(fmt, doc))
+    return SweepRequest(raw, JSON_TYPE if is_json else YAML_TYPE, _resolve(fmt))

@@ -25,6 +25,9 @@ DIVERGED_END = math.log(1.3)
 OVERFIT_RISE = math.log(1.1)
 # Underfitting fits part of the data and stops: the loss moved by at least this share.
 UNDERFIT_MOVED = 0.03
+# Vanishing holds the loss near its start: one that ever fell below half of it moved (no
+# curve of the family corpus labelled vanishing went below 0.55 of its start).
+VANISHING_LOW = math.log(0.5)
 # Exploding: the gradient norm rose at least one decade over its lowest level so far.
 GREW_DECADES = 1.0
 # Climbed back: the loss fell by a third or more of its start, then ended at least half
@@ -72,7 +75,8 @@ def _grew(f: Features) -> bool:
 def _vanishing(f: Features) -> bool:
     # The loss does not move from its start: one that ended far above it (divergence's
     # bound) moved, whatever its gradient's level.
-    return _has_grad(f) and f["end_vs_start"] < DIVERGED_END and _kept_its_gains(f)
+    stayed = f["min_vs_start"] > VANISHING_LOW
+    return _has_grad(f) and stayed and f["end_vs_start"] < DIVERGED_END and _kept_its_gains(f)
 
 
 _CONDITIONS: dict[str, Callable[[Features], bool]] = {

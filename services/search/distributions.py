@@ -39,6 +39,7 @@ from services.specs.params import (
     ConstantParam,
     DistributionParam,
     ValuesParam,
+    quantize,
     unquantized,
 )
 
@@ -56,14 +57,6 @@ def _arg(param: DistributionParam, name: str) -> float:
     if value is None:  # the spec's validation makes every taken argument present
         raise ValueError(f"{param.distribution} has no {name}")
     return float(value)
-
-
-def quantize(value: float, q: Number) -> Number:
-    """round(value / q) * q, an int when q is one (W&B's rule for integer steps)."""
-    steps = round(value / q)
-    if isinstance(q, int):
-        return steps * q
-    return float(steps * q)
 
 
 def _clip(value: float, low: float, high: float) -> float:

@@ -13,7 +13,7 @@ from services.specs.common import (
     field_path,
     spec_errors,
 )
-from services.specs.grid import apply_params, expand_grid, grid_size
+from services.specs.grid import expand_grid, grid_size
 from services.specs.optimizers import (
     OPTIMIZERS,
     AdagradParams,
@@ -71,6 +71,7 @@ from services.specs.trial import (
     effective_weight_decay,
     scaled_lr,
 )
+from services.specs.trial_builder import apply_params, sweep_document
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -132,4 +133,5 @@ __all__ = [
     "param_choices",
     "scaled_lr",
     "spec_errors",
+    "sweep_document",
 ]

@@ -10,23 +10,37 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, NoReturn
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 __all__ = [
+    "MAX_BATCH_SIZE",
+    "MAX_EPOCHS",
+    "MAX_STEPS",
+    "Loc",
+    "Problem",
     "SpecError",
     "StrictModel",
     "Text",
     "describe_error",
     "fail",
     "field_path",
+    "raise_problems",
     "rule_error",
     "spec_errors",
 ]
 
 Loc = tuple[int | str, ...]
+
+# Upper bounds no real run reaches, so that a typo (`max_steps: 2**70`, `batch_size: 1e12`)
+# is a 422 naming the field rather than a trial that fails or never ends. A billion steps
+# is years at a thousand steps a second; ten million examples fill any one device.
+MAX_STEPS = 1_000_000_000  # every length counted in optimizer steps or evaluations
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 10_000_000
 
 
 class SpecError(ValueError):
@@ -36,6 +50,24 @@ class SpecError(ValueError):
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A rule a spec breaks, found by a check outside its model: where and why."""
+
+    loc: Loc
+    message: str
+
+
+def raise_problems(title: str, problems: Sequence[Problem], kind: str = "spec_rule") -> None:
+    """Raise every problem as one ValidationError (so each becomes a located 422); none: return."""
+    if problems:
+        details = [
+            InitErrorDetails(type=rule_error(p.message, kind), loc=p.loc, input=None)
+            for p in problems
+        ]
+        raise ValidationError.from_exception_data(title, details)
 
 
 def rule_error(message: str, kind: str = "spec_rule") -> PydanticCustomError:
@@ -55,9 +87,14 @@ def fail(loc: Loc, message: str, value: Any = None, kind: str = "spec_rule") -> 
 
 
 class StrictModel(BaseModel):
-    """Frozen, no extra keys, finite floats; unknown keys are named with the valid ones."""
+    """Frozen, no extra keys, finite floats, strict types; unknown keys are named with the
+    valid ones.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    Strict: a number is a JSON number, never a boolean (`lr: true` is not 1.0) nor a
+    string (`lr: "0.1"`), and an integer field takes no float (`epochs: 10.0`); a float
+    field takes an integer. A tuple field must accept the lists JSON has (see `Betas`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
     # Used in messages: "unknown key 'x' for <label>".
     spec_label: ClassVar[str] = "spec"

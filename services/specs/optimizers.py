@@ -29,6 +29,16 @@ __all__ = [
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
+def _pair(value: Any) -> Any:
+    # JSON has no tuples: a list of two is the pair (strict models take no list for one).
+    return tuple(value) if isinstance(value, list) else value
+
+
+Betas = Annotated[tuple[Beta, Beta], BeforeValidator(_pair)]
+# Momentum is a decay rate too: at 1 and above the velocity grows without bound.
+Momentum = Annotated[float, Field(ge=0, lt=1)]
+
+
 def _lr(default: float) -> Any:
     # Each optimizer has its own torch default lr; the rule and description are shared.
     return Field(default=default, gt=0, description="Learning rate (step size), finite, > 0.")
@@ -48,8 +58,9 @@ class SGDParams(OptimizerParams):
 
     name: Literal["sgd"] = "sgd"
     lr: float = _lr(1e-3)
-    momentum: float = Field(default=0.0, ge=0)
-    dampening: float = Field(default=0.0, ge=0)
+    momentum: Momentum = 0.0
+    # Above 1 the gradient's sign flips in the velocity.
+    dampening: float = Field(default=0.0, ge=0, le=1)
     nesterov: bool = False
 
     @model_validator(mode="after")
@@ -82,7 +93,7 @@ class RMSpropParams(OptimizerParams):
     lr: float = _lr(1e-2)
     alpha: float = Field(default=0.99, ge=0, lt=1, description="Smoothing constant.")
     eps: float = Field(default=1e-8, gt=0)
-    momentum: float = Field(default=0.0, ge=0)
+    momentum: Momentum = 0.0
     centered: bool = False
 
 
@@ -91,7 +102,7 @@ class AdamParams(OptimizerParams):
 
     name: Literal["adam"] = "adam"
     lr: float = _lr(1e-3)
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    betas: Betas = (0.9, 0.999)
     eps: float = Field(default=1e-8, gt=0)
     amsgrad: bool = False
 
@@ -102,7 +113,7 @@ class AdamWParams(OptimizerParams):
     name: Literal["adamw"] = "adamw"
     lr: float = _lr(1e-3)
     weight_decay: float = Field(default=1e-2, ge=0)
-    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    betas: Betas = (0.9, 0.999)
     eps: float = Field(default=1e-8, gt=0)
     amsgrad: bool = False
 

@@ -59,6 +59,7 @@ __all__ = [
     "ParamSpec",
     "ValuesParam",
     "param_choices",
+    "quantize",
     "unquantized",
 ]
 
@@ -99,6 +100,14 @@ _ALL_ARGS = ("low", "high", "q", "mu", "sigma", "a", "b")
 PROBABILITY_TOLERANCE = 1e-6
 # exp(709.78) is the largest double; ten sigmas above mu keep every draw finite in practice.
 _MAX_LOG_VALUE = 700.0
+
+
+def quantize(value: float, q: int | float) -> int | float:
+    """round(value / q) * q, an int when q is one (W&B's rule for integer steps)."""
+    steps = round(value / q)
+    if isinstance(q, int):
+        return steps * q
+    return float(steps * q)
 
 
 def unquantized(distribution: str) -> str:

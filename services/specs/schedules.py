@@ -21,7 +21,7 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from services.specs.common import fail, rule_error
+from services.specs.common import MAX_STEPS, fail, rule_error
 from services.specs.registry import RegistryParams, check_registry, registry_parser
 
 __all__ = [
@@ -49,7 +49,10 @@ class ScheduleParams(RegistryParams):
     spec_kind: ClassVar[str] = "schedule"
 
     warmup_steps: int = Field(
-        default=0, ge=0, description="Linear warmup steps before the schedule; 0 = none."
+        default=0,
+        ge=0,
+        le=MAX_STEPS,
+        description="Linear warmup steps before the schedule; 0 = none.",
     )
     warmup_start_factor: float = Field(
         default=0.1, gt=0, le=1, description="Warmup starts at this fraction of the lr."
@@ -85,7 +88,7 @@ class StepSchedule(ScheduleParams):
 
     name: Literal["step"] = "step"
     step_size: int | None = Field(
-        default=None, ge=1, description="null: a third of the schedule's steps."
+        default=None, ge=1, le=MAX_STEPS, description="null: a third of the schedule's steps."
     )
     gamma: Decay = 0.1
 
@@ -94,7 +97,7 @@ class MultiStepSchedule(ScheduleParams):
     """Multiply the lr by gamma at each milestone step (MultiStepLR)."""
 
     name: Literal["multistep"] = "multistep"
-    milestones: list[Annotated[int, Field(ge=1)]] | None = Field(
+    milestones: list[Annotated[int, Field(ge=1, le=MAX_STEPS)]] | None = Field(
         default=None,
         min_length=1,
         max_length=1000,
@@ -128,7 +131,10 @@ class CosineSchedule(ScheduleParams):
 
     name: Literal["cosine"] = "cosine"
     T_max: int | None = Field(
-        default=None, ge=1, description="Steps of one half-cosine; null = the whole budget."
+        default=None,
+        ge=1,
+        le=MAX_STEPS,
+        description="Steps of one half-cosine; null = the whole budget.",
     )
     eta_min: float = Field(default=0.0, ge=0)
 
@@ -138,9 +144,9 @@ class CosineRestartsSchedule(ScheduleParams):
 
     name: Literal["cosine_restarts"] = "cosine_restarts"
     T_0: int | None = Field(
-        default=None, ge=1, description="null: a quarter of the schedule's steps."
+        default=None, ge=1, le=MAX_STEPS, description="null: a quarter of the schedule's steps."
     )
-    T_mult: int = Field(default=1, ge=1)
+    T_mult: int = Field(default=1, ge=1, le=1000)
     eta_min: float = Field(default=0.0, ge=0)
 
 
@@ -151,9 +157,14 @@ class CyclicSchedule(ScheduleParams):
     base_lr: float | None = Field(default=None, gt=0)
     max_lr: float | None = Field(default=None, gt=0, description="null: 4 x the base lr.")
     step_size_up: int | None = Field(
-        default=None, ge=1, description="null: a quarter of the schedule's steps (two cycles)."
+        default=None,
+        ge=1,
+        le=MAX_STEPS,
+        description="null: a quarter of the schedule's steps (two cycles).",
     )
-    step_size_down: int | None = Field(default=None, ge=1, description="null = step_size_up.")
+    step_size_down: int | None = Field(
+        default=None, ge=1, le=MAX_STEPS, description="null = step_size_up."
+    )
     mode: Literal["triangular", "triangular2", "exp_range"] = "triangular"
     gamma: float = Field(default=1.0, gt=0, le=1, description="Decay per step in exp_range.")
 
@@ -201,9 +212,9 @@ class PlateauSchedule(ScheduleParams):
 
     name: Literal["plateau"] = "plateau"
     factor: float = Field(default=0.1, gt=0, lt=1)
-    patience: int = Field(default=10, ge=0)
+    patience: int = Field(default=10, ge=0, le=MAX_STEPS)
     threshold: float = Field(default=1e-4, ge=0)
-    cooldown: int = Field(default=0, ge=0)
+    cooldown: int = Field(default=0, ge=0, le=MAX_STEPS)
     min_lr: float = Field(default=0.0, ge=0)
 
 

@@ -13,6 +13,8 @@ that the API process never imports torch through a plug-in:
     [project.entry-points."lrlab.tasks"]         # read by workers (see workers.tasks)
     quadratic = "my_pkg.task:build_quadratic"    # (params, seed, dropout) -> workers.tasks.Task
 
+A plug-in's params class should declare `eval_metrics`, the names its `evaluate()`
+returns, so that a sweep's metric is checked against them (left None, it is not checked).
 They are loaded once, at import. A plug-in that fails to import, is not such a model, or
 takes a built-in name is logged and skipped. Plug-in tasks validate, are listed by
 GET /tasks, and are chosen by name like the built-ins; no code is accepted over HTTP.
@@ -69,9 +71,16 @@ InitScale = Annotated[
 class TaskParams(RegistryParams):
     spec_kind: ClassVar[str] = "task"
 
+    # The metrics each evaluation of the task logs (its worker's `evaluate()` keys, checked
+    # by tests/unit/test_worker_tasks.py): what a sweep may rank and prune by. None: not
+    # declared (a plug-in may leave it so), and a sweep's metric is then not checked.
+    eval_metrics: ClassVar[tuple[str, ...] | None] = None
+
 
 class DigitsTask(TaskParams):
     """Classify 8x8 handwritten digits (scikit-learn's bundled set, 1797 images)."""
+
+    eval_metrics: ClassVar[tuple[str, ...] | None] = ("val_loss", "val_accuracy")
 
     name: Literal["digits"] = "digits"
     model: Literal["mlp", "cnn"] = "mlp"
@@ -91,6 +100,8 @@ class DigitsTask(TaskParams):
 class RegressionTask(TaskParams):
     """Fit generated regression data (n_samples x n_features, Gaussian noise) with an MLP."""
 
+    eval_metrics: ClassVar[tuple[str, ...] | None] = ("val_loss", "val_r2")
+
     name: Literal["regression"] = "regression"
     n_samples: int = Field(default=2000, ge=100, le=1_000_000)
     n_features: int = Field(default=8, ge=1, le=1000)
@@ -103,6 +114,8 @@ class RegressionTask(TaskParams):
 class TextTask(TaskParams):
     """Next-token prediction on generated sequences with an LSTM or a small transformer."""
 
+    eval_metrics: ClassVar[tuple[str, ...] | None] = ("val_loss", "val_accuracy")
+
     name: Literal["text"] = "text"
     model: Literal["lstm", "transformer"] = "lstm"
     seq_len: int = Field(default=32, ge=4, le=512)
@@ -113,6 +126,8 @@ class TextTask(TaskParams):
 
 class CartpoleTask(TaskParams):
     """Balance a simulated cart-pole with a policy-gradient learner (no gym needed)."""
+
+    eval_metrics: ClassVar[tuple[str, ...] | None] = ("val_loss", "val_return")
 
     name: Literal["cartpole"] = "cartpole"
     hidden: Width = 64

@@ -10,7 +10,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from services.specs.common import StrictModel, fail, rule_error
+from services.specs.common import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_STEPS,
+    StrictModel,
+    fail,
+    rule_error,
+)
 from services.specs.optimizers import Optimizer, SGDParams
 from services.specs.schedules import (
     ConstantSchedule,
@@ -44,14 +51,15 @@ def _parse_batch_size(value: Any) -> Any:
     # come as two messages, neither stating the rule; and True is not a batch size.
     if value == "full":
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_BATCH_SIZE:
         return value
-    raise rule_error(f'must be an integer >= 1 or "full" (got {value!r})')
+    raise rule_error(f'must be an integer from 1 to {MAX_BATCH_SIZE} or "full" (got {value!r})')
 
 
 # "full" is full-batch gradient descent: every step sees the whole training split.
 BatchSize = Annotated[
-    Annotated[int, Field(ge=1)] | Literal["full"], BeforeValidator(_parse_batch_size)
+    Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] | Literal["full"],
+    BeforeValidator(_parse_batch_size),
 ]
 
 
@@ -66,7 +74,7 @@ class LrScaling(StrictModel):
     spec_label: ClassVar[str] = "lr_scaling"
 
     rule: Literal["none", "linear", "sqrt"] = "none"
-    base_batch_size: int = Field(default=32, ge=1)
+    base_batch_size: int = Field(default=32, ge=1, le=MAX_BATCH_SIZE)
 
 
 def scaled_lr(lr: float, batch_size: int, scaling: LrScaling) -> float:
@@ -87,10 +95,10 @@ class SWA(StrictModel):
 
     spec_label: ClassVar[str] = "regularization.swa"
 
-    start_step: int | None = Field(default=None, ge=0)
-    start_epoch: int | None = Field(default=None, ge=0)
+    start_step: int | None = Field(default=None, ge=0, le=MAX_STEPS)
+    start_epoch: int | None = Field(default=None, ge=0, le=MAX_EPOCHS)
     swa_lr: float = Field(gt=0)
-    anneal_steps: int = Field(default=10, ge=1)
+    anneal_steps: int = Field(default=10, ge=1, le=MAX_STEPS)
     anneal_strategy: Literal["cos", "linear"] = "cos"
 
     @model_validator(mode="after")
@@ -139,8 +147,8 @@ class Budget(StrictModel):
 
     spec_label: ClassVar[str] = "budget"
 
-    epochs: int | None = Field(default=None, ge=1)
-    max_steps: int | None = Field(default=None, ge=1)
+    epochs: int | None = Field(default=None, ge=1, le=MAX_EPOCHS)
+    max_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Budget:
@@ -227,9 +235,10 @@ class Diagnostics(StrictModel):
 
     spec_label: ClassVar[str] = "diagnostics"
 
-    sharpness_every: Annotated[int | None, _whole_number(1, optional=True)] = Field(
+    sharpness_every: Annotated[int | None, _whole_number(1, MAX_STEPS, optional=True)] = Field(
         default=None,
         ge=1,
+        le=MAX_STEPS,
         description="Log `sharpness`, the top Hessian eigenvalue of the training loss on the "
         "step's batch, every this many steps (the analyzer compares it with the optimizer's "
         "stability limit, 2/lr for plain SGD); unset: never.",
@@ -255,10 +264,13 @@ class TrialSpec(StrictModel):
     lr_scaling: LrScaling = Field(default_factory=LrScaling)
     regularization: Regularization = Field(default_factory=Regularization)
     budget: Budget = Field(default_factory=lambda: Budget(epochs=10))
-    eval_every: int = Field(default=50, ge=1, description="Evaluate every this many steps.")
+    eval_every: int = Field(
+        default=50, ge=1, le=MAX_STEPS, description="Evaluate every this many steps."
+    )
     checkpoint_every: int = Field(
         default=1000,
         ge=1,
+        le=MAX_STEPS,
         description="Checkpoint every N steps (each costs a metric flush and a file write).",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

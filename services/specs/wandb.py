@@ -40,17 +40,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from services.domain.metric_aliases import canonical_name
 from services.specs.common import SpecError
 from services.specs.grid import expand_grid
 from services.specs.params import ConstantParam, ValuesParam
 from services.specs.sweep import SweepSpec
+from services.specs.sweep_checks import check_sweep
 from services.specs.tasks import TASKS
 from services.specs.trial import TrialSpec
 from services.specs.wandb_names import understood
 from services.specs.wandb_params import Loc, Problems, WandbParam
 from services.specs.wandb_space import Space
 
-__all__ = ["DEFAULT_BASE", "parse_wandb"]
+__all__ = ["DEFAULT_BASE", "TOP_LEVEL_KEYS", "parse_wandb"]
 
 DEFAULT_BASE: dict[str, Any] = {"task": {"name": "digits"}}
 _METHODS = ("grid", "random", "bayes")
@@ -86,6 +88,8 @@ _VALID = sorted(
         *_UNSUPPORTED,
     }
 )
+# What a W&B sweep file may hold at the top (the schema is told from these: sweep_format).
+TOP_LEVEL_KEYS = frozenset(_VALID)
 _HYPERBAND = {
     "min_iter": "min_resource",
     "max_iter": "max_resource",
@@ -106,9 +110,10 @@ def parse_wandb(
 ) -> SweepSpec:
     """The native spec of the W&B sweep configuration `config` (parsed YAML or JSON).
 
-    Raises ValidationError with every problem located in the file. With `grid_limit`, a
-    grid's trials are built and checked too (its size, each combination's validity), so
-    that those errors also point into the file rather than at the native spec. The file's
+    Raises ValidationError with every problem located in the file. With `grid_limit` (as
+    at submission), the sweep is checked as a whole too: a grid's size and each of its
+    combinations, and the checks of `sweep_checks` (a sampled space's trials, the metric),
+    so that those errors also point into the file rather than at the native spec; the file's
     warnings are appended to `warnings`.
     """
     problems = Problems()
@@ -145,6 +150,8 @@ def parse_wandb(
     native.update(base=base, space=space.params)
     try:
         spec = SweepSpec.model_validate(native)
+        if grid_limit is not None:
+            check_sweep(spec, [] if warnings is None else warnings)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc, message = _in_file(error["loc"], error["msg"], space.where)
@@ -178,7 +185,15 @@ def _metric(metric: Any, problems: Problems) -> Any:
             problems.warn(("metric", key), f"{metric[key]!r:.40} is not used: {_IMPUTE[key]}")
     if "name" not in metric:
         problems.add(("metric", "name"), "metric needs the name of the metric to rank runs by")
-    return {k: v for k, v in metric.items() if k not in _IMPUTE}
+    out = {k: v for k, v in metric.items() if k not in _IMPUTE}
+    name = out.get("name")
+    canonical = canonical_name(name) if isinstance(name, str) else None
+    if canonical is not None:
+        # The file names the series as its framework logs it (eval_loss, val/loss);
+        # lrlab's tasks log it under lrlab's name.
+        problems.warn(("metric", "name"), f"{name!r} is read as lrlab's {canonical!r}")
+        out["name"] = canonical
+    return out
 
 
 def _task_source(config: dict[str, Any], space: Space) -> str | None:

@@ -24,7 +24,7 @@ from services.domain.kinds import LAZY_METHODS
 from services.domain.records import TrialStatus
 from services.domain.stored_specs import decode_sweep_spec
 from services.domain.submissions import NewTrial
-from services.specs import SpecError, SweepSpec, expand_grid, grid_size
+from services.specs import SpecError, SweepSpec, expand_grid, grid_size, sweep_document
 from services.specs.range_test import (
     AUTO_PATH,
     LrAutoResolution,
@@ -105,7 +105,7 @@ def _settle(store: Store, project_id: int, spec: SweepSpec) -> _Settled | None:
         high=reading.bounds.high,
         summary=f"{reading.summary} Bounds: {reading.bounds.reasoning}."[:4000],
     )
-    data = spec.model_dump(mode="json")
+    data = sweep_document(spec)  # the base's entries as set, as submission stored them
     data["space"][AUTO_PATH] = param.model_dump(exclude_none=True)
     data["lr_auto"]["resolution"] = resolution.model_dump()
     try:
@@ -131,7 +131,7 @@ def settle_waiting_sweeps(store: Store) -> list[int]:
             settled = _settle(store, project_id, spec)
             if settled is None:
                 continue
-            stored = settled.spec.model_dump(mode="json")
+            stored = sweep_document(settled.spec)
             if store.pending_sweeps.settle(sweep_id, stored, settled.trials, cancel=settled.cancel):
                 done.append(sweep_id)
                 log.info("sweep %s: %s", sweep_id, stored["lr_auto"]["resolution"]["summary"])

@@ -9,7 +9,7 @@ from services.domain.kinds import LAZY_METHODS
 from services.domain.records import Sweep
 from services.domain.submissions import NewSweep, NewTrial
 from services.settings import Settings
-from services.specs import SpecError, SweepSpec, TrialSpec, expand_grid
+from services.specs import SpecError, SweepSpec, TrialSpec, expand_grid, sweep_document
 from services.store import Store
 from services.sweeps.lr_auto import auto_grid_size, lr_auto_pending, start_lr_auto
 from services.sweeps.resource_check import check_resources
@@ -64,7 +64,7 @@ def submit_sweep(
             NewSweep(
                 name=spec.name,
                 method=spec.method,
-                spec=spec.model_dump(mode="json"),
+                spec=sweep_document(spec),
                 metric_name=spec.metric.name,
                 metric_goal=spec.metric.goal,
                 max_trials=(spec.max_trials or limit) if lazy else spec.max_trials,

@@ -68,8 +68,7 @@ def test_get_sweep_returns_what_was_created(client: TestClient) -> None:
     body = created(client.post("/sweeps", json=sweep(name="lr-range", space={"seed": [1, 2]})))
     fetched = client.get(f"/sweeps/{body['id']}")
     assert fetched.status_code == 200
-    # The submission's warnings belong to its answer alone; the sweep is the same.
-    assert body.pop("warnings") == []
+    assert body.pop("warnings") == []  # the submission's answer alone has them
     assert fetched.json() == body
     assert body["name"] == "lr-range"
 
@@ -197,7 +196,8 @@ def test_sampling_methods_queue_no_trial_until_the_scheduler_asks(
     client: TestClient, settings: Settings, method: str
 ) -> None:
     space = {"optimizer.lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-1}}
-    body = created(client.post("/sweeps", json=sweep(method=method, space=space)))
+    metric = {"name": "val_loss", "goal": "minimize"}
+    body = created(client.post("/sweeps", json=sweep(method=method, space=space, metric=metric)))
     assert body["method"] == method
     # Unset max_trials: the sweep runs until the server's per-sweep limit.
     assert body["max_trials"] == settings.max_trials_per_sweep
@@ -229,10 +229,35 @@ def test_optimizer_schemas_describe_the_learning_rate(client: TestClient) -> Non
         assert lr["exclusiveMinimum"] == 0, entry["name"]
 
 
+# -- checks at submission, warnings ------------------------------------------------------
+
+
+def test_a_grid_switching_optimizers_builds_every_trial(client: TestClient) -> None:
+    space = {"optimizer.name": ["sgd", "adam"], "optimizer.momentum": [0.0, 0.9]}
+    body = created(client.post("/sweeps", json=sweep(space=space)))
+    assert body["trial_counts"] == {"queued": 4}
+    assert len(body["warnings"]) == 1 and "with adam run without it" in body["warnings"][0]
+    specs = [t["spec"]["optimizer"] for t in trials_of(client, body["id"])]
+    assert [o.get("momentum") for o in specs] == [0.0, 0.9, None, None]
+
+
+def test_warnings_come_with_the_created_sweep(client: TestClient) -> None:
+    metric = {"name": "val_accuracy", "goal": "minimize"}
+    body = created(client.post("/sweeps", json=sweep(space={"seed": [1, 2]}, metric=metric)))
+    assert body["warnings"] == [
+        "metric.goal: minimizing val_accuracy, where higher is better; did you mean maximize?"
+    ]
+    assert body["trial_counts"] == {"queued": 2}  # stored all the same
+    assert "warnings" not in client.get(f"/sweeps/{body['id']}").json()
+    assert created(client.post("/sweeps", json=sweep()))["warnings"] == []
+
+
 # -- invalid specs ------------------------------------------------------------------------
 
 LOG_UNIFORM = {"distribution": "log_uniform", "low": 0, "high": 0.1}
 UNIFORM_EMPTY = {"distribution": "uniform", "low": 0.1, "high": 0.1}
+LR = {"distribution": "log_uniform", "low": 1e-4, "high": 1.0}
+METRIC = {"name": "val_loss", "goal": "minimize"}
 
 
 def bad(case_id: str, path: str, body: Any, field: str, message: str) -> Any:
@@ -255,8 +280,8 @@ def sgd(**params: Any) -> dict[str, Any]:
 INVALID_SPECS = [
     bad_job("lr-zero", "optimizer.lr", "greater than 0", optimizer=sgd(lr=0)),
     bad_job("lr-negative", "optimizer.lr", "greater than 0", optimizer=sgd(lr=-0.1)),
-    bad_job("lr-nan-string", "optimizer.lr", "finite", optimizer=sgd(lr="NaN")),
-    bad_job("lr-inf-string", "optimizer.lr", "finite", optimizer=sgd(lr="Infinity")),
+    bad_job("lr-nan-string", "optimizer.lr", "valid number", optimizer=sgd(lr="NaN")),
+    bad_job("lr-inf-string", "optimizer.lr", "valid number", optimizer=sgd(lr="Infinity")),
     bad_job(
         "unknown-optimizer",
         "optimizer.name",
@@ -276,9 +301,14 @@ INVALID_SPECS = [
         "unknown-nested-key", "regularization.l3", "valid keys: dropout", regularization={"l3": 1}
     ),
     bad_job("unknown-task-key", "task.layers", "for task 'digits'", task={**TASK, "layers": 3}),
-    bad_job("batch-size-zero", "batch_size", 'integer >= 1 or "full" (got 0)', batch_size=0),
+    bad_job(
+        "batch-size-zero",
+        "batch_size",
+        'integer from 1 to 10000000 or "full" (got 0)',
+        batch_size=0,
+    ),
     bad_job("batch-size-half", "batch_size", "(got 'half')", batch_size="half"),
-    bad_job("batch-size-bool", "batch_size", "integer >= 1", batch_size=True),
+    bad_job("batch-size-bool", "batch_size", "an integer from 1", batch_size=True),
     bad_job(
         "cyclic-max-le-base",
         "schedule.max_lr",
@@ -368,6 +398,101 @@ INVALID_SPECS = [
     ),
     bad_sweep("nul-in-name", "name", "control characters", name="lr\x00sweep"),
     bad_sweep("nul-in-value", "space.seed.values", "control characters", space={"seed": ["a\x00"]}),
+    # -- a sampled space is built at submission: no 201 whose trials then all fail
+    bad_sweep(
+        "random-schedule-field-one-kind-refuses",
+        "space['schedule.gamma']",
+        "with schedule.name='step', schedule.gamma=1.5 the trial is invalid: schedule.gamma: "
+        "Input should be less than or equal to 1",
+        method="random",
+        space={
+            "schedule.name": ["cosine", "step"],
+            "schedule.gamma": {"value": 1.5},
+            "optimizer.lr": LR,
+        },
+    ),
+    bad_sweep(
+        "bayes-lr-uniform-from-zero",
+        "space['optimizer.lr']",
+        "uniform from 0 to 0.1 reaches 0.0: optimizer.lr: Input should be greater than 0",
+        method="bayes",
+        metric=METRIC,
+        space={"optimizer.lr": {"distribution": "uniform", "low": 0, "high": 0.1}},
+    ),
+    bad_sweep(
+        "random-momentum-to-1.5",
+        "space['optimizer.momentum']",
+        "uniform from 0.5 to 1.5 reaches 1.0: optimizer.momentum: Input should be less than 1",
+        method="random",
+        space={"optimizer.momentum": {"distribution": "uniform", "low": 0.5, "high": 1.5}},
+    ),
+    bad_sweep(
+        "random-batch-size-fractions",
+        "space.batch_size",
+        "int_uniform, or an integer q, draws integers",
+        method="random",
+        space={"batch_size": {"distribution": "uniform", "low": 16, "high": 64}},
+    ),
+    bad_sweep(
+        "momentum-no-chosen-optimizer-has",
+        "space['optimizer.momentum']",
+        "none of the optimizers this sweep picks (adam, adamw) has 'momentum'",
+        method="random",
+        space={"optimizer.name": ["adam", "adamw"], "optimizer.momentum": [0.9]},
+    ),
+    # -- the metric
+    bad_sweep(
+        "bayes-without-metric",
+        "metric",
+        "name the metric: method bayes models the metric",
+        method="bayes",
+        space={"optimizer.lr": LR},
+    ),
+    bad_sweep(
+        "asha-without-metric",
+        "metric",
+        "early_stop (asha) stops trials by the metric",
+        method="random",
+        space={"optimizer.lr": LR},
+        early_stop={"pruner": "asha"},
+    ),
+    bad_sweep(
+        "hyperband-without-metric",
+        "metric",
+        "early_stop (hyperband) stops trials by the metric",
+        space={"optimizer.lr": [0.1, 0.01]},
+        early_stop={"pruner": "hyperband", "min_resource": 1},
+    ),
+    bad_sweep(
+        "metric-val-f1",
+        "metric.name",
+        "task 'digits' does not log 'val_f1'; it logs val_loss, val_accuracy at each evaluation",
+        metric={"name": "val_f1", "goal": "maximize"},
+    ),
+    bad_sweep(
+        "metric-val-top1",
+        "metric.name",
+        "does not log 'val_top1'",
+        method="random",
+        space={"optimizer.lr": LR},
+        metric={"name": "val_top1", "goal": "maximize"},
+    ),
+    # -- numbers are numbers, and sizes stay below what any run needs
+    bad_job("lr-true", "optimizer.lr", "valid number", optimizer=sgd(lr=True)),
+    bad_job("lr-numeric-string", "optimizer.lr", "valid number", optimizer=sgd(lr="0.1")),
+    bad_job("epochs-float", "budget.epochs", "valid integer", budget={"epochs": 10.0}),
+    bad_job(
+        "max-steps-2-to-70",
+        "budget.max_steps",
+        "less than or equal to 1000000000",
+        budget={"max_steps": 2**70},
+    ),
+    bad_job("batch-size-1e12", "batch_size", 'from 1 to 10000000 or "full"', batch_size=1e12),
+    bad_job("cpus-string", "resources.cpus", "valid number", resources={"cpus": "2"}),
+    bad_sweep(
+        "sweep-base-lr-true", "base.optimizer.lr", "valid number", base=job(optimizer=sgd(lr=True))
+    ),
+    bad_sweep("max-concurrent-string", "max_concurrent", "valid integer", max_concurrent="4"),
     bad("array-not-object", "/jobs", [job()], "", "object"),
     bad("sweep-array-not-object", "/sweeps", [sweep()], "", "object"),
     bad("missing-task", "/jobs", {}, "task", "Field required"),

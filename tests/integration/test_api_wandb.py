@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from api.app import create_app
 from api.sweep_body import MAX_SPEC_BYTES
 from services.settings import Settings
+from services.specs.documents import load_yaml
 from services.store import Store
 from tests.support.api import assert_invalid, created, sweep_total, trials_of
 from tests.support.fuzz import FUZZ, assert_handled, json_values
@@ -94,12 +95,15 @@ def test_every_yaml_media_type(client: TestClient, media: str) -> None:
 
 
 def test_json_wandb_file_with_the_format_query(client: TestClient) -> None:
-    config = yaml.safe_load(GRID_FILE)
+    # lrlab's reader: PyYAML's own reads 1e-3 as the string "1e-3", which is no number
+    config = load_yaml(GRID_FILE)
+    assert isinstance(config, dict)
     config.pop("run_cap")
     body = created(client.post("/sweeps", json=config, params={"format": "wandb"}))
     assert body["trial_counts"] == {"queued": 12}
-    # without the marker the same JSON is read as a native spec, which has no `parameters`
-    assert_invalid(client.post("/sweeps", json=config), "parameters", "unknown key")
+    # the query overrides the keys: read as a native spec, which has no `parameters`
+    response = client.post("/sweeps", json=config, params={"format": "native"})
+    assert_invalid(response, "parameters", "unknown key")
 
 
 def test_native_json_and_native_yaml(client: TestClient) -> None:
@@ -107,6 +111,52 @@ def test_native_json_and_native_yaml(client: TestClient) -> None:
     assert created(client.post("/sweeps", json=native))["trial_counts"] == {"queued": 2}
     response = post_yaml(client, yaml.safe_dump(native), format="native")
     assert created(response)["trial_counts"] == {"queued": 2}
+
+
+def test_the_schema_is_told_from_the_keys_not_the_syntax(client: TestClient) -> None:
+    native = {"base": {"task": "digits"}, "space": {"optimizer.lr": [0.1, 0.01]}}
+    assert created(post_yaml(client, yaml.safe_dump(native)))["trial_counts"] == {"queued": 2}
+    job = {"name": "one", "base": {"task": "digits"}}  # a base and no W&B key: native
+    assert created(post_yaml(client, yaml.safe_dump(job)))["method"] == "single"
+    config = load_yaml(LR_GRID)
+    assert created(client.post("/sweeps", json=config))["trial_counts"] == {"queued": 1}
+    # ?format= still overrides the keys
+    response = post_yaml(client, yaml.safe_dump(native), format="wandb")
+    assert_invalid(response, "space", "unknown key 'space' for a W&B sweep file")
+
+
+@pytest.mark.parametrize("syntax", ["json", "yaml"])
+def test_a_body_with_keys_of_both_schemas_says_how_to_choose(
+    client: TestClient, syntax: str
+) -> None:
+    both = {
+        "base": {"task": "digits"},
+        "space": {"seed": [1]},
+        "parameters": {"seed": {"value": 1}},
+    }
+    if syntax == "json":
+        response = client.post("/sweeps", json=both)
+    else:
+        response = post_yaml(client, yaml.safe_dump(both))
+    assert_invalid(response, "", "keys of a native sweep spec (space) and of a W&B sweep file")
+    assert "?format=native or ?format=wandb" in response.json()["detail"][0]["message"]
+    assert sweep_total(client) == 0
+    # said which: the other schema's key is then an unknown key of this one
+    response = client.post("/sweeps", json=both, params={"format": "native"})
+    assert_invalid(response, "parameters", "unknown key 'parameters' for sweep spec")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("base: {task: digits, optimizer: {name: sgd, lr: '0.1'}}\n", "base.optimizer.lr"),
+        ("base: {task: digits, optimizer: {name: sgd, lr: true}}\n", "base.optimizer.lr"),
+        ("base: {task: digits, budget: {epochs: 1.0e3}}\n", "base.budget.epochs"),
+        ("base: {task: digits}\nmax_concurrent: '4'\n", "max_concurrent"),
+    ],
+)
+def test_yaml_numbers_are_strict_too(client: TestClient, text: str, field: str) -> None:
+    assert_invalid(post_yaml(client, text), field, "Input should be a valid")
 
 
 def test_nested_and_whole_entry_parameters(client: TestClient) -> None:
@@ -209,6 +259,42 @@ INVALID_FILES = [
     bad("run-cap-zero", LR_GRID + "run_cap: 0\n", "run_cap", "greater than or equal to 1"),
     bad("base-task", LR_GRID + "base: {task: mnist}\n", "base.task.name", "unknown task 'mnist'"),
     bad("no-parameters", "method: grid\n", "parameters", "parameters is required"),
+    # the checks of a sweep at submission, located in the file
+    bad(
+        "momentum-normal-leaves-its-bounds",
+        RANDOM + "  momentum: {distribution: normal, mu: 0.9, sigma: 0.05}\n",
+        "parameters.momentum",
+        "normal(mu=0.9, sigma=0.05) out to 4 sigma reaches 1.1: optimizer.momentum: Input "
+        "should be less than 1",
+    ),
+    bad(
+        "random-schedule-field-one-kind-refuses",
+        RANDOM
+        + "  scheduler: {values: [cosine, step]}\n  gamma: {value: 1.5}\n"
+        + "  lr: {min: 0.001, max: 0.1}\n",
+        "parameters.gamma",
+        "schedule.gamma: Input should be less than or equal to 1",
+    ),
+    bad(
+        "bayes-without-metric",
+        "method: bayes\nparameters:\n  lr: {min: 0.001, max: 0.1}\n",
+        "metric",
+        "name the metric: method bayes models the metric",
+    ),
+    bad(
+        "hyperband-metric-not-logged",
+        LR_GRID + "metric: {name: val_f1, goal: maximize}\n"
+        "early_terminate: {type: hyperband, min_iter: 1}\n",
+        "metric.name",
+        "early_stop judges trials at their evaluations, where task 'digits' logs val_loss, "
+        "val_accuracy; 'val_f1' is not among them",
+    ),
+    bad(
+        "run-cap-true",
+        LR_GRID + "run_cap: true\n",
+        "run_cap",
+        "valid integer",
+    ),
     bad("no-method", "parameters:\n  lr: {values: [0.1]}\n", "method", "method is required"),
     bad("yaml-syntax", LR_GRID[:-2] + "\n", "", "invalid YAML at line 4, column 1"),
     bad("yaml-date", RANDOM + "  lr: {values: [2020-01-01]}\n", "parameters.lr.values[0]", "date"),
@@ -222,6 +308,16 @@ def test_invalid_file_is_422_at_its_place_in_the_file(
 ) -> None:
     assert_invalid(post_yaml(client, text), field, message)
     assert sweep_total(client) == 0
+
+
+def test_a_wandb_files_warnings_come_with_the_sweep(client: TestClient) -> None:
+    text = LR_GRID + "metric: {name: val_accuracy, goal: minimize}\n"
+    body = created(post_yaml(client, text))
+    assert body["warnings"] == [
+        "metric.goal: minimizing val_accuracy, where higher is better; did you mean maximize?",
+        "base: nothing names a task, so every trial trains lrlab's built-in task digits; name "
+        "one with base: {task: ...} or a task parameter",
+    ]
 
 
 def test_grid_limit_points_into_the_file(store: Store, client: TestClient, tmp_path: Path) -> None:

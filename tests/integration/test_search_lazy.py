@@ -140,8 +140,9 @@ def test_a_lazy_sweep_between_two_trials_is_not_finished(store: Store, tmp_path:
 def test_a_params_draw_that_makes_an_invalid_trial_fails_at_birth(
     store: Store, tmp_path: Path
 ) -> None:
-    # sgd with momentum is fine, adam has no momentum: some draws are invalid trials.
-    space = {"optimizer.name": ["sgd", "adam"], "optimizer.momentum": [0.9]}
+    # Submission through the API refuses this space (sweep_checks); a sweep stored without
+    # those checks (an older server's) still fails only the trials it cannot build.
+    space = {"optimizer.name": ["sgd", "adam"], "optimizer.lr": [0.1, -1.0]}
     base = {"task": "digits", "optimizer": {"name": "sgd", "lr": 0.1}}
     project = store.projects.create("p")
     # Half the draws fail: the failure policy (test_failure_stop.py) would end the sweep
@@ -164,10 +165,45 @@ def test_a_params_draw_that_makes_an_invalid_trial_fails_at_birth(
     failed = [t for t in done if t.status is TrialStatus.FAILED]
     assert failed and len(failed) < 12
     for trial in failed:
-        assert trial.params["optimizer.name"] == "adam"
+        assert trial.params["optimizer.lr"] == -1.0
         assert trial.error is not None and "give an invalid trial" in trial.error
-        assert "momentum" in trial.error
+        assert "optimizer.lr" in trial.error
         assert trial.started_at is None  # never launched
+
+
+@pytest.mark.parametrize("method", ["random", "bayes"])
+def test_a_sampled_sweep_switching_optimizers_builds_every_trial(
+    client: TestClient, store: Store, tmp_path: Path, method: str
+) -> None:
+    # Submitted through the API: its checks pass, and every trial drawn builds.
+    momentum = {"distribution": "uniform", "low": 0.0, "high": 0.99}
+    spec = {
+        "base": {"task": "digits", "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.5}},
+        "method": method,
+        "space": {"optimizer.name": ["sgd", "adam"], "optimizer.momentum": momentum},
+        "metric": {"name": "val_loss", "goal": "minimize"},
+        "max_trials": 12,
+    }
+    response = client.post("/sweeps", json=spec)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["warnings"] == [
+        "space['optimizer.momentum']: only optimizer sgd has momentum; the trials with adam "
+        "run without it"
+    ]
+    url = f"/sweeps/{body['id']}"
+    scheduler = make(store, FakeLauncher(cpus=8, auto=RunOutcome.SUCCEEDED), tmp_path)
+    tick_until(scheduler.tick, lambda: client.get(url).json()["status"] == "finished")
+    done = client.get(f"{url}/trials", params={"limit": 100}).json()["items"]
+    assert [t["status"] for t in done] == ["succeeded"] * 12  # none failed at birth
+    assert {t["params"]["optimizer.name"] for t in done} == {"sgd", "adam"}
+    for trial in done:
+        optimizer = trial["spec"]["optimizer"]
+        assert optimizer["name"] == trial["params"]["optimizer.name"]
+        if optimizer["name"] == "adam":  # neither the base's momentum nor the drawn one
+            assert "momentum" not in optimizer and optimizer["lr"] == 0.1
+        else:
+            assert optimizer["momentum"] == trial["params"]["optimizer.momentum"]
 
 
 def test_bayes_history_has_the_metric_and_every_live_trial(

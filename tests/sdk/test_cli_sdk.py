@@ -81,6 +81,20 @@ def test_submit_status_and_cancel(cli: Cli, sweep_file: Path) -> None:
     assert "cancelled" in cli("cancel", str(sweep["id"])).stdout
 
 
+def test_submit_prints_the_servers_warnings_on_stderr(cli: Cli, tmp_path: Path) -> None:
+    spec = lr_grid_sweep(name="warned", metric={"name": "val_accuracy", "goal": "minimize"})
+    path = write(tmp_path / "warned.yaml", yaml.safe_dump(spec))
+    done = cli("submit", str(path))
+    assert "warning: metric.goal: minimizing val_accuracy, where higher is better" in done.stderr
+    assert "warning" not in done.stdout and "sweep" in done.stdout
+    quiet = cli("submit", str(write(tmp_path / "fine.yaml", yaml.safe_dump(lr_grid_sweep()))))
+    assert "warning" not in quiet.stderr
+    as_json = json.loads(cli("submit", str(path), "--json").stdout)
+    assert as_json["warnings"] == [
+        "metric.goal: minimizing val_accuracy, where higher is better; did you mean maximize?"
+    ]
+
+
 def test_registries(cli: Cli) -> None:
     assert "digits" in {t["name"] for t in cli.json("tasks")}
     assert "sgd" in {o["name"] for o in cli.json("optimizers")}

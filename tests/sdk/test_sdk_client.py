@@ -142,6 +142,22 @@ def test_the_format_can_be_forced(client: lrlab.Client, tmp_path: Path) -> None:
     assert client.submit(path, format="native").trials_total == 2
 
 
+GOAL_WARNING = (
+    "metric.goal: minimizing val_accuracy, where higher is better; did you mean maximize?"
+)
+
+
+def test_a_submissions_warnings_are_on_the_sweep(client: lrlab.Client, tmp_path: Path) -> None:
+    spec = lr_grid_sweep(metric={"name": "val_accuracy", "goal": "minimize"})
+    sweep = client.create_sweep(spec)
+    assert sweep.warnings == [GOAL_WARNING] and sweep.trials_total == 2  # stored all the same
+    assert client.get_sweep(sweep.id).warnings == []  # only the submission's answer has them
+    assert client.submit(write(tmp_path / "warn.yaml", yaml.safe_dump(spec))).warnings == [
+        GOAL_WARNING
+    ]
+    assert client.create_sweep(lr_grid_sweep()).warnings == []
+
+
 def test_submit_an_unreadable_file(client: lrlab.Client, tmp_path: Path) -> None:
     with pytest.raises(lrlab.SpecFileError, match="not valid JSON"):
         client.submit(write(tmp_path / "bad.json", "{nope"))

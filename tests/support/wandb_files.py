@@ -192,8 +192,8 @@ VALID: dict[str, WandbFile] = {
             "regularization.grad_clip_norm": {"value": 1.0},
             "optimizer.name": {"value": "adamw"},
         },
-        warnings=("program",),
-        metric={"name": "eval_loss", "goal": "minimize"},
+        warnings=("metric.name", "program"),
+        metric={"name": "val_loss", "goal": "minimize"},
     ),
     "torch_schedulers": WandbFile(
         "grid",

@@ -137,7 +137,8 @@ def test_a_loss_that_climbed_back_is_not_healthy_slow_underfitting_or_vanishing(
     for kind in ("healthy", "slow_convergence"):
         assert admissible(kind, f) is not climbed_back
     assert admissible("underfitting", f) is (not climbed_back and end < 0.97)
-    assert admissible("vanishing_gradients", f) is (not climbed_back and end < 1.3)
+    # ... and a loss that fell below half its start moved: never vanishing
+    assert admissible("vanishing_gradients", f) is (not climbed_back and low >= 0.5)
     assert admissible("oscillation", f)
 
 

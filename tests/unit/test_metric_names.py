@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from services.domain.errors import InvalidInput
-from services.tracking.metric_names import ALIASES, CANONICAL, MetricNames, checked_mapping
+from services.domain.metric_aliases import ALIASES
+from services.tracking.metric_names import CANONICAL, MetricNames, checked_mapping
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "metric-names.md"
 

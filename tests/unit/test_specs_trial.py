@@ -1,12 +1,15 @@
-"""TrialSpec: defaults, bare names, field rules and cross-field rules."""
+"""TrialSpec: defaults, bare names, field rules and cross-field rules, strict numbers and
+the bounds no real run reaches."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
 from services.specs import (
+    AdamParams,
     AdamWParams,
     ConstantSchedule,
     CyclicSchedule,
@@ -82,10 +85,14 @@ def test_unknown_top_level_key_lists_the_fields() -> None:
     )
 
 
-@pytest.mark.parametrize("batch_size", [0, -4, "half", 1.5, True, None])
-def test_batch_size_must_be_positive_int_or_full(batch_size: object) -> None:
+@pytest.mark.parametrize(
+    "batch_size", [0, -4, "half", 1.5, True, None, "32", 10_000_001, 1e12, 2**70]
+)
+def test_batch_size_must_be_a_bounded_int_or_full(batch_size: object) -> None:
     assert_rejected(
-        TrialSpec, trial(batch_size=batch_size), 'batch_size: must be an integer >= 1 or "full"'
+        TrialSpec,
+        trial(batch_size=batch_size),
+        'batch_size: must be an integer from 1 to 10000000 or "full"',
     )
 
 
@@ -261,3 +268,75 @@ def test_layer_decay_with_lbfgs_is_rejected_at_submission() -> None:
     (error,) = err.value.errors()
     assert error["loc"] == ("regularization", "layer_decay")
     assert "lbfgs takes a single group" in error["msg"]
+
+
+# -- strict numbers and bounds ----------------------------------------------------------------
+
+STRICT = [
+    pytest.param({"optimizer": {"name": "sgd", "lr": True}}, "optimizer.lr", id="lr-true"),
+    pytest.param({"optimizer": {"name": "sgd", "lr": "0.1"}}, "optimizer.lr", id="lr-string"),
+    pytest.param({"budget": {"epochs": 10.0}}, "budget.epochs", id="epochs-float"),
+    pytest.param({"budget": {"epochs": "10"}}, "budget.epochs", id="epochs-string"),
+    pytest.param({"seed": False}, "seed", id="seed-false"),
+    pytest.param({"resources": {"cpus": "2"}}, "resources.cpus", id="cpus-string"),
+    pytest.param({"optimizer": {"name": "sgd", "nesterov": 1}}, "optimizer.nesterov", id="bool-1"),
+    pytest.param(
+        {"optimizer": {"name": "adam", "betas": [0.9, "0.99"]}}, "optimizer.betas[1]", id="beta"
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "field"), STRICT)
+def test_numbers_are_numbers_not_booleans_or_strings(fields: dict[str, Any], field: str) -> None:
+    assert_rejected(TrialSpec, trial(**fields), f"{field}: Input should be a valid")
+
+
+def test_integers_given_for_floats_and_lists_for_pairs_are_fine() -> None:
+    spec = TrialSpec.model_validate(
+        trial(optimizer={"name": "adam", "lr": 1, "betas": [0.9, 0.99]}, resources={"cpus": 2})
+    )
+    assert spec.optimizer.lr == 1.0 and spec.resources.cpus == 2.0
+    assert isinstance(spec.optimizer, AdamParams) and spec.optimizer.betas == (0.9, 0.99)
+    # as stored (JSON: a list for the pair) and read back
+    assert TrialSpec.model_validate(spec.model_dump(mode="json")) == spec
+
+
+BOUNDS = [
+    pytest.param({"budget": {"max_steps": 2**70}}, "budget.max_steps", "1000000000", id="steps"),
+    pytest.param({"budget": {"epochs": 10**7}}, "budget.epochs", "1000000", id="epochs"),
+    pytest.param({"eval_every": 2**40}, "eval_every", "1000000000", id="eval-every"),
+    pytest.param(
+        {"schedule": {"name": "step", "step_size": 2**40}},
+        "schedule.step_size",
+        "1000000000",
+        id="step-size",
+    ),
+    pytest.param(
+        {"lr_scaling": {"rule": "linear", "base_batch_size": 10**8}},
+        "lr_scaling.base_batch_size",
+        "10000000",
+        id="base-batch-size",
+    ),
+    pytest.param({"resources": {"cpus": 4096}}, "resources.cpus", "1024", id="cpus"),
+    pytest.param({"resources": {"gpus": 128}}, "resources.gpus", "64", id="gpus"),
+    pytest.param(
+        {"optimizer": {"name": "sgd", "momentum": 1.0}},
+        "optimizer.momentum",
+        "less than 1",
+        id="momentum-1",
+    ),
+    pytest.param(
+        {"optimizer": {"name": "sgd", "dampening": 1.5}},
+        "optimizer.dampening",
+        "1",
+        id="dampening",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "field", "bound"), BOUNDS)
+def test_sizes_past_any_real_run_are_refused(
+    fields: dict[str, Any], field: str, bound: str
+) -> None:
+    text = assert_rejected(TrialSpec, trial(**fields), f"{field}: Input should be")
+    assert bound in text

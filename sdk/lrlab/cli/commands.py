@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from lrlab.cli.app import State, Target, json_option, main, pass_state, sweep_or_trial
 from lrlab.cli.output import fmt_params, fmt_time, status_text, table
@@ -42,6 +43,9 @@ def _sweep_line(sweep: Sweep) -> str:
 def submit(state: State, file: str, fmt: str, wait_: bool) -> None:
     """Submit the sweep in FILE (YAML or JSON). With --wait, exit 1 if it ended failed."""
     sweep = state.client.submit(file, format=fmt)  # type: ignore[arg-type]
+    out = state.out
+    for warning in sweep.warnings:  # stored all the same, but likely unintended
+        out.errors.print(Text.assemble(("warning:", "yellow"), " ", warning), soft_wrap=True)
     if wait_:
         sweep = state.client.wait_sweep(sweep.id)
     state.out.emit(sweep, lambda c: c.print(_sweep_line(sweep)))
