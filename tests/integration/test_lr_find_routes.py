@@ -41,6 +41,7 @@ def test_a_range_test_is_queued_as_a_one_trial_lr_find_sweep(
         "name": "range_test",
         "end_lr": 1.0,
         "warmup_steps": 0,
+        "warmup_fraction": None,
         "warmup_start_factor": 0.1,
     }
     assert spec["optimizer"]["lr"] == 1e-6 and spec["optimizer"]["momentum"] == 0.9

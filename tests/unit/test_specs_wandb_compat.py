@@ -254,8 +254,12 @@ def test_metric_target_and_impute() -> None:
         "parameters": {"lr": {"min": 0.001, "max": 0.1}},
     }
     spec = parse_wandb(config)
-    assert (spec.metric.name, spec.metric.goal, spec.metric.target) == ("val_acc", "maximize", 0.95)
-    assert any(w.startswith("metric.impute: 'worst' is not used") for w in warned(config))
+    # val_acc, as Lightning examples log it, is read as lrlab's val_accuracy, and said so
+    metric = (spec.metric.name, spec.metric.goal, spec.metric.target)
+    assert metric == ("val_accuracy", "maximize", 0.95)
+    warnings = warned(config)
+    assert any(w.startswith("metric.impute: 'worst' is not used") for w in warnings)
+    assert "metric.name: 'val_acc' is read as lrlab's 'val_accuracy'" in warnings
 
 
 def test_strict_is_wandbs_default_and_must_be_a_boolean() -> None:
