@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.domain.failure_tally import FailureTally
 from services.domain.records import SweepStatus, TrialStatus
 from services.store.db import Database
-from services.store.tables import SweepRow, TrialRow, utcnow
-from services.store.trial_rows import record_event
-from services.store.trial_states_repo import write_transaction
+from services.store.tables import SweepRow, TrialRow
 
 __all__ = ["STOPPED_WITH_SWEEP", "SweepFailureRepository"]
 
@@ -41,46 +39,6 @@ class SweepFailureRepository:
                 .order_by(SweepRow.id)
             ).all()
             return [_tally(s, sweep_id, spec) for sweep_id, spec in sweeps]
-
-    def stop(self, sweep_id: int, reason: str) -> bool:
-        """End a running sweep `failed` with `reason` and cancel its queued trials (a lazy
-        sweep asks for none once it no longer runs); running trials finish on their own.
-        False when the sweep no longer runs (cancelled, finished, or stopped already)."""
-        with write_transaction(self._db) as s:
-            row = s.scalars(
-                select(SweepRow)
-                .where(SweepRow.id == sweep_id, SweepRow.status == SweepStatus.RUNNING.value)
-                .with_for_update()
-            ).one_or_none()
-            if row is None:
-                return False
-            now = utcnow()
-            row.status = SweepStatus.FAILED.value
-            row.status_reason = reason
-            row.updated_at = row.finished_at = now
-            queued = list(
-                s.scalars(
-                    select(TrialRow.id).where(
-                        TrialRow.sweep_id == sweep_id,
-                        TrialRow.status == TrialStatus.QUEUED.value,
-                    )
-                )
-            )
-            if queued:
-                s.execute(
-                    update(TrialRow)
-                    .where(TrialRow.id.in_(queued), TrialRow.status == TrialStatus.QUEUED.value)
-                    .values(
-                        status=TrialStatus.CANCELLED.value,
-                        finished_at=now,
-                        stop_reason=STOPPED_WITH_SWEEP,
-                        status_reason=None,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                for trial_id in queued:
-                    record_event(s, trial_id, TrialStatus.CANCELLED, STOPPED_WITH_SWEEP)
-            return True
 
 
 def _tally(s: Session, sweep_id: int, spec: dict[str, object]) -> FailureTally:

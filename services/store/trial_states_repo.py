@@ -184,11 +184,19 @@ class TrialStateRepository:
                 row.finished_at = row.updated_at = now
             return [row.id for row in rows]
 
-    def end_sweep(self, sweep_id: int, reason: str) -> bool:
-        """Finish a running sweep now, saying why (its metric target was reached): its
-        queued trials are cancelled with that reason, and no trial is claimed from it or
-        asked for it any more (both want a running sweep); running trials go on to their
-        end. False when the sweep is not running (it ended, or was cancelled, meanwhile)."""
+    def end_sweep(
+        self,
+        sweep_id: int,
+        reason: str,
+        *,
+        status: SweepStatus = SweepStatus.FINISHED,
+        trial_reason: str | None = None,
+    ) -> bool:
+        """End a running sweep now in `status`, saying why (its metric target reached; its
+        trials kept failing): its queued trials are cancelled with `trial_reason` (else the
+        sweep's), and no trial is claimed from it or asked for it any more (both want a
+        running sweep); running trials go on to their end. False when the sweep is not
+        running (it ended, or was cancelled, meanwhile)."""
         with self._write() as s:
             row = s.scalars(
                 select(SweepRow)
@@ -197,14 +205,15 @@ class TrialStateRepository:
             ).one_or_none()
             if row is None:
                 return False
-            row.status = SweepStatus.FINISHED.value
+            row.status = status.value
             row.finished_at = row.updated_at = utcnow()
             row.status_reason = reason
             queued = select(TrialRow).where(
                 TrialRow.sweep_id == sweep_id, TrialRow.status == _QUEUED
             )
             for trial in s.scalars(queued.with_for_update()):
-                _terminate(s, trial, TrialStatus.CANCELLED, stop_reason=reason)
+                trial.status_reason = None  # no longer waits for anything
+                _terminate(s, trial, TrialStatus.CANCELLED, stop_reason=trial_reason or reason)
             return True
 
     # -- a policy's side (the live analyzer) -------------------------------------------

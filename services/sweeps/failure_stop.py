@@ -11,9 +11,11 @@ import logging
 from collections.abc import Collection
 
 from services.domain.failure_tally import FailureTally
+from services.domain.records import SweepStatus
 from services.domain.stored_specs import StoredSpecError
 from services.specs.failure_policy import FailurePolicy
 from services.store import Store
+from services.store.sweep_failures_repo import STOPPED_WITH_SWEEP
 
 __all__ = ["failure_reason", "stop_failing_sweeps"]
 
@@ -62,7 +64,10 @@ def stop_failing_sweeps(store: Store, failed_trial_ids: Collection[int]) -> list
             log.error("%s", exc)
             continue
         reason = None if policy is None else failure_reason(policy, tally)
-        if reason is not None and store.sweep_failures.stop(tally.sweep_id, reason):
+        stopped_now = reason is not None and store.trial_states.end_sweep(
+            tally.sweep_id, reason, status=SweepStatus.FAILED, trial_reason=STOPPED_WITH_SWEEP
+        )
+        if stopped_now:
             log.warning("sweep %s %s", tally.sweep_id, reason)
             stopped.append(tally.sweep_id)
     return stopped
